@@ -1,0 +1,60 @@
+"""`redrobe <command>`: the one dispatch table of the pipeline.
+
+Stage commands have the same names as the stages in dvc.yaml (a contract test keeps
+them in sync); each maps to ``redrobe.stages.<module>:main`` and is imported lazily so
+``redrobe --help`` stays fast.
+
+    redrobe --help
+    redrobe clean --params params.yaml --input data/raw --output data/interim/clean ...
+    redrobe params-check params.yaml
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: command -> module under redrobe.stages (each module defines ``main(argv)``)
+STAGES = {
+    "ingest": "ingest",
+    "clean": "clean",
+    "dedup": "dedup",
+    "quality": "quality",
+    "tokenize": "tokenize",
+    "bucket": "bucket",
+    "pretrain": "pretrain",
+    "lora": "lora",
+    "evaluate": "evaluate",
+    "report": "report",
+}
+
+TOOLS = {
+    "params-check": ("redrobe.config_cli", "main"),
+}
+
+
+def _usage() -> str:
+    stages = "\n".join(f"  {name}" for name in STAGES)
+    tools = "\n".join(f"  {name}" for name in TOOLS)
+    return (f"usage: redrobe <command> [options]\n\npipeline stages (dvc.yaml):\n{stages}\n\n"
+            f"tools:\n{tools}\n\nrun `redrobe <command> --help` for a command's options")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in STAGES:
+        module, func = f"redrobe.stages.{STAGES[command]}", "main"
+    elif command in TOOLS:
+        module, func = TOOLS[command]
+    else:
+        print(f"redrobe: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Shared glue for stage modules: argument parsing, params, metrics, tracking, errors.
+
+A stage module defines ``run(params, args, tracker) -> dict`` (its metrics) and
+``main(argv)`` that calls :func:`execute`. ``execute`` loads and validates
+params.yaml, opens the stage's MLflow child run, calls ``run``, checks and writes
+``data/metrics/<stage>.json`` and turns known errors into one clear message and a
+non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from redrobe.accounting import AccountingError, Ledger
+from redrobe.config import ConfigError, Params, as_dict, load_params
+from redrobe.documents import write_json
+from redrobe.errors import GateError, InputError
+
+
+def parser(stage: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"redrobe {stage}", description=description)
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--metrics", required=True, help="where to write the stage metrics JSON")
+    return p
+
+
+def metrics_payload(stage: str, ledger: Ledger | None = None, **extra: Any) -> dict[str, Any]:
+    """The metrics JSON of a stage: accounting (checked) plus stage-specific fields."""
+    payload: dict[str, Any] = {"stage": stage, **extra}
+    if ledger is not None:
+        ledger.check()
+        payload["accounting"] = ledger.as_dict()
+    return payload
+
+
+def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],
+            run: Callable[[Params, argparse.Namespace, Any], dict[str, Any]],
+            sections: Sequence[str]) -> int:
+    """Run one stage end to end; return the process exit code."""
+    args = build().parse_args(argv)
+    try:
+        params = load_params(args.params)
+    except ConfigError as exc:
+        return _fail(stage, str(exc), 2)
+    from redrobe import tracking  # imported here: mlflow import is slow and optional
+
+    started = time.time()
+    try:
+        with tracking.stage_run(stage, {s: as_dict(getattr(params, s)) for s in sections},
+                                params.tracking.experiment) as tracker:
+            metrics = run(params, args, tracker)
+            metrics["wall_seconds"] = round(time.time() - started, 3)
+            write_json(args.metrics, metrics)
+            tracker.log_metrics_json(metrics, Path(args.metrics))
+    except (InputError, AccountingError) as exc:
+        return _fail(stage, str(exc), 1)
+    except GateError as exc:
+        return _fail(stage, f"quality gate failed: {exc}", 1)
+    print(f"redrobe {stage}: done in {time.time() - started:.1f}s -> {args.metrics}")
+    return 0
+
+
+def _fail(stage: str, message: str, code: int) -> int:
+    print(f"redrobe {stage}: error: {message}", file=sys.stderr)
+    return code
