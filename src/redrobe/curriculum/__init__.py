@@ -1,0 +1,1 @@
+"""Curriculum: the train/validation split, difficulty scores and buckets."""
