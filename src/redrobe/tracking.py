@@ -44,8 +44,9 @@ def setup(experiment: str) -> str:
         exp_id = found.experiment_id
     else:
         location = None
-        if tracking_uri().startswith("sqlite:"):
-            location = Path("mlartifacts").resolve().as_uri()
+        uri = tracking_uri()
+        if uri.startswith("sqlite:///"):  # artifacts beside the database file
+            location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
         exp_id = mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id

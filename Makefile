@@ -1,0 +1,45 @@
+# redrobe: two commands for a fresh machine.
+#   make run    create .venv, install everything, run the whole pipeline (Prefect flow)
+#   make test   create .venv, install everything, run the test suite
+# Other targets: make install | repro | ui | clean-data
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_CPU := torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run repro test ui clean-data
+
+install: $(STAMP)
+
+# torch first: on a machine without an NVIDIA GPU install the CPU build, so the
+# project's `torch>=2.4` is already satisfied and no CUDA wheels are pulled.
+# requirements.lock pins every other package to the versions the tests ran with.
+# deepspeed builds against the installed torch, hence --no-build-isolation.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/python -m pip install --quiet $(TORCH_CPU); fi
+	$(BIN)/python -m pip install --quiet --no-build-isolation -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m flows.pipeline
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
+
+clean-data:
+	rm -rf data/raw data/interim data/processed data/models data/reports mlflow.db mlartifacts

@@ -1,0 +1,1 @@
+"""Prefect flows (run from the repository root, e.g. `python -m flows.pipeline`)."""

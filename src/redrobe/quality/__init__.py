@@ -1,0 +1,1 @@
+"""Quality gate: Great Expectations suites over the deduplicated shards."""

@@ -1,0 +1,136 @@
+"""Render the Markdown report of a pipeline run from the stages' metrics files.
+
+Pure functions over already-loaded metrics (dicts) and the training curve rows;
+the `report` stage reads the files and writes the result:
+
+    md = render_report(metrics, curve_png="pretrain_curve.png")
+
+Sections: the data funnel per slice (in, removed by reason, duplicates, kept,
+tokens), tokens per curriculum bucket, the training curve, and the evaluation table.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def _table(header: list[str], rows: Iterable[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
+    return metrics.get(stage, {}).get("accounting", {}).get("slices", {})
+
+
+def _reasons(counts: dict[str, Any] | None) -> str:
+    if not counts or not counts.get("removed_by_reason"):
+        return "0"
+    return "<br>".join(f"{r}: {n:,}" for r, n in counts["removed_by_reason"].items())
+
+
+def funnel_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """One row per slice: ingested, removed by clean (by reason), duplicates, kept, tokens."""
+    ingest, clean, dedup = (_slices(metrics, s) for s in ("ingest", "clean", "dedup"))
+    tokens = metrics.get("bucket", {}).get("tokens_by_slice", {})
+    rows = []
+    for name in sorted(set(ingest) | set(clean) | set(dedup)):
+        i, c, d = ingest.get(name, {}), clean.get(name, {}), dedup.get(name, {})
+        t = tokens.get(name, {})
+        rows.append([name, i.get("in", 0), _reasons(i), i.get("quarantined", 0),
+                     c.get("in", 0), _reasons(c), d.get("removed", 0), d.get("out", 0),
+                     t.get("train", 0), t.get("val", 0)])
+    return rows
+
+
+def bucket_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for b in metrics.get("bucket", {}).get("buckets", []):
+        rows.append([b["name"], b["docs"], b["tokens"],
+                     f"{b['score_min']:.3f}–{b['score_max']:.3f}"])
+    return rows
+
+
+def eval_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    models = metrics.get("eval", {}).get("models", {})
+    base, lora = models.get("base", {}).get("slices", {}), models.get("lora", {}).get("slices", {})
+    rows = []
+    for name in sorted(set(base) | set(lora)):
+        b, a = base.get(name, {}), lora.get(name, {})
+        rows.append([name, b.get("perplexity", "—"), b.get("bits_per_byte", "—"),
+                     a.get("perplexity", "—"), a.get("bits_per_byte", "—")])
+    return rows
+
+
+def read_curve(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(fh)]
+
+
+def plot_curve(rows: list[dict[str, float]], out: Path, title: str) -> None:
+    """Training loss (and validation loss where measured) against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train loss", lw=1)
+    val = [r for r in rows if "val_loss" in r]
+    if val:
+        ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="val loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, metadata={"Software": None})  # no version stamp: stable bytes
+    plt.close(fig)
+
+
+def render_report(metrics: dict[str, Any], curve_png: str | None) -> str:
+    pre, evaluation = metrics.get("pretrain", {}), metrics.get("eval", {})
+    parts = [
+        "# redrobe pipeline report",
+        "## Data funnel per slice",
+        "Documents per slice through ingest → clean → dedup (removals with their named "
+        "reasons), and the tokens each slice contributes to training and validation.",
+        _table(["slice", "ingested", "ingest removed", "quarantined", "clean in",
+                "clean removed (by reason)", "duplicates", "kept", "train tokens",
+                "val tokens"], funnel_rows(metrics)),
+        "## Curriculum buckets (easy → hard)",
+        _table(["bucket", "documents", "tokens", "difficulty range (bits/token)"],
+               bucket_rows(metrics)),
+        "## Pretraining",
+        _table(["steps", "tokens seen", "final train loss", "final val loss", "tokens/s",
+                "precision", "parameters"],
+               [[pre.get("steps", "—"), pre.get("tokens_seen", "—"),
+                 pre.get("final_train_loss", "—"), pre.get("final_val_loss", "—"),
+                 pre.get("tokens_per_s", "—"), pre.get("precision", "—"),
+                 pre.get("parameters", {}).get("total", "—")]]),
+    ]
+    if curve_png:
+        parts.append(f"![training curve]({curve_png})")
+    parts += [
+        f"## Evaluation (held-out validation split; LoRA adapted on "
+        f"`{evaluation.get('lora_slice', '?')}`)",
+        _table(["slice", "base perplexity", "base bits/byte", "LoRA perplexity",
+                "LoRA bits/byte"], eval_rows(metrics)),
+        "Generation speed: " + ", ".join(
+            f"{name} {m.get('generation_tokens_per_s', 0):.1f} tokens/s"
+            for name, m in sorted(evaluation.get("models", {}).items())),
+    ]
+    return "\n\n".join(parts) + "\n"

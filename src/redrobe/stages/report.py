@@ -1,0 +1,60 @@
+"""`redrobe report`: the Markdown report of the run, with the training curve plot.
+
+    redrobe report --params params.yaml --metrics-dir data/metrics --output data/reports \
+        --metrics data/metrics/report.json
+
+Reads every stage's metrics JSON and the pretraining curve from ``--metrics-dir`` and
+writes ``<output>/report.md`` and ``<output>/pretrain_curve.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from redrobe.config import Params
+from redrobe.documents import atomic_dir, atomic_file
+from redrobe.errors import InputError
+from redrobe.reporting import plot_curve, read_curve, render_report
+from redrobe.stages import common
+
+STAGE_FILES = ("ingest", "clean", "dedup", "quality", "tokenize", "bucket", "pretrain",
+               "lora", "eval")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser("report", __doc__.splitlines()[0])
+    p.add_argument("--metrics-dir", required=True)
+    p.add_argument("--output", required=True)
+    return p
+
+
+def load_metrics(directory: Path) -> dict[str, Any]:
+    metrics = {}
+    for name in STAGE_FILES:
+        path = directory / f"{name}.json"
+        try:
+            metrics[name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read stage metrics: {exc}") from exc
+    return metrics
+
+
+def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+    directory = Path(args.metrics_dir)
+    metrics = load_metrics(directory)
+    curve = read_curve(directory / "pretrain_curve.csv")
+    with atomic_dir(args.output) as out:
+        plot_curve(curve, out / "pretrain_curve.png", "pretraining (curriculum order)")
+        with atomic_file(out / "report.md") as fh:
+            fh.write(render_report(metrics, "pretrain_curve.png"))
+    report = Path(args.output) / "report.md"
+    tracker.log_artifact(args.output, "report")
+    return common.metrics_payload("report", report=str(report), sections=4,
+                                  stages=list(STAGE_FILES))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.execute("report", argv, build_parser, run, ("tracking",))

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that run DVC stages and record lineage (no data logic)."""
