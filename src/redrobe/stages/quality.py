@@ -46,7 +46,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
     docs, shard_frame = summarize_shards(shards, params.shared.batch_docs)
     rates = removal_rates({"clean": _read_metrics(args.clean_metrics),
-                           "dedup": _read_metrics(args.dedup_metrics)})
+                           "dedup": _read_metrics(args.dedup_metrics)}, params.quality)
     summary = run_suites(docs, shard_frame, rates, params.quality, params.shared.slices)
     with atomic_dir(args.output) as out:
         write_json(out / "validation.json", summary)
