@@ -39,3 +39,15 @@ def test_missing_file_is_named(tmp_path):
 
 def test_int_is_accepted_for_float():
     assert params_from_dict({"pretrain": {"lr": 1}}).pretrain.lr == 1.0
+
+
+def test_profiles_are_valid_params(repo_root):
+    import yaml
+
+    from redrobe.config import merge_profile
+
+    base = yaml.safe_load((repo_root / "params.yaml").read_text())
+    for profile in sorted((repo_root / "profiles").glob("*.yaml")):
+        merged = merge_profile(base, yaml.safe_load(profile.read_text()))
+        params_from_dict(merged, source=str(profile))
+        assert merged["clean"] == base["clean"]  # a profile only overrides what it names

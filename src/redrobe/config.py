@@ -154,11 +154,16 @@ class MinHashParams:
     def validate(self) -> list[str]:
         return (_check(self.bands * self.rows <= self.num_perm, "bands",
                        "bands * rows must be <= num_perm")
-                + _check(self.ngram >= 1, "ngram", "must be >= 1"))
+                + _check(self.ngram >= 1, "ngram", "must be >= 1")
+                + _check(self.num_perm >= 1, "num_perm", "must be >= 1")
+                + _check(self.bands >= 1, "bands", "must be >= 1")
+                + _check(self.rows >= 1, "rows", "must be >= 1")
+                + _check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)"))
 
 
 @dataclass(frozen=True)
 class Dedup:
+    """Exact (normalized-content hash) and MinHash-LSH deduplication (REFERENCES §4)."""
     exact: bool = True
     cross_slice: bool = True       # duplicates are found across slices, as SlimPajama does
     minhash: MinHashParams = field(default_factory=MinHashParams)
@@ -315,6 +320,17 @@ def params_from_dict(raw: Any, source: str = "params.yaml") -> Params:
     if problems:
         raise ConfigError(problems, source)
     return params
+
+
+def merge_profile(base: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a params profile (nested mapping) over a params mapping."""
+    merged = dict(base)
+    for key, value in profile.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_profile(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def as_dict(obj: Any) -> Any:

@@ -1,0 +1,189 @@
+"""End to end: copy the repo, run `dvc repro` on the tiny profile, check everything.
+
+Then, in the same copy: a second `dvc repro` runs nothing; a changed `clean` param
+makes clean and what follows stale, never ingest; and the Prefect flow, against a
+real temporary Prefect server, reruns exactly the stages a changed `evaluate` param
+touches, under a new MLflow parent run. Downloads of the sample distributions are
+cached in the source repo's .cache/dists, so only the first run fetches them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from redrobe.accounting import check_accounting
+from redrobe.config import merge_profile
+from redrobe.documents import file_digest, list_shards
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+pytestmark = pytest.mark.e2e
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "PREFECT_", "REDROBE_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PREFECT_HOME"] = str(root / ".prefect-home")
+    return env
+
+
+def _sh(cmd: list[str], root: Path) -> str:
+    proc = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _dvc(root: Path, *args: str) -> str:
+    return _sh([sys.executable, "-m", "dvc", *args], root)
+
+
+def _copy_repo(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    cache = REPO / ".cache" / "dists"
+    cache.mkdir(parents=True, exist_ok=True)
+    (dest / ".cache").mkdir()
+    (dest / ".cache" / "dists").symlink_to(cache)
+
+
+def _set_params(root: Path, overrides: dict) -> None:
+    path = root / "params.yaml"
+    merged = merge_profile(yaml.safe_load(path.read_text()), overrides)
+    path.write_text(yaml.safe_dump(merged, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e") / "repo"
+    root.mkdir()
+    _copy_repo(root)
+    _set_params(root, yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text()))
+    _sh(["git", "init", "-q"], root)
+    _sh(["git", "add", "-A"], root)
+    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    log = _dvc(root, "repro")
+    return root, log
+
+
+def _client(root: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def _runs(root: Path):
+    client = _client(root)
+    exp = client.get_experiment_by_name("redrobe")
+    return client, client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_every_stage_ran_and_accounting_holds(pipeline):
+    root, log = pipeline
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in log
+    for stage in ("ingest", "clean", "dedup", "quality", "tokenize", "bucket"):
+        metrics = json.loads((root / "data" / "metrics" / f"{stage}.json").read_text())
+        assert metrics["accounting"]["slices"], stage
+        assert check_accounting(metrics) == [], stage
+    slices = set(json.loads((root / "data/metrics/ingest.json").read_text())["accounting"]["slices"])
+    assert {"books", "wikipedia", "c4", "common_crawl", "github"} <= slices
+
+
+def test_eval_has_per_slice_perplexity_for_base_and_lora(pipeline):
+    root, _ = pipeline
+    evaluation = json.loads((root / "data/metrics/eval.json").read_text())
+    for model in ("base", "lora"):
+        per_slice = evaluation["models"][model]["slices"]
+        assert set(per_slice) == {"books", "wikipedia", "c4", "common_crawl", "github"}
+        for values in per_slice.values():
+            assert values["perplexity"] > 1.0 and values["bits_per_byte"] > 0.0
+    assert (root / "data/reports/report.md").read_text().startswith("# redrobe pipeline report")
+    assert (root / "data/reports/pretrain_curve.png").stat().st_size > 1000
+
+
+def test_model_loads_in_plain_transformers(pipeline):
+    root, _ = pipeline
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(root / "data/models/base")
+    tokenizer = AutoTokenizer.from_pretrained(root / "data/models/base")
+    ids = tokenizer("The king", return_tensors="pt").input_ids
+    assert model(ids).logits.shape[-1] == model.config.vocab_size
+
+
+def test_mlflow_parent_with_a_child_per_stage_and_raw_shard_inputs(pipeline):
+    root, _ = pipeline
+    client, runs = _runs(root)
+    parents = [r for r in runs if r.data.tags.get("redrobe.kind") == "pipeline"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.info.run_name for r in children) == sorted(STAGES)
+    ingest = next(r for r in children if r.info.run_name == "ingest")
+    logged = {d.dataset.name: d.dataset.digest for d in ingest.inputs.dataset_inputs}
+    shards = list_shards(root / "data" / "raw")
+    assert shards
+    for shard in shards:
+        name = f"{shard.parent.name}/{shard.stem}"
+        assert logged[name] == file_digest(shard)
+    pretrain = next(r for r in children if r.info.run_name == "pretrain")
+    assert client.search_logged_models([pretrain.info.experiment_id],
+                                       filter_string=f"source_run_id = '{pretrain.info.run_id}'")
+
+
+def test_second_repro_runs_nothing(pipeline):
+    root, _ = pipeline
+    log = _dvc(root, "repro")
+    assert "Running stage" not in log
+
+
+def test_changed_clean_param_makes_only_clean_and_downstream_stale(pipeline):
+    root, _ = pipeline
+    original = (root / "params.yaml").read_text()
+    _set_params(root, {"clean": {"gopher_quality": {"min_words": 49}}})
+    try:
+        stale = set(json.loads(_dvc(root, "status", "--json").splitlines()[-1]))
+    finally:
+        (root / "params.yaml").write_text(original)
+    assert "ingest" not in stale
+    assert {"clean", "dedup", "quality", "tokenize", "bucket", "pretrain"} <= stale
+
+
+def test_prefect_flow_reruns_only_what_changed(pipeline):
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    root, _ = pipeline
+    _set_params(root, {"evaluate": {"gen_tokens": 4}})
+    code = (
+        "import json; from flows.pipeline import pipeline; "
+        "s = pipeline(repo='.'); print('RESULT', json.dumps([[r['stage'], r['ran']] for r in s['stages']]))"
+    )
+    with prefect_test_harness():
+        env = _env(root) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
+                              capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    ran = [stage for stage, did in result if did]
+    assert [stage for stage, _ in result] == STAGES
+    assert ran == ["evaluate", "report"]
+    _, runs = _runs(root)
+    flow_parent = [r for r in runs if r.data.tags.get("redrobe.launcher") == "prefect"]
+    assert len(flow_parent) == 1
+    children = {r.info.run_name for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == flow_parent[0].info.run_id}
+    assert children == {"evaluate", "report"}
