@@ -187,3 +187,19 @@ def test_prefect_flow_reruns_only_what_changed(pipeline):
     children = {r.info.run_name for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == flow_parent[0].info.run_id}
     assert children == {"evaluate", "report"}
+
+
+def test_notebooks_execute_against_the_run(pipeline, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    root, _ = pipeline
+    monkeypatch.setenv("REDROBE_ROOT", str(root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(root)}}).execute()
+        errors = [o for c in notebook.cells for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: {errors}"
