@@ -84,6 +84,16 @@ class GopherQuality:
     max_non_alpha_words_ratio: float = 0.8   # keep if >= 80 % of words contain a letter
     min_stop_words: int = 2
 
+    def validate(self) -> list[str]:
+        return (_check(0 <= self.min_words <= self.max_words, "min_words",
+                       "must be >= 0 and <= max_words")
+                + _check(0 <= self.min_mean_word_length <= self.max_mean_word_length,
+                         "min_mean_word_length", "must be >= 0 and <= max_mean_word_length")
+                + [f"{n}: must be in [0, 1]" for n in ("max_symbol_word_ratio",
+                   "max_bullet_lines_ratio", "max_ellipsis_lines_ratio",
+                   "max_non_alpha_words_ratio") if not 0.0 <= getattr(self, n) <= 1.0]
+                + _check(self.min_stop_words >= 0, "min_stop_words", "must be >= 0"))
+
 
 @dataclass(frozen=True)
 class GopherRepetition:
@@ -95,6 +105,17 @@ class GopherRepetition:
     top_n_grams: dict[str, float] = field(default_factory=lambda: {"2": 0.20, "3": 0.18, "4": 0.16})
     dup_n_grams: dict[str, float] = field(default_factory=lambda: {
         "5": 0.15, "6": 0.14, "7": 0.13, "8": 0.12, "9": 0.11, "10": 0.10})
+
+    def validate(self) -> list[str]:
+        problems = [f"{n}: must be in [0, 1]" for n in ("dup_line_frac", "dup_para_frac",
+                    "dup_line_char_frac", "dup_para_char_frac")
+                    if not 0.0 <= getattr(self, n) <= 1.0]
+        for name in ("top_n_grams", "dup_n_grams"):
+            for n, limit in getattr(self, name).items():
+                problems += _check(n.isdigit() and int(n) >= 1, f"{name}.{n}",
+                                   "key must be an n-gram size (an integer >= 1)")
+                problems += _check(0.0 <= limit <= 1.0, f"{name}.{n}", "must be in [0, 1]")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,11 @@ class C4Rules:
     filter_javascript_lines: bool = True
     filter_policy_lines: bool = True
 
+    def validate(self) -> list[str]:
+        return (_check(self.min_words_per_line >= 0, "min_words_per_line", "must be >= 0")
+                + _check(self.min_sentences >= 0, "min_sentences", "must be >= 0")
+                + _check(self.max_word_length >= 1, "max_word_length", "must be >= 1"))
+
 
 @dataclass(frozen=True)
 class CodeRules:
@@ -116,6 +142,13 @@ class CodeRules:
     max_mean_line_length: float = 100.0
     min_alnum_fraction: float = 0.25
     min_alpha_per_token: float = 1.5
+
+    def validate(self) -> list[str]:
+        return (_check(self.max_line_length >= 1, "max_line_length", "must be >= 1")
+                + _check(self.max_mean_line_length > 0, "max_mean_line_length", "must be > 0")
+                + _check(0.0 <= self.min_alnum_fraction <= 1.0, "min_alnum_fraction",
+                         "must be in [0, 1]")
+                + _check(self.min_alpha_per_token >= 0, "min_alpha_per_token", "must be >= 0"))
 
 
 @dataclass(frozen=True)
@@ -134,9 +167,11 @@ class Clean:
     gopher_repetition: GopherRepetition = field(default_factory=GopherRepetition)
     c4: C4Rules = field(default_factory=C4Rules)
     code: CodeRules = field(default_factory=CodeRules)
+    # names of the rule sets (redrobe.text.rules.RULE_SETS; a test keeps them equal)
+    RULE_SET_NAMES: typing.ClassVar[tuple[str, ...]] = ("gopher_quality", "gopher_repetition", "c4", "code")
 
     def validate(self) -> list[str]:
-        known = {"gopher_quality", "gopher_repetition", "c4", "code"}
+        known = self.RULE_SET_NAMES
         return [f"rule_sets.{s}: unknown rule set {r!r} (known: {sorted(known)})"
                 for s, rules in self.rule_sets.items() for r in rules if r not in known]
 
@@ -190,7 +225,10 @@ class Tokenize:
     max_train_docs: int = 100_000   # cap on training-split documents fed to the trainer
 
     def validate(self) -> list[str]:
-        return _check(260 <= self.vocab_size <= 65_535, "vocab_size", "must be in [260, 65535]")
+        # 260 = 4 special tokens + the 256 byte symbols every byte-level BPE starts from
+        return (_check(260 <= self.vocab_size <= 65_535, "vocab_size", "must be in [260, 65535]")
+                + _check(self.min_frequency >= 1, "min_frequency", "must be >= 1")
+                + _check(self.max_train_docs >= 1, "max_train_docs", "must be >= 1"))
 
 
 @dataclass(frozen=True)
@@ -199,7 +237,8 @@ class Bucket:
     score: Literal["unigram_surprisal"] = "unigram_surprisal"
 
     def validate(self) -> list[str]:
-        return _check(self.num_buckets >= 1, "num_buckets", "must be >= 1")
+        # bucket files are named bucket-NN: two digits keep them in curriculum order
+        return _check(1 <= self.num_buckets <= 99, "num_buckets", "must be in [1, 99]")
 
 
 @dataclass(frozen=True)
@@ -215,6 +254,11 @@ class Model:
     tie_embeddings: bool = False
 
     def validate(self) -> list[str]:
+        sizes = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
+        problems = [f"{k}: must be >= 1" for k in sizes if getattr(self, k) < 1]
+        problems += _check(self.max_seq_len >= 2, "max_seq_len", "must be >= 2")
+        if problems:  # the divisibility checks below need positive sizes
+            return problems
         return (_check(self.hidden_size % self.num_heads == 0, "hidden_size",
                        "must be divisible by num_heads")
                 + _check(self.num_heads % self.num_kv_heads == 0, "num_kv_heads",
@@ -240,8 +284,13 @@ class Pretrain:
 
     def validate(self) -> list[str]:
         return (_check(self.steps >= 1, "steps", "must be >= 1")
+                + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+                + _check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
                 + _check(self.warmup_steps < self.steps, "warmup_steps", "must be < steps")
-                + _check(self.min_lr <= self.lr, "min_lr", "must be <= lr"))
+                + _check(0.0 <= self.min_lr <= self.lr, "min_lr", "must be in [0, lr]")
+                + _check(self.eval_every >= 0, "eval_every", "must be >= 0")
+                + _check(self.eval_batches >= 1, "eval_batches", "must be >= 1")
+                + _check(self.threads >= 0, "threads", "must be >= 0"))
 
 
 @dataclass(frozen=True)
@@ -254,12 +303,26 @@ class Lora:
     steps: int = 60
     batch_size: int = 8
     lr: float = 2e-3
+    min_lr: float = 2e-4
     warmup_steps: int = 6
+    weight_decay: float = 0.01        # LoRA paper (Hu et al. 2021) Table 11, GPT-2 E2E
+    grad_clip: float = 1.0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    eval_every: int = 20              # validation loss on the slice's held-out documents
+    eval_batches: int = 4
+    threads: int = 0                  # 0: all cores
 
     def validate(self) -> list[str]:
         return (_check(self.r >= 1, "r", "must be >= 1")
                 + _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
-                + _check(self.warmup_steps < self.steps, "warmup_steps", "must be < steps"))
+                + _check(self.steps >= 1, "steps", "must be >= 1")
+                + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+                + _check(self.warmup_steps < self.steps, "warmup_steps", "must be < steps")
+                + _check(0.0 <= self.min_lr <= self.lr, "min_lr", "must be in [0, lr]")
+                + _check(self.eval_every >= 0, "eval_every", "must be >= 0")
+                + _check(self.eval_batches >= 1, "eval_batches", "must be >= 1")
+                + _check(self.threads >= 0, "threads", "must be >= 0")
+                + _check(bool(self.target_modules), "target_modules", "must name a module"))
 
 
 @dataclass(frozen=True)
@@ -268,6 +331,13 @@ class Evaluate:
     batch_size: int = 8
     gen_prompt: str = "The"
     gen_tokens: int = 64
+    threads: int = 0                  # 0: all cores
+
+    def validate(self) -> list[str]:
+        return (_check(self.max_tokens_per_slice >= 1, "max_tokens_per_slice", "must be >= 1")
+                + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+                + _check(self.gen_tokens >= 1, "gen_tokens", "must be >= 1")
+                + _check(self.threads >= 0, "threads", "must be >= 0"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""`redrobe dedup`: exact and MinHash-LSH near-duplicate removal over the cleaned shards.
+
+    redrobe dedup --params params.yaml --input data/interim/clean \
+        --output data/interim/dedup --removed data/interim/removed/dedup \
+        --metrics data/metrics/dedup.json
+
+Reads ``params.dedup`` (exact hash, MinHash 13-grams / 128 perms / 9 x 13 bands, seed 42,
+cross_slice) and ``params.shared`` (batch_docs, workers). Every input shard
+``<slice>/part-NNNNN.parquet`` gives one output shard and one removed shard of the same
+name; removed documents carry ``reason`` (exact_duplicate / near_duplicate) and
+``duplicate_of`` (the kept document's id).
+
+Metrics (``data/metrics/dedup.json``): ``accounting`` (per slice: in = out + removed,
+removed_by_reason), ``duplicate_rate`` (per slice and total: share of documents and of
+characters removed), ``clusters`` (duplicate_clusters, documents_in_clusters,
+largest_cluster, cross_slice_clusters, by_kept_slice, links found by exact hash and by
+MinHash bands), ``params`` (the dedup section) and ``shards``. The input → output shard
+edges are logged to MLflow as ``lineage/dedup.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+from typing import Any, Sequence
+
+from redrobe.accounting import Ledger
+from redrobe.config import Params, as_dict
+from redrobe.dedup.shards import WriteTask, plan_removals, sketch_shard, write_shard
+from redrobe.documents import atomic_dir, file_digest, list_shards
+from redrobe.errors import InputError
+from redrobe.parallel import map_shards
+from redrobe.stages import common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser("dedup", __doc__.splitlines()[0])
+    p.add_argument("--input", required=True, help="cleaned shards (<slice>/part-*.parquet)")
+    p.add_argument("--output", required=True, help="directory for the kept documents")
+    p.add_argument("--removed", required=True, help="directory for the removed documents")
+    return p
+
+
+def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+    shards = list_shards(args.input)
+    if not shards:
+        raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
+    workers, batch = params.shared.workers, params.shared.batch_docs
+    sketches = map_shards(functools.partial(sketch_shard, params=params.dedup, batch_docs=batch),
+                          [str(p) for p in shards], workers)
+    plan = plan_removals(sketches, params.dedup)
+    rel = [p.relative_to(args.input) for p in shards]
+    with atomic_dir(args.output) as out, atomic_dir(args.removed) as removed:
+        tasks = [WriteTask(input=str(p), output=str(out / r), removed=str(removed / r),
+                           batch_docs=batch, rows=len(s), removals=plan.removals[i])
+                 for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]
+        ledger = Ledger()
+        for shard_ledger in map_shards(write_shard, tasks, workers):
+            ledger.merge(shard_ledger)
+    outputs = [Path(args.output) / r for r in rel]
+    tracker.log_dict({"edges": lineage_edges(shards, outputs)}, "lineage/dedup.json")
+    return common.metrics_payload("dedup", ledger, params=as_dict(params.dedup), shards=len(shards),
+                                  clusters=plan.clusters, duplicate_rate=duplicate_rates(ledger))
+
+
+def lineage_edges(inputs: Sequence[Path], outputs: Sequence[Path]) -> list[dict[str, str]]:
+    """One edge per input shard to the output shard of the same name, with content hashes."""
+    return [{"input": str(i), "input_digest": file_digest(i),
+             "output": str(o), "output_digest": file_digest(o)} for i, o in zip(inputs, outputs)]
+
+
+def duplicate_rates(ledger: Ledger) -> dict[str, Any]:
+    """Share of documents and of characters removed, per slice and in total."""
+    def rates(docs_in: int, docs_out: int, chars_in: int, chars_out: int) -> dict[str, float]:
+        return {"docs": round(1 - docs_out / docs_in, 6) if docs_in else 0.0,
+                "chars": round(1 - chars_out / chars_in, 6) if chars_in else 0.0}
+
+    counts = {name: (s.docs_in, s.docs_out, s.chars_in, s.chars_out)
+              for name, s in sorted(ledger.slices.items())}
+    total = [sum(c[k] for c in counts.values()) for k in range(4)]
+    return {"slices": {name: rates(*c) for name, c in counts.items()}, "total": rates(*total)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.execute("dedup", argv, build_parser, run, ("shared", "dedup"))

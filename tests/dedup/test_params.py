@@ -1,0 +1,22 @@
+"""The dedup section of params.yaml: defaults follow RedPajama-V2, bad values are named."""
+
+import pytest
+
+from redrobe.config import ConfigError, Params, params_from_dict
+
+
+def test_defaults_are_the_redpajama_v2_recipe():
+    m = Params().dedup.minhash
+    assert (m.ngram, m.num_perm, m.bands, m.rows, m.seed) == (13, 128, 9, 13, 42)
+
+
+@pytest.mark.parametrize("minhash, problem", [
+    ({"bands": 10}, "dedup.minhash.bands: bands * rows must be <= num_perm"),
+    ({"rows": 0}, "dedup.minhash.rows: must be >= 1"),
+    ({"ngram": 0}, "dedup.minhash.ngram: must be >= 1"),
+    ({"seed": -1}, "dedup.minhash.seed: must be in [0, 2**32)"),
+])
+def test_bad_minhash_values_are_reported_with_their_key(minhash, problem):
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"dedup": {"minhash": minhash}})
+    assert problem in err.value.problems

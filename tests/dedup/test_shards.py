@@ -1,0 +1,124 @@
+"""Both passes over shards: sketches, cluster plan, kept/removed writing (redrobe.dedup.shards)."""
+
+import dataclasses
+
+import pyarrow.parquet as pq
+import pytest
+
+from redrobe.config import Dedup, MinHashParams
+from redrobe.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE
+from redrobe.dedup.shards import WriteTask, plan_removals, sketch_shard, write_shard
+from redrobe.documents import list_shards, read_documents
+from redrobe.errors import InputError
+
+
+@pytest.fixture
+def corpus(write_shards, prose, change_words):
+    base, u1, u2 = prose(11), prose(21), prose(22)
+    near = change_words(base, [150])
+    return write_shards({
+        ("books", 0): [("a0", base), ("a1", near), ("u1", u1)],
+        ("books", 1): [("a2", base.upper() + "!"), ("a3", "  " + near.upper()), ("u2", u2)],
+        ("wikipedia", 0): [("w0", u1.title()), ("w1", change_words(u2, [3, 4])),
+                           ("u3", prose(23)), ("p1", "!!!"), ("p2", "...")],
+    })
+
+
+def plan_for(root, params=Dedup()):
+    sketches = [sketch_shard(str(p), params, batch_docs=2) for p in list_shards(root)]
+    return sketches, plan_removals(sketches, params)
+
+
+def removals(plan):
+    return {r[0]: r[1:] for shard in plan.removals for r in shard.values()}
+
+
+def test_clusters_across_slices(corpus):
+    _, plan = plan_for(corpus)
+    assert removals(plan) == {
+        "a1": (NEAR_DUPLICATE, "a0"),
+        "a2": (EXACT_DUPLICATE, "a0"),
+        # a3 is an exact copy of a1, which is a near copy of a0: near duplicate of the kept a0
+        "a3": (NEAR_DUPLICATE, "a0"),
+        "w0": (EXACT_DUPLICATE, "u1"),
+        "w1": (NEAR_DUPLICATE, "u2"),
+    }
+    assert plan.clusters["duplicate_clusters"] == 3
+    assert plan.clusters["largest_cluster"] == 4
+    assert plan.clusters["documents_in_clusters"] == 8
+    assert plan.clusters["cross_slice_clusters"] == 2
+    assert plan.clusters["by_kept_slice"] == {"books": 3, "wikipedia": 0}
+
+
+def test_removals_are_keyed_by_shard_and_row(corpus):
+    _, plan = plan_for(corpus)
+    assert [sorted(shard) for shard in plan.removals] == [[1], [0, 1], [0, 1]]
+
+
+def test_within_slice_only(corpus):
+    _, plan = plan_for(corpus, Dedup(cross_slice=False))
+    assert set(removals(plan)) == {"a1", "a2", "a3"}
+    assert plan.clusters["cross_slice_clusters"] == 0
+
+
+def test_exact_only(corpus):
+    _, plan = plan_for(corpus, Dedup(minhash=MinHashParams(enabled=False)))
+    assert removals(plan) == {"a2": (EXACT_DUPLICATE, "a0"), "a3": (EXACT_DUPLICATE, "a1"),
+                              "w0": (EXACT_DUPLICATE, "u1")}
+    assert plan.clusters["links"]["minhash"] == 0
+
+
+def test_minhash_only_still_labels_identical_text_exact(corpus):
+    _, plan = plan_for(corpus, Dedup(exact=False))
+    assert removals(plan) == removals(plan_for(corpus)[1])
+    assert plan.clusters["links"]["exact"] == 0
+
+
+def test_nothing_enabled_keeps_everything(corpus):
+    _, plan = plan_for(corpus, Dedup(exact=False, minhash=MinHashParams(enabled=False)))
+    assert removals(plan) == {}
+    assert plan.clusters["duplicate_clusters"] == 0
+
+
+def test_sketch_is_compact(corpus):
+    sketch = sketch_shard(str(list_shards(corpus)[2]), Dedup(), batch_docs=2)
+    assert sketch.ids == ["w0", "w1", "u3", "p1", "p2"]
+    assert sketch.digests.shape == (5, 2) and sketch.band_keys.shape == (5, 9)
+    assert sketch.has_digest.tolist() == [True, True, True, False, False]
+    assert sketch.has_signature.tolist() == [True, True, True, False, False]
+
+
+def test_write_shard_splits_kept_and_removed(corpus, tmp_path):
+    sketches, plan = plan_for(corpus)
+    task = WriteTask(input=sketches[1].path, output=str(tmp_path / "out.parquet"),
+                     removed=str(tmp_path / "removed.parquet"), batch_docs=2, rows=3,
+                     removals=plan.removals[1])
+    ledger = write_shard(task)
+    kept = list(read_documents(task.output))
+    gone = list(read_documents(task.removed))
+    assert [d.id for d in kept] == ["u2"]
+    assert [(d.id, d.extra["reason"], d.extra["duplicate_of"]) for d in gone] == [
+        ("a2", EXACT_DUPLICATE, "a0"), ("a3", NEAR_DUPLICATE, "a0")]
+    counts = ledger.slices["books"]
+    assert (counts.docs_in, counts.docs_out, dict(counts.removed)) == (
+        3, 1, {EXACT_DUPLICATE: 1, NEAR_DUPLICATE: 1})
+    assert pq.read_schema(task.output).names == ["id", "text", "source", "meta"]
+
+
+def test_write_shard_detects_a_changed_shard(corpus, tmp_path):
+    sketches, plan = plan_for(corpus)
+    task = WriteTask(input=sketches[1].path, output=str(tmp_path / "o.parquet"),
+                     removed=str(tmp_path / "r.parquet"), batch_docs=2, rows=3,
+                     removals={0: ("someone-else", EXACT_DUPLICATE, "a0")})
+    with pytest.raises(InputError, match="changed during deduplication"):
+        write_shard(task)
+    with pytest.raises(InputError, match="pass 1 saw 4"):
+        write_shard(dataclasses.replace(task, rows=4, removals={}))
+
+
+def test_unreadable_shard_is_an_input_error(tmp_path):
+    bad = tmp_path / "books" / "part-00000.parquet"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="part-00000.parquet: cannot read shard"):
+        sketch_shard(str(bad), Dedup(), batch_docs=2)
