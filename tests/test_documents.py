@@ -48,3 +48,13 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "done.txt").write_text("x")
     assert (target / "done.txt").exists()
+
+
+def test_corrupt_shard_names_the_file(tmp_path):
+    from redrobe.errors import InputError
+
+    bad = tmp_path / "c4" / "part-00000.parquet"
+    bad.parent.mkdir()
+    bad.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(InputError, match=r"c4/part-00000.parquet: unreadable shard"):
+        list(read_documents(bad))

@@ -279,7 +279,7 @@ class Pretrain:
     grad_clip: float = 1.0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     eval_every: int = 50
-    eval_batches: int = 8
+    eval_batches: int = 2   # per validation slice and evaluation (a forward pass each)
     threads: int = 0   # 0: all cores
 
     def validate(self) -> list[str]:

@@ -25,6 +25,8 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from redrobe.errors import InputError
+
 SHARD_GLOB = "*/part-*.parquet"
 BASE_COLUMNS = ("id", "text", "source", "meta")
 
@@ -72,19 +74,29 @@ def shard_path(root: str | os.PathLike, slice_name: str, index: int) -> Path:
 
 
 def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Iterator[Document]:
-    """Stream the documents of one shard, ``batch_size`` rows at a time."""
-    pf = pq.ParquetFile(path)
-    extra_cols = [c for c in pf.schema_arrow.names if c not in BASE_COLUMNS]
-    for batch in pf.iter_batches(batch_size=batch_size):
-        cols = batch.to_pydict()
-        for i in range(batch.num_rows):
-            yield Document(
-                id=cols["id"][i],
-                text=cols["text"][i],
-                source=cols["source"][i],
-                meta=json.loads(cols["meta"][i]) if cols["meta"][i] else {},
-                extra={c: cols[c][i] for c in extra_cols},
-            )
+    """Stream the documents of one shard, ``batch_size`` rows at a time.
+
+    A shard that cannot be read (corrupt file, missing column, bad meta JSON) raises
+    InputError naming the file and, where known, the row.
+    """
+    try:
+        pf = pq.ParquetFile(path)
+        extra_cols = [c for c in pf.schema_arrow.names if c not in BASE_COLUMNS]
+        row = 0
+        for batch in pf.iter_batches(batch_size=batch_size):
+            cols = batch.to_pydict()
+            for i in range(batch.num_rows):
+                row += 1
+                yield Document(
+                    id=cols["id"][i],
+                    text=cols["text"][i],
+                    source=cols["source"][i],
+                    meta=json.loads(cols["meta"][i]) if cols["meta"][i] else {},
+                    extra={c: cols[c][i] for c in extra_cols},
+                )
+    except (pa.ArrowException, OSError, KeyError, json.JSONDecodeError) as exc:
+        where = f"{path}" + (f" row {row}" if "row" in locals() and row else "")
+        raise InputError(f"{where}: unreadable shard: {type(exc).__name__}: {exc}") from exc
 
 
 def count_documents(path: str | os.PathLike) -> int:

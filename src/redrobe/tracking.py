@@ -102,15 +102,23 @@ class Tracker:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
     def log_datasets(self, shards: Sequence[dict[str, str]], context: str) -> None:
-        """Log shards as dataset inputs: each dict has name, path and digest."""
+        """Log files as dataset inputs; each dict has ``name`` and ``path``.
+
+        The dataset digest is the file's md5 (MLflow caps digests at 36 characters, and
+        md5 is also the per-file hash in DVC's cache, so the two can be matched); the
+        full sha256 goes in the input's ``sha256`` tag.
+        """
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
 
+        from redrobe.documents import file_digest
+
         for shard in shards:
-            source = resolve_dataset_source(str(Path(shard["path"]).resolve()))
-            dataset = MetaDataset(source=source, name=shard["name"], digest=shard["digest"])
-            mlflow.log_input(dataset, context=context)
+            path = Path(shard["path"]).resolve()
+            source = resolve_dataset_source(str(path))
+            dataset = MetaDataset(source=source, name=shard["name"], digest=file_digest(path, "md5"))
+            mlflow.log_input(dataset, context=context, tags={"sha256": file_digest(path)})
 
     def log_model(self, model: Any, name: str, tags: dict[str, Any]) -> str:
         """Log a torch model as an MLflow LoggedModel linked to this run; return its id."""

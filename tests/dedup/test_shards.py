@@ -120,5 +120,5 @@ def test_unreadable_shard_is_an_input_error(tmp_path):
     bad = tmp_path / "books" / "part-00000.parquet"
     bad.parent.mkdir()
     bad.write_bytes(b"not parquet")
-    with pytest.raises(InputError, match="part-00000.parquet: cannot read shard"):
+    with pytest.raises(InputError, match="part-00000.parquet: unreadable shard"):
         sketch_shard(str(bad), Dedup(), batch_docs=2)

@@ -138,7 +138,7 @@ def test_mlflow_parent_with_a_child_per_stage_and_raw_shard_inputs(pipeline):
     assert shards
     for shard in shards:
         name = f"{shard.parent.name}/{shard.stem}"
-        assert logged[name] == file_digest(shard)
+        assert logged[name] == file_digest(shard, "md5")
     pretrain = next(r for r in children if r.info.run_name == "pretrain")
     assert client.search_logged_models([pretrain.info.experiment_id],
                                        filter_string=f"source_run_id = '{pretrain.info.run_id}'")

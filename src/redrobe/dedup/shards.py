@@ -24,13 +24,11 @@ a slice, so clusters never span slices.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redrobe.accounting import Ledger
@@ -90,14 +88,11 @@ def slice_of(path: str | Path) -> str:
 
 
 def stream_documents(path: str | Path, batch_docs: int) -> Iterator[Document]:
-    """read_documents with unreadable shards and bad records reported as InputError."""
-    try:
-        for row, doc in enumerate(read_documents(path, batch_docs)):
-            if not isinstance(doc.text, str) or not isinstance(doc.id, str):
-                raise InputError(f"{path}: record {row} (id {doc.id!r}) has no text or no id")
-            yield doc
-    except (OSError, pa.ArrowException, KeyError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read shard: {exc}") from exc
+    """read_documents (which names unreadable shards) plus a check for null text or id."""
+    for row, doc in enumerate(read_documents(path, batch_docs)):
+        if not isinstance(doc.text, str) or not isinstance(doc.id, str):
+            raise InputError(f"{path}: record {row} (id {doc.id!r}) has no text or no id")
+        yield doc
 
 
 # ----------------------------------------------------------------------------- pass 1

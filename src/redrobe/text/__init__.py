@@ -1,0 +1,12 @@
+"""Text library: Unicode normalization, RedPajama-V2 text views and signals, rule sets.
+
+- :mod:`redrobe.text.normalize`: ``normalize_unicode``, ``normalized_text``,
+  ``normalized_words``, ``raw_words`` (shared with dedup).
+- :mod:`redrobe.text.signals`: RedPajama-V2 n-gram repetition signals (``NgramIndex``).
+- :mod:`redrobe.text.gopher`, :mod:`redrobe.text.c4`, :mod:`redrobe.text.code`: the rule
+  sets and their reason constants.
+- :mod:`redrobe.text.rules`: the rule-set registry and the ``Cleaner`` transform the
+  clean stage runs (``Iterable[Document] -> Iterator[Outcome]``).
+
+Pure library code: no tracking, no environment, no fixed paths.
+"""

@@ -1,0 +1,55 @@
+r"""Unicode normalization and the RedPajama-V2 text views (REFERENCES §2).
+
+The clean stage applies :func:`normalize_unicode` (``params.clean.normalization``)
+before any rule runs. The views below are the ones RedPajama-V2 computes its quality
+signals on; dedup reuses them for exact hashing and MinHash shingles, so all stages
+agree on what "the same text" means:
+
+    normalized_text("Héllo,  WORLD!")     # "he\u0301llo world": no punctuation, lower, NFD
+    normalized_words("It's a café-time.")  # ["its", "a", "cafe\u0301time"]
+    raw_words("It's café-time...")         # ["It", "'", "s", "café", "-", "time", "..."]
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+#: the Unicode normalization forms ``params.clean.normalization`` may name
+FORMS = ("NFC", "NFKC", "NFD", "NFKD")
+
+# RedPajama-V2 removes exactly the ASCII punctuation of ``string.punctuation``
+# (utilities/text/normalization.py); Unicode punctuation such as "…" or "“" stays.
+_DROP_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+# nltk's WordPunctTokenizer pattern: runs of word characters, or runs of anything
+# that is neither a word character nor whitespace.
+_WORD_PUNCT = re.compile(r"\w+|[^\w\s]+")
+
+
+def normalize_unicode(text: str, form: str = "NFC") -> str:
+    """``text`` in Unicode normal form ``form`` (one of :data:`FORMS`)."""
+    if form not in FORMS:
+        raise ValueError(f"unknown Unicode normalization form {form!r} (known: {list(FORMS)})")
+    # is_normalized is a fast check that avoids building a copy of already-normal text
+    return text if unicodedata.is_normalized(form, text) else unicodedata.normalize(form, text)
+
+
+def normalized_text(text: str) -> str:
+    """RedPajama-V2 ``normalized`` view: drop ASCII punctuation → lowercase →
+    collapse whitespace runs to one space (ends stripped) → NFD."""
+    text = text.translate(_DROP_ASCII_PUNCTUATION).lower()
+    # str.split() splits on exactly the characters regex \s matches in str patterns,
+    # so this equals re.sub(r"\s+", " ", text.strip()) at a fraction of the cost
+    text = " ".join(text.split())
+    return text if text.isascii() else unicodedata.normalize("NFD", text)
+
+
+def normalized_words(text: str) -> list[str]:
+    """RedPajama-V2 ``normalized_words``: the whitespace split of :func:`normalized_text`."""
+    return normalized_text(text).split()
+
+
+def raw_words(text: str) -> list[str]:
+    """RedPajama-V2 ``raw_words``: WordPunct tokens of the raw text."""
+    return _WORD_PUNCT.findall(text)

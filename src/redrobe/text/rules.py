@@ -1,0 +1,157 @@
+"""Rule-set registry and the clean transform: normalize, then apply a slice's rule sets.
+
+    cleaner = Cleaner.for_slice("c4", params.clean)
+    for outcome in cleaner(docs):          # Iterable[Document] -> Iterator[Outcome]
+        outcome.status                     # "kept" | "removed" | "quarantined"
+
+Rule sets per slice come from ``params.clean.rule_sets`` (books get repetition only,
+github gets the code rules); they run in the listed order and the first one that
+removes a document names the reason. A slice without an entry keeps every document
+(:attr:`Cleaner.rule_set_names` is empty, and the stage metrics say so). A document
+whose processing raises is quarantined with the error instead of stopping the stage.
+
+The reason constants live with their rule sets (:mod:`redrobe.text.gopher`,
+:mod:`redrobe.text.c4`, :mod:`redrobe.text.code`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from redrobe.config import Clean
+from redrobe.documents import Document
+from redrobe.text.base import RuleSet
+from redrobe.text.c4 import C4Rules
+from redrobe.text.code import CodeRules
+from redrobe.text.gopher import GopherQualityRules, GopherRepetitionRules
+from redrobe.text.normalize import normalize_unicode
+
+#: rule-set name -> class; each is built from the params.clean field of the same name
+RULE_SETS: dict[str, type] = {
+    GopherQualityRules.name: GopherQualityRules,
+    GopherRepetitionRules.name: GopherRepetitionRules,
+    C4Rules.name: C4Rules,
+    CodeRules.name: CodeRules,
+}
+
+KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
+
+
+def build_rule_sets(names: Sequence[str], clean: Clean) -> list[RuleSet]:
+    """Instantiate the named rule sets with their thresholds from ``params.clean``."""
+    unknown = [n for n in names if n not in RULE_SETS]
+    if unknown:
+        raise ValueError(f"unknown rule set(s) {unknown} (known: {sorted(RULE_SETS)})")
+    return [RULE_SETS[name](getattr(clean, name)) for name in names]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one document.
+
+    ``doc`` is the cleaned document when kept, and the document exactly as read when
+    removed or quarantined (nothing is lost: the removed shard holds the original).
+    ``input_chars`` is the length of the text as read; ``chars_edited`` maps a rule set
+    to the characters its edits removed from a kept document (C4 drops lines).
+    """
+
+    doc: Document
+    input_chars: int = 0
+    reason: str | None = None
+    rule_set: str | None = None
+    error: str | None = None
+    chars_edited: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return QUARANTINED
+        return KEPT if self.reason is None else REMOVED
+
+
+class Cleaner:
+    """Unicode normalization followed by rule sets, as one document transform."""
+
+    def __init__(self, normalization: str, rule_sets: Sequence[RuleSet]) -> None:
+        self.normalization = normalization
+        self.rule_sets = list(rule_sets)
+
+    @classmethod
+    def for_slice(cls, slice_name: str, clean: Clean) -> "Cleaner":
+        names = clean.rule_sets.get(slice_name, [])
+        return cls(clean.normalization, build_rule_sets(names, clean))
+
+    @property
+    def rule_set_names(self) -> list[str]:
+        return [r.name for r in self.rule_sets]
+
+    def __call__(self, docs: Iterable[Document]) -> Iterator[Outcome]:
+        for doc in docs:
+            try:
+                yield self.clean(doc)
+            except Exception as exc:  # a bad record is quarantined, never a crash
+                chars = len(doc.text) if isinstance(doc.text, str) else 0
+                yield Outcome(doc, chars, error=f"{type(exc).__name__}: {exc}")
+
+    def clean(self, doc: Document) -> Outcome:
+        """Normalize one document and run the rule sets on it (may raise)."""
+        chars = len(doc.text)
+        current = doc.with_text(normalize_unicode(doc.text, self.normalization))
+        edited: dict[str, int] = {}
+        for rule_set in self.rule_sets:
+            decision = rule_set(current)
+            if decision.reason is not None:
+                return Outcome(doc, chars, reason=decision.reason, rule_set=rule_set.name)
+            if decision.text is not None:
+                edited[rule_set.name] = len(current.text) - len(decision.text)
+                current = current.with_text(decision.text)
+        return Outcome(current, chars, chars_edited=edited)
+
+
+class CleanStats:
+    """Per-slice and per-rule-set counts for the clean stage metrics (mergeable)."""
+
+    def __init__(self) -> None:
+        self.rule_sets_by_slice: dict[str, list[str]] = {}
+        self.chars_removed: dict[str, Counter] = defaultdict(Counter)   # slice -> reason -> chars
+        self.rule_set_totals: dict[str, Counter] = defaultdict(Counter)
+
+    def start_slice(self, slice_name: str, rule_set_names: Sequence[str]) -> None:
+        self.rule_sets_by_slice[slice_name] = list(rule_set_names)
+
+    def add(self, slice_name: str, outcome: Outcome) -> None:
+        names = self.rule_sets_by_slice[slice_name]
+        if outcome.status == QUARANTINED:
+            return
+        # every rule set before the removing one saw the document and kept it
+        checked = names if outcome.rule_set is None else names[:names.index(outcome.rule_set) + 1]
+        for name in checked:
+            self.rule_set_totals[name]["docs_checked"] += 1
+        if outcome.status == REMOVED:
+            chars = outcome.input_chars
+            self.chars_removed[slice_name][outcome.reason] += chars
+            self.rule_set_totals[outcome.rule_set]["docs_removed"] += 1
+            self.rule_set_totals[outcome.rule_set]["chars_removed"] += chars
+        for name, chars in outcome.chars_edited.items():
+            self.rule_set_totals[name]["docs_edited"] += 1
+            self.rule_set_totals[name]["chars_edited"] += chars
+
+    def merge(self, other: "CleanStats") -> None:
+        self.rule_sets_by_slice.update(other.rule_sets_by_slice)
+        for name, counts in other.chars_removed.items():
+            self.chars_removed[name].update(counts)
+        for name, counts in other.rule_set_totals.items():
+            self.rule_set_totals[name].update(counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = ("docs_checked", "docs_removed", "chars_removed", "docs_edited", "chars_edited")
+        return {
+            "slices": {name: {"rule_sets": rules,
+                              "chars_removed_by_reason": dict(sorted(self.chars_removed[name].items()))}
+                       for name, rules in sorted(self.rule_sets_by_slice.items())},
+            "slices_without_rules": sorted(n for n, r in self.rule_sets_by_slice.items() if not r),
+            "rule_sets": {name: {k: counts[k] for k in keys}
+                          for name, counts in sorted(self.rule_set_totals.items())},
+        }

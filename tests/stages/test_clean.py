@@ -1,0 +1,177 @@
+"""The clean stage end to end on tmp dirs: outputs, reasons, quarantine, accounting, reruns.
+
+    pytest tests/stages/test_clean.py -q
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from redrobe.accounting import check_accounting
+from redrobe.config import Params, as_dict
+from redrobe.documents import Document, ShardWriter, read_documents, shard_path
+from redrobe.stages import clean
+from redrobe.text import c4, gopher
+from redrobe.text.gopher import GopherQualityRules
+
+PROSE = (
+    "The history of the river valley is long and varied. Farmers settled along the banks "
+    "and built small villages with stone walls. Over the centuries, the towns grew into "
+    "market centres that traded grain, wool and timber with distant cities. Travellers "
+    "described the landscape as green and quiet, with orchards that bloomed every spring. "
+    "Today the valley is known for its walking trails and for the old mills that still stand "
+    "beside the water, and local historians have collected letters and maps that show how "
+    "the people of the region adapted to floods and droughts."
+).replace(". ", ".\n")
+JS_LINE = "Please enable JavaScript to view the comments."
+LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit."
+REPEATED = "\n".join(["The same line of the old play, again and again."] * 6)
+
+#: shard -> documents; c4 has two shards, books one, "misc" has no rule sets
+RAW = {
+    ("c4", 0): [Document("c4-keep", PROSE + "\n" + JS_LINE, "c4", {"url": "http://a"}),
+                Document("c4-short", "Too short to keep.", "c4"),
+                Document("c4-lorem", PROSE + "\n" + LOREM, "c4")],
+    ("c4", 1): [Document("c4-keep2", PROSE.replace("river", "mountain"), "c4"),
+                Document("c4-null", None, "c4"),   # type: ignore[arg-type]  # unreadable text
+                Document("c4-explode", PROSE + "\nEXPLODE.", "c4")],
+    ("books", 0): [Document("book-repeat", REPEATED, "books"),
+                   Document("book-keep", PROSE, "books"),
+                   Document("book-short", "A short verse, still a book.", "books")],
+    ("misc", 0): [Document("misc-any", "x", "misc")],
+}
+
+
+def write_raw(root: Path) -> None:
+    for (slice_name, index), docs in RAW.items():
+        with ShardWriter(shard_path(root, slice_name, index), batch_size=2) as writer:
+            writer.write_all(docs)
+
+
+def write_params(path: Path, workers: int = 1) -> None:
+    params = as_dict(Params())
+    params["shared"].update(batch_docs=2, workers=workers)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_clean(tmp: Path, name: str, workers: int = 1) -> tuple[int, dict, Path]:
+    base = tmp / name
+    write_params(tmp / f"params-{workers}.yaml", workers)
+    argv = ["--params", str(tmp / f"params-{workers}.yaml"), "--input", str(tmp / "raw"),
+            "--output", str(base / "clean"), "--removed", str(base / "removed"),
+            "--quarantine", str(base / "quarantine"), "--metrics", str(base / "clean.json")]
+    code = clean.main(argv)
+    metrics = json.loads((base / "clean.json").read_text()) if code == 0 else {}
+    return code, metrics, base
+
+
+def ids(path: Path) -> list[str]:
+    return [d.id for d in read_documents(path)]
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.name != "clean.json"}
+
+
+@pytest.fixture
+def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("REDROBE_TRACKING", "off")
+    write_raw(tmp_path / "raw")
+    return tmp_path
+
+
+@pytest.fixture
+def exploding_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the Gopher quality rule set raise on one document (the quarantine path)."""
+    original = GopherQualityRules.__call__
+
+    def call(self, doc: Document):
+        if "EXPLODE" in doc.text:
+            raise RuntimeError("rule crashed on purpose")
+        return original(self, doc)
+
+    monkeypatch.setattr(GopherQualityRules, "__call__", call)
+
+
+def test_clean_stage_outputs_reasons_and_accounting(tmp: Path, exploding_rule: None) -> None:
+    code, metrics, out = run_clean(tmp, "run")
+    assert code == 0
+    assert check_accounting(metrics) == []
+    acc = metrics["accounting"]["slices"]
+    assert (acc["c4"]["in"], acc["c4"]["out"], acc["c4"]["removed"], acc["c4"]["quarantined"]) == (6, 2, 2, 2)
+    assert acc["c4"]["removed_by_reason"] == {gopher.GOPHER_SHORT_DOC: 1, c4.C4_LOREM_IPSUM: 1}
+    assert acc["books"]["removed_by_reason"] == {gopher.GOPHER_DUP_LINE_FRAC: 1}
+    assert acc["misc"] == {**acc["misc"], "in": 1, "out": 1, "removed": 0}
+
+    # one output shard per input shard, same names, in all three directories
+    for directory in ("clean", "removed", "quarantine"):
+        assert sorted(p.relative_to(out / directory).as_posix() for p in (out / directory).rglob("*.parquet")) == \
+            ["books/part-00000.parquet", "c4/part-00000.parquet", "c4/part-00001.parquet", "misc/part-00000.parquet"]
+
+    kept = list(read_documents(out / "clean/c4/part-00000.parquet"))
+    assert [d.id for d in kept] == ["c4-keep"]
+    assert kept[0].text == PROSE and kept[0].meta == {"url": "http://a"}     # C4 dropped the JS line
+    assert ids(out / "clean/books/part-00000.parquet") == ["book-keep", "book-short"]  # books: repetition only
+
+    removed = pq.read_table(out / "removed/c4/part-00000.parquet").to_pylist()
+    assert [(r["id"], r["reason"], r["rule_set"]) for r in removed] == [
+        ("c4-short", gopher.GOPHER_SHORT_DOC, "gopher_quality"), ("c4-lorem", c4.C4_LOREM_IPSUM, "c4")]
+    assert removed[1]["text"] == PROSE + "\n" + LOREM           # removed documents as read
+
+    quarantined = pq.read_table(out / "quarantine/c4/part-00001.parquet").to_pylist()
+    assert [(r["id"], r["error"].split(":")[0]) for r in quarantined] == [
+        ("c4-null", "TypeError"), ("c4-explode", "RuntimeError")]
+    assert pq.read_table(out / "quarantine/books/part-00000.parquet").num_rows == 0
+
+    assert metrics["slices"]["c4"]["rule_sets"] == ["gopher_quality", "gopher_repetition", "c4"]
+    assert metrics["slices"]["books"]["rule_sets"] == ["gopher_repetition"]
+    assert metrics["slices_without_rules"] == ["misc"]
+    assert metrics["slices"]["c4"]["chars_removed_by_reason"] == {
+        gopher.GOPHER_SHORT_DOC: len("Too short to keep."), c4.C4_LOREM_IPSUM: len(PROSE + "\n" + LOREM)}
+    assert metrics["rule_sets"]["c4"]["docs_edited"] == 1
+    assert metrics["rule_sets"]["c4"]["chars_edited"] == len(JS_LINE) + 1
+    assert metrics["rule_sets"]["gopher_quality"] == {"docs_checked": 4, "docs_removed": 1,
+                                                       "chars_removed": len("Too short to keep."),
+                                                       "docs_edited": 0, "chars_edited": 0}
+    assert metrics["shards"] == 4
+
+
+def test_rerun_is_byte_identical_and_workers_agree(tmp: Path) -> None:
+    code1, metrics1, first = run_clean(tmp, "a")
+    code2, metrics2, second = run_clean(tmp, "a")        # rerun over the previous outputs
+    snapshot_second = tree_bytes(second)
+    code3, metrics3, parallel = run_clean(tmp, "b", workers=2)
+    assert code1 == code2 == code3 == 0
+    assert snapshot_second and snapshot_second == tree_bytes(parallel)
+    for m in (metrics1, metrics2, metrics3):
+        m.pop("wall_seconds")
+        m["params"] = None
+    assert metrics1 == metrics2 == metrics3
+    assert metrics1["accounting"]["slices"]["c4"]["quarantined"] == 1      # only the null text
+    assert not list(tmp.glob("a/.*tmp*")) and not list(tmp.glob("b/.*tmp*"))
+
+
+def test_missing_input_is_one_clear_error(tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp / "empty").mkdir()
+    write_params(tmp / "p.yaml")
+    code = clean.main(["--params", str(tmp / "p.yaml"), "--input", str(tmp / "empty"),
+                       "--output", str(tmp / "o"), "--removed", str(tmp / "r"),
+                       "--quarantine", str(tmp / "q"), "--metrics", str(tmp / "m.json")])
+    assert code == 1
+    assert "no shards found" in capsys.readouterr().err
+    assert not (tmp / "o").exists() and not (tmp / "m.json").exists()
+
+
+def test_corrupt_shard_names_the_file(tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = shard_path(tmp / "raw", "c4", 2)
+    bad.write_bytes(b"not a parquet file")
+    code, _, out = run_clean(tmp, "bad")
+    assert code == 1
+    assert str(bad) in capsys.readouterr().err
+    assert not (out / "clean").exists()
