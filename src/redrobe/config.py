@@ -47,12 +47,16 @@ class Shared:
 
 @dataclass(frozen=True)
 class IngestSample:
-    """Documents per slice taken from the pinned sample distributions (REFERENCES §6)."""
+    """Kept documents per slice from the pinned sample distributions (REFERENCES §6)."""
     books: int = 60
     wikipedia: int = 120
     c4: int = 300
     common_crawl: int = 200
     github: int = 300
+
+    def validate(self) -> list[str]:
+        return [p for f in dataclasses.fields(self)
+                for p in _check(getattr(self, f.name) >= 0, f.name, "must be >= 0")]
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class Ingest:
     def validate(self) -> list[str]:
         return (_check(self.mode == "sample" or bool(self.paths), "paths",
                        "must list at least one file or glob when mode is 'files'")
+                + _check(self.default_slice[:1].isalnum()
+                         and set(self.default_slice) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-"),
+                         "default_slice", "must be a slice name (lower-case letters, digits, _ -)")
                 + _check(self.shard_docs >= 1, "shard_docs", "must be >= 1")
                 + _check(self.max_doc_chars >= 1, "max_doc_chars", "must be >= 1"))
 

@@ -43,7 +43,7 @@ def _reasons(counts: dict[str, Any] | None) -> str:
 def funnel_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     """One row per slice: ingested, removed by clean (by reason), duplicates, kept, tokens."""
     ingest, clean, dedup = (_slices(metrics, s) for s in ("ingest", "clean", "dedup"))
-    tokens = metrics.get("bucket", {}).get("tokens_by_slice", {})
+    tokens = metrics.get("bucket", {}).get("slice_tokens", {})
     rows = []
     for name in sorted(set(ingest) | set(clean) | set(dedup)):
         i, c, d = ingest.get(name, {}), clean.get(name, {}), dedup.get(name, {})
@@ -55,10 +55,14 @@ def funnel_rows(metrics: dict[str, Any]) -> list[list[Any]]:
 
 
 def bucket_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """One row per bucket: documents, tokens and its difficulty range (inner edges)."""
+    bucket = metrics.get("bucket", {})
+    edges = bucket.get("score_edges", [])
     rows = []
-    for b in metrics.get("bucket", {}).get("buckets", []):
-        rows.append([b["name"], b["docs"], b["tokens"],
-                     f"{b['score_min']:.3f}–{b['score_max']:.3f}"])
+    for k, (name, tokens) in enumerate(sorted(bucket.get("bucket_tokens", {}).items())):
+        low = f"{edges[k - 1]:.3f}" if k > 0 else "min"
+        high = f"{edges[k]:.3f}" if k < len(edges) else "max"
+        rows.append([name, bucket.get("bucket_docs", {}).get(name, 0), tokens, f"{low} – {high}"])
     return rows
 
 

@@ -1,0 +1,153 @@
+"""Token streams of documents: per-shard tokenization and token-file writing.
+
+The bucket stage tokenizes each input shard once (:func:`tokenize_shard`, a
+picklable unit of work for :func:`redrobe.parallel.map_shards`): the token ids of
+every document go, in shard order, to a spill file, and the shard returns only
+small per-document records (id, split, offset, length) plus the training split's
+unigram counts. Documents are then written in curriculum order by copying slices
+of the memory-mapped spill files into ``bucket-NN.bin`` / ``val-<slice>.bin`` with
+:class:`TokenFileWriter`, so no stage ever holds the corpus' token arrays in memory.
+
+    result = tokenize_shard(ShardTask(shard=..., slice="books", index=0, ...))
+    with TokenFileWriter(path, dtype, eos_id) as out:
+        offset = out.append(tokens)          # tokens then eos
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from redrobe.accounting import Ledger
+from redrobe.curriculum.layout import SPLIT_TRAIN, SPLIT_VAL, token_dtype
+from redrobe.curriculum.split import is_validation
+from redrobe.documents import Document, read_documents
+from redrobe.tokenizer import document_encoder, encode_texts
+
+#: removal reason: the document has no tokens (empty text), so it cannot be scored
+EMPTY_AFTER_TOKENIZE = "empty_after_tokenize"
+
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def encode_documents(encoder: Tokenizer, docs: Iterable[Document],
+                     batch_size: int) -> Iterator[tuple[Document, list[int]]]:
+    """(document, token ids) pairs, encoding ``batch_size`` documents at a time."""
+    for batch in batched(docs, batch_size):
+        for doc, ids in zip(batch, encode_texts(encoder, [d.text or "" for d in batch])):
+            yield doc, ids
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """What a worker needs to tokenize one shard (paths and numbers, no data)."""
+    shard: str
+    slice: str
+    index: int              # position of the shard in the stage's sorted shard list
+    tokenizer: str          # path of tokenizer.json
+    spill: str              # where this shard's token ids are written
+    vocab_size: int
+    val_fraction: float
+    seed: int
+    batch_docs: int
+
+
+@dataclass
+class DocRecord:
+    """One document's place in a spill file (sized by documents, never by tokens)."""
+    id: str
+    source: str
+    slice: str
+    split: str
+    shard: int
+    offset: int             # first token's index in the shard's spill file
+    tokens: int
+    bytes: int              # UTF-8 bytes of the text (for bits per byte)
+    score: float = math.nan
+
+
+@dataclass
+class ShardTokens:
+    """What :func:`tokenize_shard` returns: records, removed docs and training counts."""
+    task: ShardTask
+    records: list[DocRecord] = field(default_factory=list)
+    removed: list[Document] = field(default_factory=list)
+    counts: np.ndarray | None = None
+    ledger: Ledger = field(default_factory=Ledger)
+
+
+def tokenize_shard(task: ShardTask) -> ShardTokens:
+    """Tokenize one shard into its spill file; count training tokens; account every doc."""
+    encoder = document_encoder(task.tokenizer)
+    dtype = token_dtype(task.vocab_size)
+    result = ShardTokens(task=task, counts=np.zeros(task.vocab_size, dtype=np.int64))
+    offset = 0
+    with open(task.spill, "wb") as spill:
+        docs = read_documents(task.shard, task.batch_docs)
+        for doc, ids in encode_documents(encoder, docs, task.batch_docs):
+            text = doc.text or ""
+            result.ledger.seen(task.slice, len(text))
+            if not ids:
+                result.ledger.removed(task.slice, EMPTY_AFTER_TOKENIZE)
+                result.removed.append(doc.with_extra(reason=EMPTY_AFTER_TOKENIZE))
+                continue
+            val = is_validation(doc.id, task.val_fraction, task.seed)
+            tokens = np.asarray(ids, dtype=dtype)
+            spill.write(tokens.tobytes())
+            if not val:
+                result.counts += np.bincount(tokens, minlength=task.vocab_size)
+            result.records.append(DocRecord(
+                id=doc.id, source=doc.source, slice=task.slice,
+                split=SPLIT_VAL if val else SPLIT_TRAIN, shard=task.index, offset=offset,
+                tokens=len(ids), bytes=len(text.encode("utf-8"))))
+            result.ledger.kept(task.slice, len(text))
+            offset += len(ids)
+    return result
+
+
+class TokenFileWriter:
+    """Append documents (tokens, then eos) to a raw little-endian token file."""
+
+    def __init__(self, path: str | os.PathLike, dtype: np.dtype, eos_id: int) -> None:
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self._eos = np.asarray([eos_id], dtype=self.dtype).tobytes()
+        self._fh = open(self.path, "wb")
+        self.tokens = 0   # tokens written, eos included (== file length in tokens)
+        self.docs = 0
+
+    def append(self, tokens: np.ndarray) -> int:
+        """Write one document and its eos; return the document's token offset."""
+        offset = self.tokens
+        self._fh.write(np.asarray(tokens, dtype=self.dtype).tobytes())
+        self._fh.write(self._eos)
+        self.tokens += len(tokens) + 1
+        self.docs += 1
+        return offset
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "TokenFileWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

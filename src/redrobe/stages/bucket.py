@@ -1,0 +1,161 @@
+"""Stage `bucket`: difficulty-ordered curriculum buckets of token ids, plus validation.
+
+    redrobe bucket --params params.yaml --input data/interim/dedup \
+        --tokenizer data/models/tokenizer --output data/processed/buckets \
+        --metrics data/metrics/bucket.json
+
+1. Tokenize every shard (``redrobe.parallel.map_shards``, ``shared.workers``) into a
+   spill file inside the atomic output dir; count the training split's tokens.
+2. Score each document (mean unigram surprisal in bits, curriculum/difficulty.py),
+   cut the training scores into ``bucket.num_buckets`` quantile buckets
+   (curriculum/buckets.py) and write ``bucket-NN.bin`` in (score, id) order, each
+   slice's validation documents (``is_validation``) to ``val-<slice>.bin`` in id
+   order, ``docs.parquet`` and ``index.json`` (contract: curriculum/layout.py).
+3. Documents that tokenize to nothing are removed (reason ``empty_after_tokenize``)
+   into ``removed.parquet``. Accounting per slice: in = out (train + val) + removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from redrobe.accounting import Ledger
+from redrobe.config import Params
+from redrobe.curriculum.build import TokenSpec, score_documents, write_curriculum
+from redrobe.curriculum.buckets import assign_buckets, bucket_name
+from redrobe.curriculum.difficulty import surprisal_table
+from redrobe.curriculum.layout import (INDEX_FILE, REMOVED_FILE, SPLIT_TRAIN,
+                                       bucket_file, memmap_tokens, token_dtype, val_file)
+from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
+from redrobe.documents import ShardWriter, atomic_dir, file_digest, list_shards
+from redrobe.errors import InputError
+from redrobe.parallel import map_shards
+from redrobe.stages.common import execute, metrics_payload, parser
+from redrobe.tokenizer import document_encoder, special_ids, tokenizer_file
+
+STAGE = "bucket"
+SPILL_DIR = ".spill"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser(STAGE, __doc__.splitlines()[0])
+    p.add_argument("--input", required=True, help="deduplicated shards (<input>/<slice>/part-*.parquet)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (tokenize stage output)")
+    p.add_argument("--output", required=True, help="buckets directory (index.json, *.bin, docs.parquet)")
+    return p
+
+
+def _token_spec(tokenizer_json: Path) -> TokenSpec:
+    if not tokenizer_json.is_file():
+        raise InputError(f"{tokenizer_json}: not found (run the tokenize stage first)")
+    encoder = document_encoder(tokenizer_json)
+    ids = special_ids(encoder)
+    if ids["eos"] is None or ids["bos"] is None:
+        raise InputError(f"{tokenizer_json}: no <s>/</s> special tokens")
+    return TokenSpec(vocab_size=encoder.get_vocab_size(), bos_id=ids["bos"], eos_id=ids["eos"])
+
+
+def _tasks(shards: Sequence[Path], tokenizer_json: Path, spill_dir: Path, spec: TokenSpec,
+           params: Params) -> list[ShardTask]:
+    sh = params.shared
+    return [ShardTask(shard=str(s), slice=s.parent.name, index=i, tokenizer=str(tokenizer_json),
+                      spill=str(spill_dir / f"{i:05d}.bin"), vocab_size=spec.vocab_size,
+                      val_fraction=sh.val_fraction, seed=sh.seed, batch_docs=sh.batch_docs)
+            for i, s in enumerate(shards)]
+
+
+def _merge(results: Sequence[ShardTokens], vocab_size: int
+           ) -> tuple[Ledger, np.ndarray, list[DocRecord]]:
+    ledger, counts, records = Ledger(), np.zeros(vocab_size, dtype=np.int64), []
+    for r in results:  # task order: deterministic whatever the worker count
+        ledger.merge(r.ledger)
+        counts += r.counts
+        records.extend(r.records)
+    return ledger, counts, records
+
+
+def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+    shards = list_shards(args.input)
+    if not shards:
+        raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")
+    tokenizer_json = tokenizer_file(args.tokenizer)
+    spec = _token_spec(tokenizer_json)
+    output = Path(args.output)
+    with atomic_dir(output) as tmp:
+        tasks = _tasks(shards, tokenizer_json, tmp / SPILL_DIR, spec, params)
+        (tmp / SPILL_DIR).mkdir()
+        results = map_shards(tokenize_shard, tasks, params.shared.workers)
+        ledger, counts, records = _merge(results, spec.vocab_size)
+        ledger.check()  # before anything is renamed into place
+        if not any(r.split == SPLIT_TRAIN for r in records):
+            raise InputError(f"{args.input}: no training documents with tokens to bucket")
+        spills = [memmap_tokens(t.spill, token_dtype(spec.vocab_size)) for t in tasks]
+        scores = score_documents(records, spills, surprisal_table(counts))
+        index = write_curriculum(tmp, records, scores, spills, spec,
+                                 params.bucket.num_buckets, sorted(ledger.slices))
+        with ShardWriter(tmp / REMOVED_FILE, params.shared.batch_docs, ("reason",)) as removed:
+            for r in results:
+                removed.write_all(r.removed)
+        del spills  # release the memory maps before the spill files go
+        shutil.rmtree(tmp / SPILL_DIR)
+    files = _outputs_by_shard(results, records, scores, index["score_edges"])
+    _log_lineage(tracker, shards, tokenizer_json, output, files)
+    tracker.log_artifact(output / INDEX_FILE, "buckets")
+    return _metrics(ledger, index)
+
+
+def _metrics(ledger: Ledger, index: dict[str, Any]) -> dict[str, Any]:
+    slice_tokens: dict[str, dict[str, int]] = {}
+    for name in sorted(ledger.slices):
+        train = sum(b["tokens_by_slice"].get(name, 0) for b in index["buckets"])
+        val = index["val"].get(name, {}).get("tokens", 0)
+        slice_tokens[name] = {"train": train, "val": val}
+    return metrics_payload(
+        STAGE, ledger, vocab_size=index["vocab_size"], dtype=index["dtype"],
+        num_buckets=index["num_buckets"], score=index["score"], score_edges=index["score_edges"],
+        bucket_tokens={b["name"]: b["tokens"] for b in index["buckets"]},
+        bucket_docs={b["name"]: b["docs"] for b in index["buckets"]},
+        slice_tokens=slice_tokens,
+        tokens={"train": sum(b["tokens"] for b in index["buckets"]),
+                "val": sum(v["tokens"] for v in index["val"].values())})
+
+
+def _outputs_by_shard(results: Sequence[ShardTokens], records: Sequence[DocRecord],
+                      scores: np.ndarray, score_edges: Sequence[float]) -> dict[int, set[str]]:
+    """For each input shard (by index): the output files its documents went to."""
+    files: dict[int, set[str]] = defaultdict(set)
+    for rec, b in zip(records, assign_buckets(scores, score_edges).tolist()):
+        files[rec.shard].add(bucket_file(bucket_name(b)) if rec.split == SPLIT_TRAIN
+                             else val_file(rec.slice))
+    for r in results:
+        if r.removed:
+            files[r.task.index].add(REMOVED_FILE)
+    return files
+
+
+def _log_lineage(tracker: Any, shards: Sequence[Path], tokenizer_json: Path, output: Path,
+                 files: dict[int, set[str]]) -> None:
+    """Edges with digests: input shard -> each file its documents went to; tokenizer -> index."""
+    out_digest = {f: file_digest(output / f) for f in {INDEX_FILE}.union(*files.values())}
+    edges = []
+    for i, shard in enumerate(shards):
+        in_digest = file_digest(shard)
+        edges += [{"input": str(shard), "input_digest": in_digest, "output": str(output / f),
+                   "output_digest": out_digest[f]} for f in sorted(files.get(i, ()))]
+    edges.append({"input": str(tokenizer_json), "input_digest": file_digest(tokenizer_json),
+                  "output": str(output / INDEX_FILE), "output_digest": out_digest[INDEX_FILE]})
+    tracker.log_dict({"edges": edges}, f"lineage/{STAGE}.json")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return execute(STAGE, argv, build_parser, run, ("shared", "bucket", "tracking"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
