@@ -274,12 +274,12 @@ class Model:
 
 @dataclass(frozen=True)
 class Pretrain:
-    steps: int = 300
-    batch_size: int = 16
+    steps: int = 200
+    batch_size: int = 8
     grad_accum: int = 1
     lr: float = 1e-3
     min_lr: float = 1e-4
-    warmup_steps: int = 30
+    warmup_steps: int = 20
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95

@@ -124,7 +124,9 @@ class Tracker:
         """Log a torch model as an MLflow LoggedModel linked to this run; return its id."""
         import mlflow.pytorch
 
-        info = mlflow.pytorch.log_model(model, name=name, pip_requirements=["torch", "transformers"],
+        # pickle format: MLflow 3's default ("pt2") needs an input example to export.
+        info = mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                        pip_requirements=["torch", "transformers"],
                                         tags={k: str(v) for k, v in tags.items()})
         return info.model_id
 

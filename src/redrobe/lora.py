@@ -1,0 +1,138 @@
+"""LoRA adaptation of the base model on one slice (Hu et al. 2021), with peft.
+
+The adaptation task is continued language modelling on the training split of one
+slice (``params.lora.slice``). Its documents are streamed, tokenized with the base
+model's tokenizer and packed (each followed by eos) into a token buffer just big
+enough for the planned steps, so memory does not grow with the slice. Training uses
+the pretraining loop unchanged (:func:`redrobe.train.train_on_array`); only the
+adapter parameters require gradients, so only they are updated:
+
+    model = apply_lora(base, r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "v_proj"])
+    buffers = token_buffers(docs, tokenizer, eos_id, is_val, train_tokens=..., val_tokens=...)
+    result = train_on_array(model, buffers.train, buffers.val, seq_len=256, batch_size=8,
+                            eval_batches=4, config=config)
+    save_lora(model, tokenizer, "data/models/lora")  # adapter/ (peft) + merged/ (plain HF)
+
+``<output>/adapter`` loads with ``PeftModel.from_pretrained(base, <output>/adapter)``;
+``<output>/merged`` (``merge_and_unload``: W + BA/r*alpha folded into W) loads with
+``AutoModelForCausalLM`` and ``AutoTokenizer`` like the base model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from redrobe.documents import Document
+from redrobe.errors import InputError
+
+ADAPTER_DIR = "adapter"   # <output>/adapter: peft adapter weights and config only
+MERGED_DIR = "merged"     # <output>/merged: base + adapter folded in, with the tokenizer
+TASK_FILE = "task.json"   # <output>/task.json: which slice the adapter was trained on
+
+
+def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, Any]:
+    """A saved causal LM and its tokenizer (a pretrain output or a merged LoRA model)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot load the model and tokenizer ({exc})") from exc
+    return model, tokenizer
+
+
+def apply_lora(model: torch.nn.Module, *, r: int, alpha: int, dropout: float,
+               target_modules: Sequence[str]) -> PeftModel:
+    """Wrap ``model`` with LoRA adapters; only the adapters are trainable.
+
+    peft initializes B = 0, so the wrapped model starts exactly at the base model.
+    """
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,
+                        target_modules=list(target_modules), bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, Any]:
+    """Trainable and total parameter counts and the trainable fraction.
+
+    For LoRA each adapted d_out x d_in matrix adds r * (d_in + d_out) trainable
+    parameters (LoRA paper §4; REFERENCES §5, Table 16).
+    """
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable": trainable, "total": total, "fraction": trainable / total}
+
+
+@dataclass(frozen=True)
+class TokenBuffers:
+    """Packed token ids of the slice's training and validation documents."""
+
+    train: np.ndarray
+    val: np.ndarray
+    train_docs: int
+    val_docs: int
+
+
+class _Packer:
+    """Appends documents' tokens (each + eos) until ``cap`` tokens are held."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.size, self.docs = cap, 0, 0
+        self.parts: list[np.ndarray] = []
+
+    @property
+    def full(self) -> bool:
+        return self.size >= self.cap
+
+    def add(self, ids: list[int], eos_id: int) -> None:
+        part = np.asarray([*ids, eos_id], dtype=np.int64)[: self.cap - self.size]
+        self.parts.append(part)
+        self.size += len(part)
+        self.docs += 1
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int64)
+
+
+def token_buffers(docs: Iterable[Document], tokenizer: Any, eos_id: int,
+                  is_val: Callable[[str], bool], *, train_tokens: int,
+                  val_tokens: int) -> TokenBuffers:
+    """Stream ``docs`` once, packing training and validation documents separately.
+
+    Reading stops as soon as both buffers are full, so at most ``train_tokens`` +
+    ``val_tokens`` ids are held whatever the size of the slice.
+    """
+    packers = {False: _Packer(train_tokens), True: _Packer(val_tokens)}
+    for doc in docs:
+        packer = packers[is_val(doc.id)]
+        if not packer.full:
+            packer.add(tokenizer(doc.text, add_special_tokens=False)["input_ids"], eos_id)
+        if all(p.full for p in packers.values()):
+            break
+    return TokenBuffers(train=packers[False].array(), val=packers[True].array(),
+                        train_docs=packers[False].docs, val_docs=packers[True].docs)
+
+
+def save_lora(model: PeftModel, tokenizer: Any, output: str | os.PathLike) -> torch.nn.Module:
+    """Save the adapter alone, then merge it into the base weights and save the result.
+
+    Returns the merged model. ``model`` is consumed: merging rewrites its base weights.
+    """
+    output = Path(output)
+    for config in model.peft_config.values():
+        # peft keeps target_modules as a set, whose order follows the string hash seed:
+        # a sorted list makes adapter_config.json byte-identical across runs.
+        config.target_modules = sorted(config.target_modules)
+    model.save_pretrained(output / ADAPTER_DIR)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(output / MERGED_DIR)
+    tokenizer.save_pretrained(output / MERGED_DIR)
+    return merged

@@ -1,0 +1,127 @@
+"""`redrobe lora`: adapt the base model to one slice with LoRA; save adapter and merged model.
+
+    redrobe lora --params params.yaml --input data/interim/dedup --base data/models/base \
+        --output data/models/lora --curve data/metrics/lora_curve.csv \
+        --metrics data/metrics/lora.json
+
+Streams the training split of ``params.lora.slice`` from the deduplicated shards
+(``redrobe.curriculum.split.is_validation`` decides the split), tokenizes it with the
+base model's tokenizer, trains LoRA adapters with the pretraining loop and writes
+``<output>/adapter`` (peft, adapter only), ``<output>/merged`` (adapter folded into the
+weights, with the tokenizer), ``<output>/task.json`` (what the adapter was trained
+on), the loss curve CSV and the metrics JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from redrobe.config import Params
+from redrobe.curriculum.split import is_validation
+from redrobe.documents import atomic_dir, file_digest, list_shards, read_documents, write_json
+from redrobe.errors import InputError
+from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model, save_lora,
+                          token_buffers, trainable_parameters)
+from redrobe.stages import common
+from redrobe.train import (TrainConfig, parse_cpu_flags, select_device, train_on_array,
+                           write_curve)
+
+CPUINFO = Path("/proc/cpuinfo")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser("lora", __doc__.splitlines()[0])
+    p.add_argument("--input", required=True, help="deduplicated shards (<input>/<slice>/part-*.parquet)")
+    p.add_argument("--base", required=True, help="pretrained model directory")
+    p.add_argument("--output", required=True, help="directory for adapter/ and merged/")
+    p.add_argument("--curve", required=True, help="loss curve CSV to write")
+    return p
+
+
+def lineage(shards: Sequence[Path], base: Path, output: Path) -> dict[str, Any]:
+    """Edges from the slice's shards and the base weights to the adapter and merged weights."""
+    outputs = [output / ADAPTER_DIR / ADAPTER_WEIGHTS, output / MERGED_DIR / WEIGHTS_FILE]
+    digests = {p: file_digest(p) for p in [*shards, base / WEIGHTS_FILE, *outputs]}
+    return {"edges": [{"input": str(i), "input_digest": digests[i], "output": str(o),
+                       "output_digest": digests[o]}
+                      for i in [*shards, base / WEIGHTS_FILE] for o in outputs]}
+
+
+def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+    lp, shared = params.lora, params.shared
+    shards = list_shards(args.input, lp.slice)
+    if not shards:
+        raise InputError(f"{Path(args.input) / lp.slice}: no shards for lora.slice {lp.slice!r}")
+    model, tokenizer = load_model(args.base)
+    seq_len = model.config.max_position_embeddings
+
+    torch.set_num_threads(lp.threads or os.cpu_count() or 1)
+    cpu_flags = parse_cpu_flags(CPUINFO.read_text()) if CPUINFO.exists() else frozenset()
+    device, precision = select_device(lp.precision, cpu_flags)
+
+    # Enough tokens for one pass over fresh windows; the buffer never holds more.
+    docs = itertools.chain.from_iterable(read_documents(s, shared.batch_docs) for s in shards)
+    buffers = token_buffers(
+        docs, tokenizer, tokenizer.eos_token_id,
+        lambda doc_id: is_validation(doc_id, shared.val_fraction, shared.seed),
+        train_tokens=lp.steps * lp.batch_size * seq_len + 1,
+        val_tokens=lp.eval_batches * lp.batch_size * (seq_len + 1))
+    if len(buffers.train) < seq_len + 1:
+        raise InputError(f"{Path(args.input) / lp.slice}: the training split has "
+                         f"{len(buffers.train)} tokens, fewer than one window ({seq_len + 1})")
+
+    torch.manual_seed(shared.seed)  # LoRA's A matrices are initialized randomly
+    model = apply_lora(model, r=lp.r, alpha=lp.alpha, dropout=lp.dropout,
+                       target_modules=lp.target_modules)
+    counts = trainable_parameters(model)
+    config = TrainConfig(steps=lp.steps, lr=lp.lr, min_lr=lp.min_lr, warmup_steps=lp.warmup_steps,
+                         weight_decay=lp.weight_decay, grad_clip=lp.grad_clip,
+                         eval_every=lp.eval_every, precision=precision, device=device,
+                         seed=shared.seed)
+    result = train_on_array(model, buffers.train, buffers.val, seq_len=seq_len,
+                            batch_size=lp.batch_size, eval_batches=lp.eval_batches, config=config,
+                            on_step=lambda r: tracker.log_metrics(r.as_metrics(), step=r.step))
+
+    model.to("cpu")
+    task = {"slice": lp.slice, "r": lp.r, "alpha": lp.alpha, "target_modules": lp.target_modules,
+            "steps": lp.steps, "train_docs": buffers.train_docs, "train_tokens": len(buffers.train),
+            "base_weights_digest": file_digest(Path(args.base) / WEIGHTS_FILE)}
+    with atomic_dir(args.output) as out:
+        merged = save_lora(model, tokenizer, out)
+        write_json(out / TASK_FILE, task)
+    write_curve(args.curve, result.records)
+    output = Path(args.output)
+    tracker.log_dict(lineage(shards, Path(args.base), output), "lineage/lora.json")
+    tracker.log_artifact(args.curve, "curves")
+    tracker.log_artifact(output / ADAPTER_DIR, "adapter")
+    tracker.log_model(merged, "merged", tags={
+        "slice": lp.slice, "base_weights_digest": task["base_weights_digest"],
+        "weights_digest": file_digest(output / MERGED_DIR / WEIGHTS_FILE)})
+
+    return common.metrics_payload(
+        "lora",
+        slice=lp.slice, r=lp.r, alpha=lp.alpha, target_modules=lp.target_modules,
+        trainable_parameters=counts["trainable"], total_parameters=counts["total"],
+        trainable_fraction=counts["fraction"],
+        steps=lp.steps, batch_size=lp.batch_size, seq_len=seq_len,
+        train_docs=buffers.train_docs, val_docs=buffers.val_docs,
+        train_buffer_tokens=len(buffers.train), val_buffer_tokens=len(buffers.val),
+        tokens_seen=result.tokens, tokens_per_s=result.tokens / result.train_seconds,
+        train_seconds=round(result.train_seconds, 3),
+        final_train_loss=result.records[-1].loss,
+        initial_val_loss=result.initial_val.get("overall"),
+        final_val_loss=result.final_val.get("overall"),
+        precision=precision, device=device, threads=torch.get_num_threads(),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.execute("lora", argv, build_parser, run, ("shared", "lora", "tracking"))

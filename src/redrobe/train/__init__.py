@@ -1,0 +1,20 @@
+"""Training: lr schedule, precision choice, curriculum batches, the loop, the loss curve.
+
+Used by the pretrain stage (a fresh LLaMA on the curriculum buckets) and the lora
+stage (a peft model on one slice's token buffer); see :mod:`redrobe.train.loop`.
+"""
+
+from redrobe.train.curve import write_curve
+from redrobe.train.data import (CurriculumBatches, Phase, curriculum_plan, eval_windows, gather,
+                                lane_starts)
+from redrobe.train.loop import (StepRecord, TrainConfig, TrainResult, configure_optimizer,
+                                estimate_loss, next_token_loss, train, train_on_array)
+from redrobe.train.precision import autocast, choose_precision, parse_cpu_flags, select_device
+from redrobe.train.schedule import lr_at
+
+__all__ = [
+    "CurriculumBatches", "Phase", "StepRecord", "TrainConfig", "TrainResult", "autocast",
+    "choose_precision", "configure_optimizer", "curriculum_plan", "estimate_loss",
+    "eval_windows", "gather", "lane_starts", "lr_at", "next_token_loss", "parse_cpu_flags",
+    "select_device", "train", "train_on_array", "write_curve",
+]

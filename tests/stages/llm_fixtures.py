@@ -1,0 +1,143 @@
+"""Tiny inputs for the pretrain / lora / evaluate stage tests (built in seconds).
+
+- :func:`write_shards`: deduplicated shards ``<root>/<slice>/part-00000.parquet`` of
+  synthetic English-like documents (seeded), several slices;
+- :func:`write_tokenizer`: a byte-level BPE trained with ``tokenizers`` on them, saved in
+  HF format with ``<s>`` ``</s>`` ``<unk>`` ``<pad>``;
+- :func:`write_buckets`: a buckets directory in the bucket stage's layout (index.json,
+  bucket-NN.bin, val-<slice>.bin), split with ``is_validation``;
+- :func:`write_params`: a params.yaml with a tiny model and a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from redrobe.curriculum.split import is_validation
+from redrobe.documents import Document, ShardWriter, shard_path
+
+SLICES = ("books", "c4", "github")
+SEED, VAL_FRACTION = 1234, 0.2
+WORDS = {
+    "books": "the king queen lord said thou art my good sweet love night day death heart".split(),
+    "c4": "the city council said on monday that new plans for the market will open soon".split(),
+    "github": "def return self if else for in import class none true false value x y".split(),
+}
+
+
+def documents(slice_name: str, count: int = 24) -> list[Document]:
+    rng = random.Random(f"{slice_name}-{SEED}")
+    words = WORDS[slice_name]
+    docs = []
+    for i in range(count):
+        sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 12))) + "."
+                     for _ in range(rng.randint(6, 14))]
+        docs.append(Document(id=f"{slice_name}/{i:04d}", text=" ".join(sentences).capitalize(),
+                             source=slice_name))
+    return docs
+
+
+def write_shards(root: Path) -> Path:
+    for name in SLICES:
+        with ShardWriter(shard_path(root, name, 0)) as writer:
+            writer.write_all(documents(name))
+    return root
+
+
+def write_tokenizer(path: Path) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, min_frequency=2,
+                                  special_tokens=["<s>", "</s>", "<unk>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator([d.text for s in SLICES for d in documents(s)], trainer=trainer)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                 unk_token="<unk>", pad_token="<pad>")
+    hf.save_pretrained(str(path))
+    return hf
+
+
+def _packed(tokenizer: PreTrainedTokenizerFast, docs: list[Document]) -> np.ndarray:
+    ids: list[int] = []
+    for doc in docs:
+        ids += tokenizer(doc.text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return np.asarray(ids, dtype="<u2")
+
+
+def write_buckets(root: Path, tokenizer: PreTrainedTokenizerFast, num_buckets: int = 2) -> Path:
+    root.mkdir(parents=True)
+    train, val = [], {}
+    for name in SLICES:
+        docs = documents(name)
+        train += [d for d in docs if not is_validation(d.id, VAL_FRACTION, SEED)]
+        val[name] = [d for d in docs if is_validation(d.id, VAL_FRACTION, SEED)]
+    train.sort(key=lambda d: len(d.text))  # a stand-in difficulty: short documents first
+    buckets = []
+    for k in range(num_buckets):
+        members = train[k * len(train) // num_buckets:(k + 1) * len(train) // num_buckets]
+        array = _packed(tokenizer, members)
+        array.tofile(root / f"bucket-{k:02d}.bin")
+        buckets.append({"name": f"bucket-{k:02d}", "file": f"bucket-{k:02d}.bin",
+                        "tokens": len(array), "docs": len(members), "score_min": None,
+                        "score_max": None, "tokens_by_slice": {}})
+    val_index = {}
+    for name, docs in val.items():
+        array = _packed(tokenizer, docs)
+        array.tofile(root / f"val-{name}.bin")
+        val_index[name] = {"file": f"val-{name}.bin", "tokens": len(array), "docs": len(docs),
+                           "bytes": sum(len(d.text.encode()) for d in docs)}
+    index = {"dtype": "uint16", "vocab_size": len(tokenizer), "eos_id": tokenizer.eos_token_id,
+             "bos_id": tokenizer.bos_token_id, "num_buckets": num_buckets, "buckets": buckets,
+             "val": val_index}
+    (root / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
+    return root
+
+
+def write_params(path: Path) -> Path:
+    params = {
+        "shared": {"seed": SEED, "val_fraction": VAL_FRACTION, "slices": list(SLICES)},
+        "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1,
+                  "intermediate_size": 64, "max_seq_len": 32},
+        "pretrain": {"steps": 6, "batch_size": 4, "warmup_steps": 2, "eval_every": 3,
+                     "eval_batches": 2, "precision": "fp32", "threads": 1},
+        "lora": {"slice": "books", "r": 4, "alpha": 8, "steps": 4, "batch_size": 4,
+                 "warmup_steps": 1, "eval_every": 2, "eval_batches": 2, "precision": "fp32",
+                 "threads": 1},
+        "evaluate": {"max_tokens_per_slice": 100, "batch_size": 2, "gen_tokens": 5, "threads": 1},
+    }
+    path.write_text(yaml.safe_dump(params, sort_keys=True))
+    return path
+
+
+def write_inputs(root: Path) -> dict[str, Path]:
+    """Shards, tokenizer, buckets and params under ``root``; returns their paths."""
+    tokenizer = write_tokenizer(root / "tokenizer")
+    return {"root": root, "params": write_params(root / "params.yaml"),
+            "dedup": write_shards(root / "dedup"), "tokenizer": root / "tokenizer",
+            "buckets": write_buckets(root / "buckets", tokenizer)}
+
+
+def pretrain_argv(paths: dict[str, Path], output: Path, metrics: Path) -> list[str]:
+    return ["--params", str(paths["params"]), "--buckets", str(paths["buckets"]),
+            "--tokenizer", str(paths["tokenizer"]), "--output", str(output),
+            "--curve", str(metrics / "pretrain_curve.csv"), "--metrics", str(metrics / "pretrain.json")]
+
+
+def lora_argv(paths: dict[str, Path], base: Path, output: Path, metrics: Path) -> list[str]:
+    return ["--params", str(paths["params"]), "--input", str(paths["dedup"]), "--base", str(base),
+            "--output", str(output), "--curve", str(metrics / "lora_curve.csv"),
+            "--metrics", str(metrics / "lora.json")]
+
+
+def evaluate_argv(paths: dict[str, Path], base: Path, lora: Path, metrics: Path) -> list[str]:
+    return ["--params", str(paths["params"]), "--buckets", str(paths["buckets"]),
+            "--base", str(base), "--lora", str(lora), "--metrics", str(metrics / "eval.json")]
