@@ -2,8 +2,7 @@
 
 - :func:`write_shards`: deduplicated shards ``<root>/<slice>/part-00000.parquet`` of
   synthetic English-like documents (seeded), several slices;
-- :func:`write_tokenizer`: a byte-level BPE trained with ``tokenizers`` on them, saved in
-  HF format with ``<s>`` ``</s>`` ``<unk>`` ``<pad>``;
+- :func:`write_tokenizer`: the project's byte-level BPE (redrobe.tokenizer) trained on them;
 - :func:`write_buckets`: a buckets directory in the bucket stage's layout (index.json,
   bucket-NN.bin, val-<slice>.bin), split with ``is_validation``;
 - :func:`write_params`: a params.yaml with a tiny model and a few steps.
@@ -17,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from redrobe.curriculum.split import is_validation
 from redrobe.documents import Document, ShardWriter, shard_path
+from redrobe.tokenizer import save_tokenizer, train_tokenizer
 
 SLICES = ("books", "c4", "github")
 SEED, VAL_FRACTION = 1234, 0.2
@@ -52,17 +51,9 @@ def write_shards(root: Path) -> Path:
 
 
 def write_tokenizer(path: Path) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, min_frequency=2,
-                                  special_tokens=["<s>", "</s>", "<unk>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator([d.text for s in SLICES for d in documents(s)], trainer=trainer)
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                 unk_token="<unk>", pad_token="<pad>")
-    hf.save_pretrained(str(path))
+    hf = train_tokenizer([d.text for s in SLICES for d in documents(s)], vocab_size=320,
+                         min_frequency=2)
+    save_tokenizer(hf, path)
     return hf
 
 
