@@ -1,0 +1,60 @@
+"""What every ingest adapter shares: stable ids, removal reasons and routing.
+
+An adapter yields one :class:`~redrobe.documents.Document` per source record. A
+record that is not usable carries its fate in ``extra``: ``reason`` (removed, one of
+the constants below) or ``error`` (quarantined, with the error text). :func:`route`
+then applies the two checks common to every source (empty text, too long)::
+
+    fate, doc = route(doc, max_chars=2_000_000)   # fate in (KEPT, REMOVED, QUARANTINED)
+
+Ids are ``<slice>/<16 hex>``: a hash of the record's provenance (distribution,
+member, offset; or file digest and line), never of run order, so the same record
+gets the same id in every run and on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from redrobe.documents import Document
+
+# Removal reasons (the ``reason`` column of data/interim/removed/ingest).
+EMPTY_TEXT = "empty_text"        # nothing left after extraction / markup stripping
+TOO_LONG = "too_long"            # longer than ingest.max_doc_chars
+WIKI_REDIRECT = "wiki_redirect"  # a MediaWiki redirect page has no article text
+WIKI_NON_ARTICLE = "wiki_non_article"  # talk, user, template... pages (namespace != 0)
+BINARY = "binary"                # a code file that is not UTF-8 text
+HTTP_NOT_OK = "http_not_ok"      # a crawled redirect/error page (HTTP status not 2xx)
+REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_NOT_OK)
+
+KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
+
+
+def stable_id(slice_name: str, *provenance: Any) -> str:
+    """``<slice>/<hex>`` from the provenance parts (e.g. distribution, member, offset)."""
+    key = "\x1f".join(str(p) for p in provenance)
+    return f"{slice_name}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+def removed(doc: Document, reason: str) -> Document:
+    """Mark a document as removed with a named reason."""
+    return doc.with_extra(reason=reason)
+
+
+def quarantined(doc: Document, error: str) -> Document:
+    """Mark a record that failed to parse; ``error`` says where and why."""
+    return doc.with_extra(error=error)
+
+
+def route(doc: Document, max_chars: int) -> tuple[str, Document]:
+    """Decide a document's fate: (KEPT | REMOVED | QUARANTINED, document)."""
+    if "error" in doc.extra:
+        return QUARANTINED, doc
+    if "reason" in doc.extra:
+        return REMOVED, doc
+    if not doc.text.strip():
+        return REMOVED, removed(doc, EMPTY_TEXT)
+    if len(doc.text) > max_chars:
+        return REMOVED, removed(doc, TOO_LONG)
+    return KEPT, doc

