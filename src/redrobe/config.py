@@ -36,12 +36,14 @@ class Shared:
     batch_docs: int = 256          # documents held in memory at once by a data stage
     workers: int = 1               # local worker processes for per-shard data stages
     val_fraction: float = 0.05     # held-out validation share per slice (hash of id)
+    min_val_docs: int = 1          # ... but at least this many validation docs per slice
     slices: list[str] = field(default_factory=lambda: ["books", "wikipedia", "c4", "common_crawl", "github"])
 
     def validate(self) -> list[str]:
         return (_check(self.batch_docs >= 1, "batch_docs", "must be >= 1")
                 + _check(self.workers >= 1, "workers", "must be >= 1")
                 + _check(0.0 < self.val_fraction < 0.5, "val_fraction", "must be in (0, 0.5)")
+                + _check(self.min_val_docs >= 0, "min_val_docs", "must be >= 0")
                 + _check(bool(self.slices), "slices", "must name at least one slice"))
 
 

@@ -28,7 +28,7 @@ def shard(tmp_path):
 def task(root, batch_docs=4):
     return ShardTask(shard=str(root / "part-00000.parquet"), slice="books", index=3,
                      tokenizer=str(root / "tokenizer.json"), spill=str(root / "spill.bin"),
-                     vocab_size=300, val_fraction=FRACTION, seed=SEED, batch_docs=batch_docs)
+                     vocab_size=300, val_threshold=FRACTION, seed=SEED, batch_docs=batch_docs)
 
 
 def test_batched():

@@ -4,9 +4,10 @@ Taking the first ``cap`` documents in shard order would train the tokenizer on t
 alphabetically first slices only. Instead each document gets a sort key — its
 :func:`redrobe.curriculum.split.split_point` (a uniform hash of seed and id), with the
 id as tie-break — and the ``cap`` documents with the smallest keys are kept. Since
-training documents are exactly those with ``split_point >= val_fraction``, their
-keys are uniform on ``[val_fraction, 1)`` independently of the slice, so the kept set
-is a uniform random sample of the training split, fixed by the seed.
+training documents are exactly those with ``split_point`` at or above their slice's
+split threshold (``val_fraction`` except for very small slices), their keys are
+uniform above it independently of the slice, so the kept set is a uniform random
+sample of the training split, fixed by the seed.
 
     cutoff = cap_cutoff(keys_of_training_docs, cap=100_000)   # one pass, O(cap) memory
     keep = within_cap(key, cutoff)                             # second pass

@@ -65,7 +65,7 @@ class ShardTask:
     tokenizer: str          # path of tokenizer.json
     spill: str              # where this shard's token ids are written
     vocab_size: int
-    val_fraction: float
+    val_threshold: float   # the slice's split threshold (curriculum.split)
     seed: int
     batch_docs: int
 
@@ -109,7 +109,7 @@ def tokenize_shard(task: ShardTask) -> ShardTokens:
                 result.ledger.removed(task.slice, EMPTY_AFTER_TOKENIZE)
                 result.removed.append(doc.with_extra(reason=EMPTY_AFTER_TOKENIZE))
                 continue
-            val = is_validation(doc.id, task.val_fraction, task.seed)
+            val = is_validation(doc.id, task.val_threshold, task.seed)
             tokens = np.asarray(ids, dtype=dtype)
             spill.write(tokens.tobytes())
             if not val:

@@ -32,6 +32,7 @@ from redrobe.curriculum.buckets import assign_buckets, bucket_name
 from redrobe.curriculum.difficulty import surprisal_table
 from redrobe.curriculum.layout import (INDEX_FILE, REMOVED_FILE, SPLIT_TRAIN,
                                        bucket_file, memmap_tokens, token_dtype, val_file)
+from redrobe.curriculum.split import split_thresholds
 from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
 from redrobe.documents import ShardWriter, atomic_dir, file_digest, list_shards
 from redrobe.errors import InputError
@@ -64,9 +65,11 @@ def _token_spec(tokenizer_json: Path) -> TokenSpec:
 def _tasks(shards: Sequence[Path], tokenizer_json: Path, spill_dir: Path, spec: TokenSpec,
            params: Params) -> list[ShardTask]:
     sh = params.shared
+    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs)
     return [ShardTask(shard=str(s), slice=s.parent.name, index=i, tokenizer=str(tokenizer_json),
                       spill=str(spill_dir / f"{i:05d}.bin"), vocab_size=spec.vocab_size,
-                      val_fraction=sh.val_fraction, seed=sh.seed, batch_docs=sh.batch_docs)
+                      val_threshold=thresholds[s.parent.name], seed=sh.seed,
+                      batch_docs=sh.batch_docs)
             for i, s in enumerate(shards)]
 
 

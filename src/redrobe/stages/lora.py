@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 
 from redrobe.config import Params
-from redrobe.curriculum.split import is_validation
+from redrobe.curriculum.split import is_validation, split_thresholds
 from redrobe.documents import atomic_dir, file_digest, list_shards, read_documents, write_json
 from redrobe.errors import InputError
 from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model, save_lora,
@@ -69,9 +69,12 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
 
     # Enough tokens for one pass over fresh windows; the buffer never holds more.
     docs = itertools.chain.from_iterable(read_documents(s, shared.batch_docs) for s in shards)
+    # Thresholds from the whole corpus, so the split is the one tokenize and bucket made.
+    threshold = split_thresholds(list_shards(args.input), shared.val_fraction, shared.seed,
+                                 shared.min_val_docs)[lp.slice]
     buffers = token_buffers(
         docs, tokenizer, tokenizer.eos_token_id,
-        lambda doc_id: is_validation(doc_id, shared.val_fraction, shared.seed),
+        lambda doc_id: is_validation(doc_id, threshold, shared.seed),
         train_tokens=lp.steps * lp.batch_size * seq_len + 1,
         val_tokens=lp.eval_batches * lp.batch_size * (seq_len + 1))
     if len(buffers.train) < seq_len + 1:

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.curriculum.split import is_validation, split_point
+from redrobe.curriculum.split import is_validation, split_point, split_thresholds
 from redrobe.curriculum.subsample import Key, cap_cutoff, sample_key, within_cap
 from redrobe.curriculum.tokens import encode_documents
 from redrobe.documents import atomic_dir, count_documents, file_digest, list_shards, read_documents
@@ -60,16 +60,17 @@ def check_gate(gate_dir: str | Path) -> None:
         raise GateError(f"{path}: success is {success!r}; the data did not pass the quality gate")
 
 
-def _training_keys(shards: Sequence[Path], params: Params) -> Iterator[Key]:
+def _training_keys(shards: Sequence[Path], params: Params,
+                   thresholds: dict[str, float]) -> Iterator[Key]:
     sh = params.shared
     for shard in shards:
         for doc in read_documents(shard, sh.batch_docs):
-            if not is_validation(doc.id, sh.val_fraction, sh.seed):
+            if not is_validation(doc.id, thresholds[shard.parent.name], sh.seed):
                 yield sample_key(split_point(doc.id, sh.seed), doc.id)
 
 
-def _training_texts(shards: Sequence[Path], params: Params, cutoff: Key | None,
-                    ledger: Ledger) -> Iterator[str]:
+def _training_texts(shards: Sequence[Path], params: Params, thresholds: dict[str, float],
+                    cutoff: Key | None, ledger: Ledger) -> Iterator[str]:
     """Texts of the (capped) training split; records every document in ``ledger``."""
     sh = params.shared
     for shard in shards:
@@ -77,7 +78,7 @@ def _training_texts(shards: Sequence[Path], params: Params, cutoff: Key | None,
         for doc in read_documents(shard, sh.batch_docs):
             text = doc.text or ""
             ledger.seen(slice_name, len(text))
-            if is_validation(doc.id, sh.val_fraction, sh.seed):
+            if is_validation(doc.id, thresholds[slice_name], sh.seed):
                 ledger.removed(slice_name, HELDOUT_VALIDATION)
             elif not within_cap(sample_key(split_point(doc.id, sh.seed), doc.id), cutoff):
                 ledger.removed(slice_name, OVER_MAX_TRAIN_DOCS)
@@ -86,8 +87,8 @@ def _training_texts(shards: Sequence[Path], params: Params, cutoff: Key | None,
                 yield text
 
 
-def _validation_compression(tokenizer_json: Path, shards: Sequence[Path],
-                            params: Params) -> dict[str, dict[str, Any]]:
+def _validation_compression(tokenizer_json: Path, shards: Sequence[Path], params: Params,
+                            thresholds: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Per slice: validation docs, UTF-8 bytes, tokens and bytes per token."""
     sh = params.shared
     encoder = document_encoder(tokenizer_json)
@@ -95,7 +96,7 @@ def _validation_compression(tokenizer_json: Path, shards: Sequence[Path],
     for shard in shards:
         s = stats[shard.parent.name]
         docs = (d for d in read_documents(shard, sh.batch_docs)
-                if is_validation(d.id, sh.val_fraction, sh.seed))
+                if is_validation(d.id, thresholds[shard.parent.name], sh.seed))
         for doc, ids in encode_documents(encoder, docs, sh.batch_docs):
             s["docs"] += 1
             s["bytes"] += len((doc.text or "").encode("utf-8"))
@@ -110,17 +111,18 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")
-    cfg = params.tokenize
+    cfg, sh = params.tokenize, params.shared
+    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs)
     cutoff = None
     if sum(count_documents(s) for s in shards) > cfg.max_train_docs:  # cheap: footer only
-        cutoff = cap_cutoff(_training_keys(shards, params), cfg.max_train_docs)
+        cutoff = cap_cutoff(_training_keys(shards, params, thresholds), cfg.max_train_docs)
     ledger = Ledger()
     output = Path(args.output)
     with atomic_dir(output) as tmp:
-        tok = train_tokenizer(_training_texts(shards, params, cutoff, ledger),
+        tok = train_tokenizer(_training_texts(shards, params, thresholds, cutoff, ledger),
                               cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tok, tmp)
-        validation = _validation_compression(tokenizer_file(tmp), shards, params)
+        validation = _validation_compression(tokenizer_file(tmp), shards, params, thresholds)
     digest = file_digest(tokenizer_file(output))
     _log_lineage(tracker, shards, tokenizer_file(output), digest)
     tracker.log_artifact(output, "tokenizer")
