@@ -27,6 +27,14 @@ class SliceCounts:
     def removed_total(self) -> int:
         return sum(self.removed.values())
 
+    def add(self, other: "SliceCounts") -> None:
+        self.docs_in += other.docs_in
+        self.docs_out += other.docs_out
+        self.quarantined += other.quarantined
+        self.removed.update(other.removed)
+        self.chars_in += other.chars_in
+        self.chars_out += other.chars_out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "in": self.docs_in,
@@ -67,14 +75,8 @@ class Ledger:
 
     def merge(self, other: "Ledger") -> None:
         """Add another ledger's counts (e.g. from a worker process)."""
-        for name, o in other.slices.items():
-            s = self.slices[name]
-            s.docs_in += o.docs_in
-            s.docs_out += o.docs_out
-            s.quarantined += o.quarantined
-            s.removed.update(o.removed)
-            s.chars_in += o.chars_in
-            s.chars_out += o.chars_out
+        for name, counts in other.slices.items():
+            self.slices[name].add(counts)
 
     def check(self) -> None:
         problems = [
@@ -89,13 +91,8 @@ class Ledger:
     def as_dict(self) -> dict[str, Any]:
         per_slice = {name: s.as_dict() for name, s in sorted(self.slices.items())}
         total = SliceCounts()
-        for s in self.slices.values():
-            total.docs_in += s.docs_in
-            total.docs_out += s.docs_out
-            total.quarantined += s.quarantined
-            total.removed.update(s.removed)
-            total.chars_in += s.chars_in
-            total.chars_out += s.chars_out
+        for counts in self.slices.values():
+            total.add(counts)
         return {"slices": per_slice, "total": total.as_dict()}
 
 

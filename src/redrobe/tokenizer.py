@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from redrobe.errors import InputError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -82,10 +84,13 @@ def save_tokenizer(tokenizer: "PreTrainedTokenizerFast", path: str | os.PathLike
 
 
 def load_tokenizer(path: str | os.PathLike) -> "PreTrainedTokenizerFast":
-    """Load a saved tokenizer directory (same as ``AutoTokenizer.from_pretrained``)."""
+    """Load a saved tokenizer directory (``AutoTokenizer.from_pretrained``); InputError if unreadable."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot load the tokenizer ({exc})") from exc
 
 
 def tokenizer_file(path: str | os.PathLike) -> Path:

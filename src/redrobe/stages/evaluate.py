@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +25,7 @@ from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.errors import InputError
 from redrobe.evaluate import deltas, evaluate_model
 from redrobe.lora import MERGED_DIR, TASK_FILE, load_model
-from redrobe.stages import common
+from redrobe.stages import common, devices
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +57,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     ep = params.evaluate
     val = validation_arrays(args.buckets)
     task = lora_task(args.lora)
-    torch.set_num_threads(ep.threads or os.cpu_count() or 1)
+    devices.torch_setup(ep.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     models = {}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,11 +27,9 @@ from redrobe.documents import atomic_dir, file_digest, list_shards, read_documen
 from redrobe.errors import InputError
 from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model, save_lora,
                           token_buffers, trainable_parameters)
-from redrobe.stages import common
-from redrobe.train import (TrainConfig, parse_cpu_flags, select_device, train_on_array,
-                           write_curve)
+from redrobe.stages import common, devices
+from redrobe.train import TrainConfig, train_on_array, write_curve
 
-CPUINFO = Path("/proc/cpuinfo")
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -63,9 +60,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     model, tokenizer = load_model(args.base)
     seq_len = model.config.max_position_embeddings
 
-    torch.set_num_threads(lp.threads or os.cpu_count() or 1)
-    cpu_flags = parse_cpu_flags(CPUINFO.read_text()) if CPUINFO.exists() else frozenset()
-    device, precision = select_device(lp.precision, cpu_flags)
+    device, precision = devices.torch_setup(lp.threads, lp.precision)
 
     # Enough tokens for one pass over fresh windows; the buffer never holds more.
     docs = itertools.chain.from_iterable(read_documents(s, shared.batch_docs) for s in shards)

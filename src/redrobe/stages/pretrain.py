@@ -27,11 +27,11 @@ from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
 from redrobe.model import build_model, llama_config, parameter_counts
-from redrobe.stages import common
-from redrobe.train import (CurriculumBatches, TrainConfig, curriculum_plan, eval_windows,
-                           parse_cpu_flags, select_device, train, write_curve)
+from redrobe.stages import common, devices
+from redrobe.tokenizer import load_tokenizer
+from redrobe.train import (CurriculumBatches, TrainConfig, curriculum_plan, eval_windows, train,
+                           write_curve)
 
-CPUINFO = Path("/proc/cpuinfo")
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -42,15 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="model directory to write")
     p.add_argument("--curve", required=True, help="loss curve CSV to write")
     return p
-
-
-def load_tokenizer(path: str | os.PathLike) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot load the tokenizer ({exc})") from exc
 
 
 def open_buckets(root: str | os.PathLike) -> tuple[dict[str, Any], list[np.ndarray], dict[str, np.ndarray]]:
@@ -92,9 +83,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     index, arrays, val_arrays = open_buckets(args.buckets)
     check_vocabulary(index, tokenizer, args.buckets)
 
-    torch.set_num_threads(pt.threads or os.cpu_count() or 1)
-    cpu_flags = parse_cpu_flags(CPUINFO.read_text()) if CPUINFO.exists() else frozenset()
-    device, precision = select_device(pt.precision, cpu_flags)
+    device, precision = devices.torch_setup(pt.threads, pt.precision)
 
     config = llama_config(params.model, vocab_size=len(tokenizer), bos_id=tokenizer.bos_token_id,
                           eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
