@@ -34,10 +34,10 @@ from redrobe.curriculum.layout import (INDEX_FILE, REMOVED_FILE, SPLIT_TRAIN,
                                        bucket_file, memmap_tokens, token_dtype, val_file)
 from redrobe.curriculum.split import split_thresholds
 from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
-from redrobe.documents import ShardWriter, atomic_dir, file_digest, list_shards
+from redrobe.documents import ShardWriter, atomic_dir, list_shards
 from redrobe.errors import InputError
 from redrobe.parallel import map_shards
-from redrobe.stages.common import execute, metrics_payload, parser
+from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.tokenizer import document_encoder, special_ids, tokenizer_file
 
 STAGE = "bucket"
@@ -108,7 +108,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         del spills  # release the memory maps before the spill files go
         shutil.rmtree(tmp / SPILL_DIR)
     files = _outputs_by_shard(results, records, scores, index["score_edges"])
-    _log_lineage(tracker, shards, tokenizer_json, output, files)
+    log_lineage(tracker, STAGE, _lineage_pairs(shards, tokenizer_json, output, files))
     tracker.log_artifact(output / INDEX_FILE, "buckets")
     return _metrics(ledger, index)
 
@@ -142,18 +142,11 @@ def _outputs_by_shard(results: Sequence[ShardTokens], records: Sequence[DocRecor
     return files
 
 
-def _log_lineage(tracker: Any, shards: Sequence[Path], tokenizer_json: Path, output: Path,
-                 files: dict[int, set[str]]) -> None:
-    """Edges with digests: input shard -> each file its documents went to; tokenizer -> index."""
-    out_digest = {f: file_digest(output / f) for f in {INDEX_FILE}.union(*files.values())}
-    edges = []
-    for i, shard in enumerate(shards):
-        in_digest = file_digest(shard)
-        edges += [{"input": str(shard), "input_digest": in_digest, "output": str(output / f),
-                   "output_digest": out_digest[f]} for f in sorted(files.get(i, ()))]
-    edges.append({"input": str(tokenizer_json), "input_digest": file_digest(tokenizer_json),
-                  "output": str(output / INDEX_FILE), "output_digest": out_digest[INDEX_FILE]})
-    tracker.log_dict({"edges": edges}, f"lineage/{STAGE}.json")
+def _lineage_pairs(shards: Sequence[Path], tokenizer_json: Path, output: Path,
+                   files: dict[int, set[str]]) -> list[tuple[Path, Path]]:
+    """Input shard -> each file its documents went to; tokenizer -> index."""
+    pairs = [(shard, output / f) for i, shard in enumerate(shards) for f in sorted(files.get(i, ()))]
+    return pairs + [(tokenizer_json, output / INDEX_FILE)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Clean, Params, as_dict
-from redrobe.documents import Document, ShardWriter, atomic_dir, file_digest, list_shards, read_documents
+from redrobe.documents import ShardWriter, atomic_dir, list_shards, read_documents
 from redrobe.errors import InputError
 from redrobe.parallel import map_shards
 from redrobe.stages import common
@@ -64,7 +64,7 @@ def clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
     with ShardWriter(task.output, task.batch_docs) as kept, \
             ShardWriter(task.removed, task.batch_docs, REMOVED_COLUMNS) as removed, \
             ShardWriter(task.quarantine, task.batch_docs, QUARANTINE_COLUMNS) as quarantine:
-        for outcome in cleaner(_read(task)):
+        for outcome in cleaner(read_documents(task.input, task.batch_docs)):
             ledger.seen(task.slice, outcome.input_chars)
             if outcome.status == KEPT:
                 kept.write(outcome.doc)
@@ -77,14 +77,6 @@ def clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
                 ledger.quarantined(task.slice)
             stats.add(task.slice, outcome)
     return ledger, stats
-
-
-def _read(task: ShardTask) -> Iterator[Document]:
-    """The shard's documents; an unreadable shard stops the stage naming the file."""
-    try:
-        yield from read_documents(task.input, task.batch_docs)
-    except (OSError, ValueError, KeyError) as exc:  # pyarrow errors derive from these
-        raise InputError(f"{task.input}: cannot read shard: {exc}") from exc
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
@@ -102,10 +94,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         for shard_ledger, shard_stats in map_shards(clean_shard, tasks, params.shared.workers):
             ledger.merge(shard_ledger)
             stats.merge(shard_stats)
-    edges = [{"input": str(p), "input_digest": file_digest(p),
-              "output": str(Path(args.output) / r), "output_digest": file_digest(Path(args.output) / r)}
-             for p, r in zip(shards, rel)]
-    tracker.log_dict({"edges": edges}, "lineage/clean.json")
+    common.log_lineage(tracker, "clean", [(p, Path(args.output) / r) for p, r in zip(shards, rel)])
     return common.metrics_payload("clean", ledger, params=as_dict(params.clean), shards=len(shards),
                                   **stats.as_dict())
 

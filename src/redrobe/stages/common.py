@@ -13,11 +13,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from redrobe.accounting import AccountingError, Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
-from redrobe.documents import write_json
+from redrobe.documents import file_digest, write_json
 from redrobe.errors import GateError, InputError
 
 
@@ -35,6 +35,23 @@ def metrics_payload(stage: str, ledger: Ledger | None = None, **extra: Any) -> d
         ledger.check()
         payload["accounting"] = ledger.as_dict()
     return payload
+
+
+def log_lineage(tracker: Any, stage: str,
+                pairs: Iterable[tuple[str | Path, str | Path]]) -> list[dict[str, str]]:
+    """Log ``lineage/<stage>.json``: one edge per (input file, output file) with sha256s."""
+    digests: dict[str, str] = {}
+
+    def digest(path: str | Path) -> str:
+        key = str(path)
+        if key not in digests:
+            digests[key] = file_digest(path)
+        return digests[key]
+
+    edges = [{"input": str(i), "input_digest": digest(i), "output": str(o),
+              "output_digest": digest(o)} for i, o in pairs]
+    tracker.log_dict({"edges": edges}, f"lineage/{stage}.json")
+    return edges
 
 
 def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
 from redrobe.dedup.shards import WriteTask, plan_removals, sketch_shard, write_shard
-from redrobe.documents import atomic_dir, file_digest, list_shards
+from redrobe.documents import atomic_dir, list_shards
 from redrobe.errors import InputError
 from redrobe.parallel import map_shards
 from redrobe.stages import common
@@ -59,15 +59,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         for shard_ledger in map_shards(write_shard, tasks, workers):
             ledger.merge(shard_ledger)
     outputs = [Path(args.output) / r for r in rel]
-    tracker.log_dict({"edges": lineage_edges(shards, outputs)}, "lineage/dedup.json")
+    common.log_lineage(tracker, "dedup", zip(shards, outputs))
     return common.metrics_payload("dedup", ledger, params=as_dict(params.dedup), shards=len(shards),
                                   clusters=plan.clusters, duplicate_rate=duplicate_rates(ledger))
-
-
-def lineage_edges(inputs: Sequence[Path], outputs: Sequence[Path]) -> list[dict[str, str]]:
-    """One edge per input shard to the output shard of the same name, with content hashes."""
-    return [{"input": str(i), "input_digest": file_digest(i),
-             "output": str(o), "output_digest": file_digest(o)} for i, o in zip(inputs, outputs)]
 
 
 def duplicate_rates(ledger: Ledger) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dir, file_digest
+from redrobe.documents import atomic_dir
 from redrobe.parallel import map_shards
 from redrobe.sources import redpajama, sample
 from redrobe.sources.sink import OutputDirs, SliceReport
@@ -88,19 +88,14 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
 def _track(tracker: Any, reports: Sequence[SliceReport], inputs: dict[str, str],
            names: dict[str, str], root: Path) -> list[dict[str, str]]:
     """Log inputs and raw shards as MLflow datasets, and the input -> raw shard edges."""
-    shards, edges = [], []
-    for report in reports:
-        for shard in report.raw:
-            path = root / shard.path
-            digest = file_digest(path)
-            shards.append({"name": shard.path.removesuffix(".parquet"), "path": str(path),
-                           "digest": digest})
-            edges += [{"input": source, "input_digest": inputs[source], "output": str(path),
-                       "output_digest": digest} for source in shard.inputs]
+    shards = [{"name": shard.path.removesuffix(".parquet"), "path": str(root / shard.path)}
+              for report in reports for shard in report.raw]
+    pairs = [(source, root / shard.path) for report in reports for shard in report.raw
+             for source in shard.inputs]
     tracker.log_datasets([{"name": names.get(p, p), "path": p} for p in sorted(inputs)],
                          context="source")
     tracker.log_datasets(shards, context="raw")
-    tracker.log_dict({"edges": edges}, f"lineage/{STAGE}.json")
+    common.log_lineage(tracker, STAGE, pairs)
     return shards
 
 

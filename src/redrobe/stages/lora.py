@@ -43,13 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def lineage(shards: Sequence[Path], base: Path, output: Path) -> dict[str, Any]:
-    """Edges from the slice's shards and the base weights to the adapter and merged weights."""
+def lineage_pairs(shards: Sequence[Path], base: Path, output: Path) -> list[tuple[Path, Path]]:
+    """The slice's shards and the base weights -> the adapter and merged weights."""
     outputs = [output / ADAPTER_DIR / ADAPTER_WEIGHTS, output / MERGED_DIR / WEIGHTS_FILE]
-    digests = {p: file_digest(p) for p in [*shards, base / WEIGHTS_FILE, *outputs]}
-    return {"edges": [{"input": str(i), "input_digest": digests[i], "output": str(o),
-                       "output_digest": digests[o]}
-                      for i in [*shards, base / WEIGHTS_FILE] for o in outputs]}
+    return [(i, o) for i in [*shards, base / WEIGHTS_FILE] for o in outputs]
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
@@ -97,7 +94,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         write_json(out / TASK_FILE, task)
     write_curve(args.curve, result.records)
     output = Path(args.output)
-    tracker.log_dict(lineage(shards, Path(args.base), output), "lineage/lora.json")
+    common.log_lineage(tracker, "lora", lineage_pairs(shards, Path(args.base), output))
     tracker.log_artifact(args.curve, "curves")
     tracker.log_artifact(output / ADAPTER_DIR, "adapter")
     tracker.log_model(merged, "merged", tags={

@@ -67,14 +67,11 @@ def check_vocabulary(index: dict[str, Any], tokenizer: Any, buckets: str) -> Non
                          f"({len(tokenizer)} tokens, eos {tokenizer.eos_token_id})")
 
 
-def lineage(buckets: str, tokenizer: str, output: Path) -> dict[str, Any]:
-    """Edges from every input file (bucket arrays, index, tokenizer) to the weights."""
-    weights = output / WEIGHTS_FILE
-    weights_digest = file_digest(weights)
+def lineage_pairs(buckets: str, tokenizer: str, output: Path) -> list[tuple[Path, Path]]:
+    """Every input file (bucket arrays, index, tokenizer) -> the weights."""
     inputs = sorted([*Path(buckets).glob("*.bin"), Path(buckets) / INDEX_FILE,
                      *Path(tokenizer).glob("*.json")])
-    return {"edges": [{"input": str(p), "input_digest": file_digest(p), "output": str(weights),
-                       "output_digest": weights_digest} for p in inputs]}
+    return [(p, output / WEIGHTS_FILE) for p in inputs]
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
@@ -111,7 +108,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         tokenizer.save_pretrained(out)
     write_curve(args.curve, result.records)
     output = Path(args.output)
-    tracker.log_dict(lineage(args.buckets, args.tokenizer, output), "lineage/pretrain.json")
+    common.log_lineage(tracker, "pretrain", lineage_pairs(args.buckets, args.tokenizer, output))
     tracker.log_artifact(args.curve, "curves")
     tracker.log_model(model, "model", tags={
         "tokenizer": args.tokenizer,

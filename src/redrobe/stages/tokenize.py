@@ -28,7 +28,7 @@ from redrobe.curriculum.subsample import Key, cap_cutoff, sample_key, within_cap
 from redrobe.curriculum.tokens import encode_documents
 from redrobe.documents import atomic_dir, count_documents, file_digest, list_shards, read_documents
 from redrobe.errors import GateError, InputError
-from redrobe.stages.common import execute, metrics_payload, parser
+from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.tokenizer import document_encoder, save_tokenizer, tokenizer_file, train_tokenizer
 
 STAGE = "tokenize"
@@ -124,7 +124,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         save_tokenizer(tok, tmp)
         validation = _validation_compression(tokenizer_file(tmp), shards, params, thresholds)
     digest = file_digest(tokenizer_file(output))
-    _log_lineage(tracker, shards, tokenizer_file(output), digest)
+    log_lineage(tracker, STAGE, [(s, tokenizer_file(output)) for s in shards])
+    tracker.set_tags({"redrobe.tokenizer_digest": digest})
     tracker.log_artifact(output, "tokenizer")
     return metrics_payload(
         STAGE, ledger, vocab_size=len(tok), vocab_size_target=cfg.vocab_size,
@@ -132,13 +133,6 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         capped=cutoff is not None, tokenizer_digest=digest,
         bytes_per_token={k: v["bytes_per_token"] for k, v in validation.items()},
         validation=validation)
-
-
-def _log_lineage(tracker: Any, shards: Sequence[Path], output: Path, digest: str) -> None:
-    edges = [{"input": str(s), "input_digest": file_digest(s), "output": str(output),
-              "output_digest": digest} for s in shards]
-    tracker.log_dict({"edges": edges}, f"lineage/{STAGE}.json")
-    tracker.set_tags({"redrobe.tokenizer_digest": digest})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
