@@ -52,7 +52,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
             fh.write(render_report(metrics, "pretrain_curve.png"))
     report = Path(args.output) / "report.md"
     tracker.log_artifact(args.output, "report")
-    return common.metrics_payload("report", report=str(report), sections=4,
+    return common.metrics_payload("report", report=str(report), report_bytes=report.stat().st_size,
                                   stages=list(STAGE_FILES))
 
 
