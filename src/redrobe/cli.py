@@ -30,6 +30,7 @@ STAGES = {
 
 TOOLS = {
     "params-check": ("redrobe.config_cli", "main"),
+    "lineage": ("redrobe.lineage_cli", "main"),
 }
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
@@ -28,6 +29,7 @@ from redrobe.curriculum.subsample import Key, cap_cutoff, sample_key, within_cap
 from redrobe.curriculum.tokens import encode_documents
 from redrobe.documents import atomic_dir, count_documents, file_digest, list_shards, read_documents
 from redrobe.errors import GateError, InputError
+from redrobe.progress import Progress, countable_total
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.tokenizer import document_encoder, save_tokenizer, tokenizer_file, train_tokenizer
 
@@ -69,7 +71,7 @@ def _training_keys(shards: Sequence[Path], params: Params,
                 yield sample_key(split_point(doc.id, sh.seed), doc.id)
 
 
-def _training_texts(shards: Sequence[Path], params: Params, thresholds: dict[str, float],
+def _training_texts(shards: Iterable[Path], params: Params, thresholds: dict[str, float],
                     cutoff: Key | None, ledger: Ledger) -> Iterator[str]:
     """Texts of the (capped) training split; records every document in ``ledger``."""
     sh = params.shared
@@ -87,7 +89,7 @@ def _training_texts(shards: Sequence[Path], params: Params, thresholds: dict[str
                 yield text
 
 
-def _validation_compression(tokenizer_json: Path, shards: Sequence[Path], params: Params,
+def _validation_compression(tokenizer_json: Path, shards: Iterable[Path], params: Params,
                             thresholds: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Per slice: validation docs, UTF-8 bytes, tokens and bytes per token."""
     sh = params.shared
@@ -118,13 +120,22 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         cutoff = cap_cutoff(_training_keys(shards, params, thresholds), cfg.max_train_docs)
     ledger = Ledger()
     output = Path(args.output)
+    docs, live = countable_total(count_documents, shards), sys.stderr.isatty()
     with atomic_dir(output) as tmp:
-        tok = train_tokenizer(_training_texts(shards, params, thresholds, cutoff, ledger),
-                              cfg.vocab_size, cfg.min_frequency)
+        with Progress(f"{STAGE} train", len(shards), items_total=docs, stream=sys.stderr,
+                      live=live) as progress:
+            texts = _training_texts(progress.track(shards, items=count_documents), params,
+                                    thresholds, cutoff, ledger)
+            tok = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tok, tmp)
-        validation = _validation_compression(tokenizer_file(tmp), shards, params, thresholds)
+        with Progress(f"{STAGE} validation", len(shards), items_total=docs, stream=sys.stderr,
+                      live=live) as progress:
+            validation = _validation_compression(
+                tokenizer_file(tmp), progress.track(shards, items=count_documents), params,
+                thresholds)
     digest = file_digest(tokenizer_file(output))
-    log_lineage(tracker, STAGE, [(s, tokenizer_file(output)) for s in shards])
+    files = sorted(output.glob("*.json"))  # tokenizer.json, tokenizer_config.json, ...
+    log_lineage(tracker, STAGE, [(s, f) for s in shards for f in files])
     tracker.set_tags({"redrobe.tokenizer_digest": digest})
     tracker.log_artifact(output, "tokenizer")
     return metrics_payload(
