@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run repro test ui clean-data
+.PHONY: install browser-deps run repro test ui clean-data
 
 install: $(STAMP)
 
@@ -35,7 +35,14 @@ run: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+# Headless Chromium + ChromeDriver for the MLflow UI browser test (Debian packages).
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP)

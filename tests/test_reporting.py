@@ -1,25 +1,35 @@
 """The report renders the funnel, buckets, training and evaluation tables from metrics."""
 
-from redrobe.reporting import bucket_rows, eval_rows, funnel_rows, render_report
+import csv
+import io
+
+from redrobe.reporting import (EVAL_COLUMNS, FUNNEL_COLUMNS, bucket_rows, eval_rows, eval_table,
+                               funnel_rows, funnel_table, key_metrics, render_report, write_csv)
 
 METRICS = {
     "ingest": {"accounting": {"slices": {"c4": {"in": 10, "out": 9, "removed": 1, "quarantined": 0,
-                                                "removed_by_reason": {"empty_text": 1}}}}},
+                                                "removed_by_reason": {"empty_text": 1}}},
+                      "total": {"in": 10, "out": 9}}},
     "clean": {"accounting": {"slices": {"c4": {"in": 9, "out": 7, "removed": 2, "quarantined": 0,
-                                               "removed_by_reason": {"gopher_short_doc": 2}}}}},
+                                               "removed_by_reason": {"gopher_short_doc": 2}}},
+                     "total": {"in": 9, "out": 7}}},
     "dedup": {"accounting": {"slices": {"c4": {"in": 7, "out": 6, "removed": 1, "quarantined": 0,
-                                               "removed_by_reason": {"exact_duplicate": 1}}}}},
-    "bucket": {"slice_tokens": {"c4": {"train": 500, "val": 40}},
+                                               "removed_by_reason": {"exact_duplicate": 1}}},
+                     "total": {"in": 7, "out": 6}}},
+    "bucket": {"accounting": {"slices": {"c4": {"in": 6, "out": 5, "removed": 1, "quarantined": 0}},
+                              "total": {"in": 6, "out": 5}},
+               "slice_tokens": {"c4": {"train": 500, "val": 40}},
                "bucket_tokens": {"bucket-00": 300, "bucket-01": 240},
                "bucket_docs": {"bucket-00": 3, "bucket-01": 3}, "score_edges": [9.5]},
     "pretrain": {"steps": 10, "tokens_seen": 1000, "final_train_loss": 5.0,
                  "final_val_loss": 5.5, "tokens_per_s": 100.0, "precision": "fp32",
                  "parameters": {"total": 1234}},
+    "lora": {"final_train_loss": 4.0, "final_val_loss": 4.5},
     "eval": {"lora_slice": "c4", "models": {
         "base": {"slices": {"c4": {"perplexity": 100.0, "bits_per_byte": 2.0}},
-                 "generation_tokens_per_s": 50.0},
+                 "mean_bits_per_byte": 2.0, "generation_tokens_per_s": 50.0},
         "lora": {"slices": {"c4": {"perplexity": 80.0, "bits_per_byte": 1.9}},
-                 "generation_tokens_per_s": 49.0}}},
+                 "mean_bits_per_byte": 1.9, "generation_tokens_per_s": 49.0}}},
 }
 
 
@@ -37,3 +47,40 @@ def test_render_has_every_section():
         assert heading in md
     assert "| c4 | 10 | empty_text: 1 |" in md
     assert "base 50.0 tokens/s, lora 49.0 tokens/s" in md
+
+
+def test_funnel_table_has_every_step_per_slice_in_label_order():
+    rows = funnel_table(METRICS)
+    assert [(r["stage"], r["docs"]) for r in rows] == [
+        ("read", 10), ("ingest", 9), ("clean", 7), ("dedup", 6), ("bucket", 5)]
+    labels = [r["label"] for r in rows]
+    assert labels == sorted(labels) and labels[0] == "c4 · 1 read"
+
+
+def test_eval_table_one_row_per_slice_and_model():
+    assert eval_table(METRICS) == [
+        {"slice": "c4", "model": "base", "bits_per_byte": 2.0, "perplexity": 100.0,
+         "label": "c4 · base"},
+        {"slice": "c4", "model": "lora", "bits_per_byte": 1.9, "perplexity": 80.0,
+         "label": "c4 · lora"}]
+
+
+def test_key_metrics_for_experiment_tables():
+    assert key_metrics(METRICS) == {
+        "docs": {"read": 10, "ingest": 9, "clean": 7, "dedup": 6, "bucket": 5},
+        "pretrain": {"final_train_loss": 5.0, "final_val_loss": 5.5},
+        "lora": {"final_train_loss": 4.0, "final_val_loss": 4.5},
+        "eval": {"base": {"mean_bits_per_byte": 2.0}, "lora": {"mean_bits_per_byte": 1.9}}}
+
+
+def test_write_csv_round_trips_with_fixed_float_format():
+    fh = io.StringIO()
+    write_csv(fh, EVAL_COLUMNS, eval_table(METRICS) + [
+        {"slice": "x", "model": "base", "bits_per_byte": None, "perplexity": 1 / 3, "label": "x"}])
+    rows = list(csv.DictReader(io.StringIO(fh.getvalue())))
+    assert list(rows[0]) == list(EVAL_COLUMNS)
+    assert rows[1]["bits_per_byte"] == "1.900000" and rows[1]["perplexity"] == "80.000000"
+    assert rows[2]["bits_per_byte"] == "" and rows[2]["perplexity"] == "0.333333"
+    fh = io.StringIO()
+    write_csv(fh, FUNNEL_COLUMNS, funnel_table(METRICS))
+    assert fh.getvalue().splitlines()[:2] == ["slice,stage,docs,label", "c4,read,10,c4 · 1 read"]

@@ -341,12 +341,24 @@ class Evaluate:
     gen_prompt: str = "The"
     gen_tokens: int = 64
     threads: int = 0                  # 0: all cores
+    # Model registry (redrobe.evaluate.gates): when the gates pass, the base model is
+    # registered as a version of `model_name` with alias `candidate`, and `production`
+    # when its mean bits/byte is below the production version's by > min_improvement.
+    register: bool = True
+    model_name: str = "redrobe-llama"
+    max_bits_per_byte: float = 8.0    # 8.0: a uniform guess over the 256 byte values
+    min_improvement: float = 0.0      # bits/byte
 
     def validate(self) -> list[str]:
         return (_check(self.max_tokens_per_slice >= 1, "max_tokens_per_slice", "must be >= 1")
                 + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
                 + _check(self.gen_tokens >= 1, "gen_tokens", "must be >= 1")
-                + _check(self.threads >= 0, "threads", "must be >= 0"))
+                + _check(self.threads >= 0, "threads", "must be >= 0")
+                + _check(bool(self.model_name.strip()) and "/" not in self.model_name
+                         and ":" not in self.model_name, "model_name",
+                         "must be a non-empty registered model name without '/' or ':'")
+                + _check(self.max_bits_per_byte > 0, "max_bits_per_byte", "must be > 0")
+                + _check(self.min_improvement >= 0, "min_improvement", "must be >= 0"))
 
 
 @dataclass(frozen=True)

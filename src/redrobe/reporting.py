@@ -7,13 +7,21 @@ the `report` stage reads the files and writes the result:
 
 Sections: the data funnel per slice (in, removed by reason, duplicates, kept,
 tokens), tokens per curriculum bucket, the training curve, and the evaluation table.
+
+The same metrics also give the long-format tables that ``dvc plots`` draws (bar
+templates) and the few numbers ``dvc exp show`` should compare across experiments:
+
+    rows = funnel_table(metrics)        # slice, stage, docs, label  (FUNNEL_COLUMNS)
+    rows = eval_table(metrics)          # slice, model, bits_per_byte, perplexity, label
+    write_csv(fh, FUNNEL_COLUMNS, rows)
+    key_metrics(metrics)                # {"docs", "pretrain", "lora", "eval"}: for dvc exp show
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence, TextIO
 
 
 def _table(header: list[str], rows: Iterable[list[Any]]) -> str:
@@ -75,6 +83,70 @@ def eval_rows(metrics: dict[str, Any]) -> list[list[Any]]:
         rows.append([name, b.get("perplexity", "—"), b.get("bits_per_byte", "—"),
                      a.get("perplexity", "—"), a.get("bits_per_byte", "—")])
     return rows
+
+
+#: the funnel's steps: (name, stage metrics file, accounting count) - documents per slice
+#: read by ingest, then kept by ingest, clean, dedup and bucket (documents with tokens)
+FUNNEL_STEPS = (("read", "ingest", "in"), ("ingest", "ingest", "out"), ("clean", "clean", "out"),
+                ("dedup", "dedup", "out"), ("bucket", "bucket", "out"))
+FUNNEL_COLUMNS = ("slice", "stage", "docs", "label")
+EVAL_COLUMNS = ("slice", "model", "bits_per_byte", "perplexity", "label")
+
+
+def funnel_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Documents per slice after each funnel step, one row per (slice, step).
+
+    ``label`` ("c4 · 3 clean") is the bar's axis label: it sorts by slice, then step.
+    """
+    slices = sorted(set().union(*(_slices(metrics, stage) for _, stage, _ in FUNNEL_STEPS)))
+    rows = []
+    for name in slices:
+        for k, (step, stage, count) in enumerate(FUNNEL_STEPS, 1):
+            docs = _slices(metrics, stage).get(name, {}).get(count, 0)
+            rows.append({"slice": name, "stage": step, "docs": docs, "label": f"{name} · {k} {step}"})
+    return rows
+
+
+def eval_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Held-out bits per byte and perplexity, one row per (slice, model)."""
+    rows = []
+    models = metrics.get("eval", {}).get("models", {})
+    for name in sorted({s for m in models.values() for s in m.get("slices", {})}):
+        for model, entry in sorted(models.items()):
+            score = entry.get("slices", {}).get(name)
+            if score is not None:
+                rows.append({"slice": name, "model": model,
+                             "bits_per_byte": score.get("bits_per_byte"),
+                             "perplexity": score.get("perplexity"), "label": f"{name} · {model}"})
+    return rows
+
+
+def key_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers to compare runs by: documents kept per step, final losses, mean bits/byte."""
+    def total(stage: str) -> dict[str, Any]:
+        return metrics.get(stage, {}).get("accounting", {}).get("total", {})
+
+    models = metrics.get("eval", {}).get("models", {})
+    return {
+        "docs": {step: total(stage).get(count, 0) for step, stage, count in FUNNEL_STEPS},
+        "pretrain": {k: metrics.get("pretrain", {}).get(k)
+                     for k in ("final_train_loss", "final_val_loss")},
+        "lora": {k: metrics.get("lora", {}).get(k) for k in ("final_train_loss", "final_val_loss")},
+        "eval": {model: {"mean_bits_per_byte": entry.get("mean_bits_per_byte")}
+                 for model, entry in sorted(models.items())},
+    }
+
+
+def write_csv(fh: TextIO, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Rows as CSV with a header; floats keep 6 decimals, None is an empty cell."""
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        return f"{value:.6f}" if isinstance(value, float) else value
+
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(row[c]) for c in columns] for row in rows)
 
 
 def read_curve(path: Path) -> list[dict[str, float]]:

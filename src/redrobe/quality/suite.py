@@ -96,7 +96,10 @@ def run_suites(docs: pd.DataFrame, shards: pd.DataFrame, rates: pd.DataFrame,
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # clean plain logs
     source = context.data_sources.add_pandas("redrobe")
     per_slice = docs.groupby("source").size().reindex(slices, fill_value=0)
     slice_counts = pd.DataFrame({"slice": per_slice.index, "docs": per_slice.values})

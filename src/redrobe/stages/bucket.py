@@ -34,10 +34,12 @@ from redrobe.curriculum.layout import (INDEX_FILE, REMOVED_FILE, SPLIT_TRAIN,
                                        bucket_file, memmap_tokens, token_dtype, val_file)
 from redrobe.curriculum.split import split_thresholds
 from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
-from redrobe.documents import ShardWriter, atomic_dir, list_shards
+from redrobe.documents import ShardWriter, atomic_dir, count_documents, list_shards
 from redrobe.errors import InputError
 from redrobe.parallel import map_shards
+from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
+from redrobe.stages.common import progress as reporter
 from redrobe.tokenizer import document_encoder, special_ids, tokenizer_file
 
 STAGE = "bucket"
@@ -93,7 +95,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     with atomic_dir(output) as tmp:
         tasks = _tasks(shards, tokenizer_json, tmp / SPILL_DIR, spec, params)
         (tmp / SPILL_DIR).mkdir()
-        results = map_shards(tokenize_shard, tasks, params.shared.workers)
+        total_docs = countable_total(count_documents, shards)
+        with reporter(STAGE, len(tasks), items_total=total_docs) as progress:
+            results = map_tracked(map_shards, tokenize_shard, tasks, params.shared.workers,
+                                  progress, items=lambda r: documents_seen(r.ledger))
         ledger, counts, records = _merge(results, spec.vocab_size)
         ledger.check()  # before anything is renamed into place
         if not any(r.split == SPLIT_TRAIN for r in records):

@@ -24,9 +24,11 @@ from typing import Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Clean, Params, as_dict
-from redrobe.documents import ShardWriter, atomic_dir, list_shards, read_documents
+from redrobe.documents import (ShardWriter, atomic_dir, count_documents, list_shards,
+                                read_documents)
 from redrobe.errors import InputError
 from redrobe.parallel import map_shards
+from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
 from redrobe.text.rules import KEPT, REMOVED, Cleaner, CleanStats
 
@@ -91,7 +93,12 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
                            removed=str(removed / r), quarantine=str(quarantine / r),
                            clean=params.clean, batch_docs=params.shared.batch_docs)
                  for p, r in zip(shards, rel)]
-        for shard_ledger, shard_stats in map_shards(clean_shard, tasks, params.shared.workers):
+        progress = common.progress("clean", len(tasks),
+                                   items_total=countable_total(count_documents, shards))
+        with progress:
+            results = map_tracked(map_shards, clean_shard, tasks, params.shared.workers, progress,
+                                  items=lambda r: documents_seen(r[0]))
+        for shard_ledger, shard_stats in results:
             ledger.merge(shard_ledger)
             stats.merge(shard_stats)
     common.log_lineage(tracker, "clean", [(p, Path(args.output) / r) for p, r in zip(shards, rel)])

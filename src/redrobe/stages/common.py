@@ -37,6 +37,13 @@ def metrics_payload(stage: str, ledger: Ledger | None = None, **extra: Any) -> d
     return payload
 
 
+def progress(name: str, total: int | None, **options: Any) -> Any:
+    """A progress reporter on stderr: a live bar on a terminal, plain lines in logs."""
+    from redrobe.progress import Progress
+
+    return Progress(name, total, stream=sys.stderr, live=sys.stderr.isatty(), **options)
+
+
 def log_lineage(tracker: Any, stage: str,
                 pairs: Iterable[tuple[str | Path, str | Path]]) -> list[dict[str, str]]:
     """Log ``lineage/<stage>.json``: one edge per (input file, output file) with sha256s."""
@@ -68,7 +75,8 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
     started = time.time()
     try:
         with tracking.stage_run(stage, {s: as_dict(getattr(params, s)) for s in sections},
-                                params.tracking.experiment) as tracker:
+                                params.tracking.experiment,
+                                pipeline_params=as_dict(params)) as tracker:
             metrics = run(params, args, tracker)
             metrics["wall_seconds"] = round(time.time() - started, 3)
             write_json(args.metrics, metrics)

@@ -28,9 +28,10 @@ from typing import Any, Sequence
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
 from redrobe.dedup.shards import WriteTask, plan_removals, sketch_shard, write_shard
-from redrobe.documents import atomic_dir, list_shards
+from redrobe.documents import atomic_dir, count_documents, list_shards
 from redrobe.errors import InputError
 from redrobe.parallel import map_shards
+from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
 
 
@@ -47,8 +48,11 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
     workers, batch = params.shared.workers, params.shared.batch_docs
-    sketches = map_shards(functools.partial(sketch_shard, params=params.dedup, batch_docs=batch),
-                          [str(p) for p in shards], workers)
+    docs = countable_total(count_documents, shards)
+    with common.progress("dedup minhash", len(shards), items_total=docs) as progress:
+        sketches = map_tracked(map_shards, functools.partial(sketch_shard, params=params.dedup,
+                                                             batch_docs=batch),
+                               [str(p) for p in shards], workers, progress, items=len)
     plan = plan_removals(sketches, params.dedup)
     rel = [p.relative_to(args.input) for p in shards]
     with atomic_dir(args.output) as out, atomic_dir(args.removed) as removed:
@@ -56,7 +60,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
                            batch_docs=batch, rows=len(s), removals=plan.removals[i])
                  for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]
         ledger = Ledger()
-        for shard_ledger in map_shards(write_shard, tasks, workers):
+        with common.progress("dedup write", len(tasks), items_total=docs) as progress:
+            ledgers = map_tracked(map_shards, write_shard, tasks, workers, progress,
+                                  items=documents_seen)
+        for shard_ledger in ledgers:
             ledger.merge(shard_ledger)
     outputs = [Path(args.output) / r for r in rel]
     common.log_lineage(tracker, "dedup", zip(shards, outputs))

@@ -33,6 +33,7 @@ from redrobe.accounting import Ledger
 from redrobe.config import Params
 from redrobe.documents import atomic_dir
 from redrobe.parallel import map_shards
+from redrobe.progress import Progress, documents_seen, map_tracked
 from redrobe.sources import redpajama, sample
 from redrobe.sources.sink import OutputDirs, SliceReport
 from redrobe.stages import common
@@ -53,20 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
     cfg = params.ingest
     archives: dict[str, Path] = {}
+    slices: list[str] = []
     if cfg.mode == "sample":
         slices = [s for s in sample.SAMPLE_SLICES if s in params.shared.slices]
         archives = sample.fetch_all(slices, args.cache_dir)  # before any output is touched
     with atomic_dir(args.output) as raw, atomic_dir(args.removed) as removed, \
             atomic_dir(args.quarantine) as quarantine:
-        dirs = OutputDirs(raw, removed, quarantine)
-        if cfg.mode == "sample":
-            tasks = [sample.SampleTask(s, sample.archives_for(s, archives), getattr(cfg.sample, s),
-                                       dirs, cfg.shard_docs, params.shared.batch_docs,
-                                       cfg.max_doc_chars) for s in slices]
-            reports = map_shards(sample.ingest_slice, tasks, params.shared.workers)
-        else:
-            reports = redpajama.ingest_files(cfg.paths, dirs, cfg.default_slice, cfg.shard_docs,
-                                             params.shared.batch_docs, cfg.max_doc_chars)
+        with common.progress(STAGE, len(slices) or None, unit="slice") as progress:
+            reports = _ingest(params, slices, archives, OutputDirs(raw, removed, quarantine),
+                              progress)
     ledger = Ledger()
     for report in reports:
         ledger.merge(report.ledger)
@@ -83,6 +79,22 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         shards={"raw": len(raw_shards), "removed": sum(len(r.removed) for r in reports),
                 "quarantine": sum(len(r.quarantine) for r in reports)},
         **extra)
+
+
+def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], dirs: OutputDirs,
+            progress: Progress) -> list[SliceReport]:
+    """Write every slice's shards; sample mode reports each slice as it finishes."""
+    cfg = params.ingest
+    if cfg.mode == "sample":
+        tasks = [sample.SampleTask(s, sample.archives_for(s, archives), getattr(cfg.sample, s),
+                                   dirs, cfg.shard_docs, params.shared.batch_docs,
+                                   cfg.max_doc_chars) for s in slices]
+        return map_tracked(map_shards, sample.ingest_slice, tasks, params.shared.workers,
+                           progress, items=lambda r: documents_seen(r.ledger))
+    reports = redpajama.ingest_files(cfg.paths, dirs, cfg.default_slice, cfg.shard_docs,
+                                     params.shared.batch_docs, cfg.max_doc_chars)
+    progress.update(units=len(reports), items=sum(documents_seen(r.ledger) for r in reports))
+    return reports
 
 
 def _track(tracker: Any, reports: Sequence[SliceReport], inputs: dict[str, str],

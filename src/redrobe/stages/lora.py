@@ -27,6 +27,7 @@ from redrobe.documents import atomic_dir, file_digest, list_shards, read_documen
 from redrobe.errors import InputError
 from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model, save_lora,
                           token_buffers, trainable_parameters)
+from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.train import TrainConfig, train_on_array, write_curve
 
@@ -81,9 +82,12 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
                          weight_decay=lp.weight_decay, grad_clip=lp.grad_clip,
                          eval_every=lp.eval_every, precision=precision, device=device,
                          seed=shared.seed)
-    result = train_on_array(model, buffers.train, buffers.val, seq_len=seq_len,
-                            batch_size=lp.batch_size, eval_batches=lp.eval_batches, config=config,
-                            on_step=lambda r: tracker.log_metrics(r.as_metrics(), step=r.step))
+    with common.progress("lora", lp.steps, unit="step", items="tokens") as progress:
+        on_step = training_steps(progress,
+                                 lambda r: tracker.log_metrics(r.as_metrics(), step=r.step))
+        result = train_on_array(model, buffers.train, buffers.val, seq_len=seq_len,
+                                batch_size=lp.batch_size, eval_batches=lp.eval_batches,
+                                config=config, on_step=on_step)
 
     model.to("cpu")
     task = {"slice": lp.slice, "r": lp.r, "alpha": lp.alpha, "target_modules": lp.target_modules,

@@ -27,6 +27,7 @@ from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
 from redrobe.model import build_model, llama_config, parameter_counts
+from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.tokenizer import load_tokenizer
 from redrobe.train import (CurriculumBatches, TrainConfig, curriculum_plan, eval_windows, train,
@@ -99,8 +100,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         weight_decay=pt.weight_decay, beta1=pt.beta1, beta2=pt.beta2, grad_clip=pt.grad_clip,
         grad_accum=pt.grad_accum, eval_every=pt.eval_every, precision=precision, device=device,
         seed=params.shared.seed)
-    result = train(model, batches, train_config, val=val,
-                   on_step=lambda r: tracker.log_metrics(r.as_metrics(), step=r.step))
+    with common.progress("pretrain", pt.steps, unit="step", items="tokens") as progress:
+        result = train(model, batches, train_config, val=val,
+                       on_step=training_steps(progress, lambda r: tracker.log_metrics(
+                           r.as_metrics(), step=r.step)))
 
     model.to("cpu")
     with atomic_dir(args.output) as out:

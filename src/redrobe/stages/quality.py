@@ -18,8 +18,9 @@ from typing import Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dir, list_shards, write_json
+from redrobe.documents import atomic_dir, count_documents, list_shards, write_json
 from redrobe.errors import GateError, InputError
+from redrobe.progress import countable_total
 from redrobe.quality.suite import failures, removal_rates, run_suites, summarize_shards
 from redrobe.stages import common
 
@@ -44,7 +45,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
-    docs, shard_frame = summarize_shards(shards, params.shared.batch_docs)
+    total_docs = countable_total(count_documents, shards)
+    with common.progress("quality", len(shards), items_total=total_docs) as progress:
+        docs, shard_frame = summarize_shards(progress.track(shards, items=count_documents),
+                                             params.shared.batch_docs)
     rates = removal_rates({"clean": _read_metrics(args.clean_metrics),
                            "dedup": _read_metrics(args.dedup_metrics)}, params.quality)
     summary = run_suites(docs, shard_frame, rates, params.quality, params.shared.slices)

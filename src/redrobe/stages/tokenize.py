@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -29,8 +28,8 @@ from redrobe.curriculum.subsample import Key, cap_cutoff, sample_key, within_cap
 from redrobe.curriculum.tokens import encode_documents
 from redrobe.documents import atomic_dir, count_documents, file_digest, list_shards, read_documents
 from redrobe.errors import GateError, InputError
-from redrobe.progress import Progress, countable_total
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
+from redrobe.stages.common import progress as reporter
 from redrobe.tokenizer import document_encoder, save_tokenizer, tokenizer_file, train_tokenizer
 
 STAGE = "tokenize"
@@ -116,20 +115,18 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     cfg, sh = params.tokenize, params.shared
     thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs)
     cutoff = None
-    if sum(count_documents(s) for s in shards) > cfg.max_train_docs:  # cheap: footer only
+    docs = sum(count_documents(s) for s in shards)  # cheap: footer only
+    if docs > cfg.max_train_docs:
         cutoff = cap_cutoff(_training_keys(shards, params, thresholds), cfg.max_train_docs)
     ledger = Ledger()
     output = Path(args.output)
-    docs, live = countable_total(count_documents, shards), sys.stderr.isatty()
     with atomic_dir(output) as tmp:
-        with Progress(f"{STAGE} train", len(shards), items_total=docs, stream=sys.stderr,
-                      live=live) as progress:
+        with reporter(f"{STAGE} train", len(shards), items_total=docs) as progress:
             texts = _training_texts(progress.track(shards, items=count_documents), params,
                                     thresholds, cutoff, ledger)
             tok = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tok, tmp)
-        with Progress(f"{STAGE} validation", len(shards), items_total=docs, stream=sys.stderr,
-                      live=live) as progress:
+        with reporter(f"{STAGE} validation", len(shards), items_total=docs) as progress:
             validation = _validation_compression(
                 tokenizer_file(tmp), progress.track(shards, items=count_documents), params,
                 thresholds)
