@@ -193,8 +193,13 @@ def test_notebooks_execute_against_the_run(pipeline, monkeypatch):
     root, _ = pipeline
     monkeypatch.setenv("REDROBE_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+    paths = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert paths
+    for path in paths:
         notebook = nbformat.read(path, as_version=4)
+        stale = [c.id for c in notebook.cells
+                 if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+        assert not stale, f"{path.name} is committed with outputs in cells {stale}"
         NotebookClient(notebook, timeout=300, kernel_name="python3",
                        resources={"metadata": {"path": str(root)}}).execute()
         errors = [o for c in notebook.cells for o in c.get("outputs", [])
