@@ -24,7 +24,9 @@ def lock_summary(repo: Path) -> dict[str, Any]:
 
 @task(name="record-lineage", cache_policy=NO_CACHE)
 def record_lineage(repo: str, parent_run_id: str) -> dict[str, Any]:
-    """Log dvc.lock and the per-stage output hashes to the parent MLflow run."""
+    """Log dvc.lock and the per-stage output hashes to the parent MLflow run (if any)."""
+    if not (Path(repo) / "dvc.lock").exists():  # no stage has run through DVC yet
+        return {}
     summary = lock_summary(Path(repo))
     if parent_run_id:
         from mlflow import MlflowClient
