@@ -4,7 +4,8 @@ import csv
 import io
 
 from redrobe.reporting import (EVAL_COLUMNS, FUNNEL_COLUMNS, bucket_rows, eval_rows, eval_table,
-                               funnel_rows, funnel_table, key_metrics, render_report, write_csv)
+                               funnel_rows, funnel_table, key_metrics, render_report, rule_rows,
+                               write_csv)
 
 METRICS = {
     "ingest": {"accounting": {"slices": {"c4": {"in": 10, "out": 9, "removed": 1, "quarantined": 0,
@@ -12,7 +13,10 @@ METRICS = {
                       "total": {"in": 10, "out": 9}}},
     "clean": {"accounting": {"slices": {"c4": {"in": 9, "out": 7, "removed": 2, "quarantined": 0,
                                                "removed_by_reason": {"gopher_short_doc": 2}}},
-                     "total": {"in": 9, "out": 7}}},
+                     "total": {"in": 9, "out": 7}},
+              "removal_by_rule": {"c4": {
+                  "c4_curly_bracket": {"docs": 1, "chars": 50, "doc_fraction": 0.1, "char_fraction": 0.05},
+                  "gopher_short_doc": {"docs": 2, "chars": 100, "doc_fraction": 0.2, "char_fraction": 0.1}}}},
     "dedup": {"accounting": {"slices": {"c4": {"in": 7, "out": 6, "removed": 1, "quarantined": 0,
                                                "removed_by_reason": {"exact_duplicate": 1}}},
                      "total": {"in": 7, "out": 6}}},
@@ -84,3 +88,12 @@ def test_write_csv_round_trips_with_fixed_float_format():
     fh = io.StringIO()
     write_csv(fh, FUNNEL_COLUMNS, funnel_table(METRICS))
     assert fh.getvalue().splitlines()[:2] == ["slice,stage,docs,label", "c4,read,10,c4 · 1 read"]
+
+
+def test_rule_table_lists_each_reason_largest_first():
+    assert rule_rows(METRICS) == [["c4", "gopher_short_doc", 2, 20.0, 100, 10.0],
+                                  ["c4", "c4_curly_bracket", 1, 10.0, 50, 5.0]]
+    md = render_report(METRICS, None)
+    assert "## What each rule removed (clean)" in md
+    assert "| c4 | gopher_short_doc | 2 | 20 | 100 | 10 |" in md
+    assert rule_rows({"clean": {}}) == []

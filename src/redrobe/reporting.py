@@ -62,6 +62,15 @@ def funnel_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def rule_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """What each clean rule removed: one row per slice and reason, largest share of
+    characters first; percentages are of the slice's clean input."""
+    by_rule = metrics.get("clean", {}).get("removal_by_rule", {})
+    return [[name, reason, r["docs"], 100 * r["doc_fraction"], r["chars"], 100 * r["char_fraction"]]
+            for name, reasons in sorted(by_rule.items())
+            for reason, r in sorted(reasons.items(), key=lambda kv: (-kv[1]["chars"], kv[0]))]
+
+
 def bucket_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     """One row per bucket: documents, tokens and its difficulty range (inner edges)."""
     bucket = metrics.get("bucket", {})
@@ -187,6 +196,11 @@ def render_report(metrics: dict[str, Any], curve_png: str | None) -> str:
         _table(["slice", "ingested", "ingest removed", "quarantined", "clean in",
                 "clean removed (by reason)", "duplicates", "kept", "train tokens",
                 "val tokens"], funnel_rows(metrics)),
+        "## What each rule removed (clean)",
+        "Documents and characters each named rule removed, as a share of the slice's "
+        "clean input (the first rule that fails a document names it).",
+        _table(["slice", "rule", "documents", "% documents", "characters", "% characters"],
+               rule_rows(metrics)),
         "## Curriculum buckets (easy → hard)",
         _table(["bucket", "documents", "tokens", "difficulty range (bits/token)"],
                bucket_rows(metrics)),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,10 +14,10 @@ import pytest
 import yaml
 
 from redrobe.accounting import check_accounting
-from redrobe.config import Params, as_dict
+from redrobe.config import QUALITY_SIGNALS, Params, as_dict
 from redrobe.documents import Document, ShardWriter, read_documents, shard_path
 from redrobe.stages import clean
-from redrobe.text import c4, gopher
+from redrobe.text import c4, gopher, rpv2
 from redrobe.text.gopher import GopherQualityRules
 
 PROSE = (
@@ -53,18 +54,21 @@ def write_raw(root: Path) -> None:
             writer.write_all(docs)
 
 
-def write_params(path: Path, workers: int = 1) -> None:
+def write_params(path: Path, workers: int = 1, **clean_overrides) -> None:
     params = as_dict(Params())
     params["shared"].update(batch_docs=2, workers=workers)
+    params["clean"].update(clean_overrides)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run_clean(tmp: Path, name: str, workers: int = 1) -> tuple[int, dict, Path]:
+def run_clean(tmp: Path, name: str, workers: int = 1, cache: str = "", raw: str = "raw",
+              **clean_overrides) -> tuple[int, dict, Path]:
     base = tmp / name
-    write_params(tmp / f"params-{workers}.yaml", workers)
-    argv = ["--params", str(tmp / f"params-{workers}.yaml"), "--input", str(tmp / "raw"),
+    write_params(tmp / f"params-{name}-{workers}.yaml", workers, **clean_overrides)
+    argv = ["--params", str(tmp / f"params-{name}-{workers}.yaml"), "--input", str(tmp / raw),
             "--output", str(base / "clean"), "--removed", str(base / "removed"),
-            "--quarantine", str(base / "quarantine"), "--metrics", str(base / "clean.json")]
+            "--quarantine", str(base / "quarantine"), "--metrics", str(base / "clean.json"),
+            "--cache-dir", cache and str(tmp / cache)]
     code = clean.main(argv)
     metrics = json.loads((base / "clean.json").read_text()) if code == 0 else {}
     return code, metrics, base
@@ -153,8 +157,96 @@ def test_rerun_is_byte_identical_and_workers_agree(tmp: Path) -> None:
         m.pop("wall_seconds")
         m["params"] = None
     assert metrics1 == metrics2 == metrics3
+    assert metrics1["removal_by_rule"] == metrics3["removal_by_rule"]
     assert metrics1["accounting"]["slices"]["c4"]["quarantined"] == 1      # only the null text
     assert not list(tmp.glob("a/.*tmp*")) and not list(tmp.glob("b/.*tmp*"))
+
+
+def test_incremental_run_cleans_only_the_new_shard(tmp: Path) -> None:
+    """A new raw shard is cleaned; the others come from the cache, byte-identical to scratch."""
+    shutil.copytree(tmp / "raw", tmp / "grown")
+    (tmp / "grown" / "c4" / "part-00001.parquet").unlink()
+    _, first, _ = run_clean(tmp, "first", cache="cache", raw="grown")
+    shutil.copy(tmp / "raw" / "c4" / "part-00001.parquet", tmp / "grown" / "c4")   # the new shard
+    _, second, incremental = run_clean(tmp, "second", cache="cache", raw="grown")
+    _, scratch_metrics, scratch = run_clean(tmp, "scratch", raw="grown")
+    assert first["cache"] == {"shards_cleaned": 3, "shards_reused": 0}
+    assert second["cache"] == {"shards_cleaned": 1, "shards_reused": 3}
+    assert tree_bytes(incremental) == tree_bytes(scratch)
+    for m in (second, scratch_metrics):
+        m.pop("wall_seconds"), m.pop("cache")
+    assert second == scratch_metrics
+    _, changed, _ = run_clean(tmp, "changed", cache="cache", raw="grown", normalization="NFKC")
+    assert changed["cache"]["shards_reused"] == 0                # params are part of the key
+
+
+def test_signals_and_language_are_stored_for_kept_and_removed(tmp: Path) -> None:
+    code, _, out = run_clean(tmp, "signals")
+    assert code == 0
+    kept = pq.read_table(out / "clean/c4/part-00000.parquet").to_pylist()
+    removed = pq.read_table(out / "removed/c4/part-00000.parquet").to_pylist()
+    for row in kept + removed:
+        signals = rpv2.signals_from_json(row["quality_signals"])
+        assert set(signals) == set(rpv2.SIGNAL_NAMES) == set(QUALITY_SIGNALS)
+        assert row["language"] == "en"
+    (keep,) = kept
+    # computed on the normalized text the rules saw, before C4 dropped the JavaScript line
+    assert rpv2.signals_from_json(keep["quality_signals"]) == rpv2.compute_signals(PROSE + "\n" + JS_LINE)
+    short = next(r for r in removed if r["id"] == "c4-short")
+    assert rpv2.doc_score(rpv2.signals_from_json(short["quality_signals"]), "rps_doc_word_count") == 4
+    quarantine = pq.read_table(out / "quarantine/c4/part-00001.parquet")
+    assert "quality_signals" not in quarantine.column_names
+
+
+def test_store_signals_off_writes_no_signal_columns(tmp: Path) -> None:
+    code, metrics, out = run_clean(tmp, "nosignals", store_signals=False)
+    assert code == 0
+    for directory in ("clean", "removed"):
+        names = pq.read_schema(out / directory / "c4/part-00000.parquet").names
+        assert "quality_signals" not in names and "language" not in names
+    assert metrics["accounting"]["slices"]["c4"]["removed_by_reason"] == {
+        gopher.GOPHER_SHORT_DOC: 1, c4.C4_LOREM_IPSUM: 1}
+
+
+def test_presets_and_expressions_per_slice(tmp: Path) -> None:
+    expressions = {**Params().clean.expressions, "tiny": "rps_doc_word_count < 5",
+                   "unpunctuated": "mean(rps_lines_ending_with_terminal_punctution_mark) < 0.5"}
+    rule_sets = {"c4": ["redpajama_v2_example", "fineweb"], "books": ["expr:unpunctuated", "gopher"],
+                 "misc": ["expr:tiny"]}
+    code, metrics, out = run_clean(tmp, "expr", rule_sets=rule_sets, expressions=expressions,
+                                   store_signals=False)
+    assert code == 0, "run failed"
+    assert check_accounting(metrics) == []
+    assert metrics["slices"]["c4"]["rule_sets"] == [
+        "expr:rpv2_word_count", "expr:rpv2_mean_word_length", "expr:rpv2_symbol_word_ratio",
+        "expr:rpv2_bullet_lines", "expr:rpv2_top_2gram", "fineweb"]
+    acc = metrics["accounting"]["slices"]
+    # c4-short has 4 words; c4-null is quarantined (no text); the rest pass the card's filter
+    assert acc["c4"]["removed_by_reason"] == {"expr_rpv2_word_count": 1}
+    assert acc["misc"]["removed_by_reason"] == {"expr_tiny": 1}
+    # "A short verse, still a book." ends in punctuation; the 6 repeated lines too: gopher
+    # repetition names book-repeat, gopher quality the short verse
+    assert acc["books"]["removed_by_reason"] == {gopher.GOPHER_SHORT_DOC: 1, gopher.GOPHER_DUP_LINE_FRAC: 1}
+    removed = pq.read_table(out / "removed/misc/part-00000.parquet").to_pylist()
+    assert [(r["id"], r["reason"], r["rule_set"]) for r in removed] == [("misc-any", "expr_tiny", "expr:tiny")]
+
+
+def test_removal_by_rule_adds_up_to_the_ledger(tmp: Path) -> None:
+    code, metrics, _ = run_clean(tmp, "byrule")
+    assert code == 0
+    by_rule, acc = metrics["removal_by_rule"], metrics["accounting"]["slices"]
+    assert set(by_rule) == set(acc)
+    for name, reasons in by_rule.items():
+        assert {r: v["docs"] for r, v in reasons.items()} == acc[name]["removed_by_reason"]
+        assert {r: v["chars"] for r, v in reasons.items()} == \
+            metrics["slices"][name]["chars_removed_by_reason"]
+        for v in reasons.values():
+            assert v["doc_fraction"] == round(v["docs"] / acc[name]["in"], 8)
+            assert v["char_fraction"] == round(v["chars"] / acc[name]["chars_in"], 8)
+    assert by_rule["c4"][c4.C4_LOREM_IPSUM] == {
+        "docs": 1, "chars": len(PROSE + "\n" + LOREM), "doc_fraction": round(1 / 6, 8),
+        "char_fraction": round(len(PROSE + "\n" + LOREM) / acc["c4"]["chars_in"], 8)}
+    assert by_rule["misc"] == {}
 
 
 def test_missing_input_is_one_clear_error(tmp: Path, capsys: pytest.CaptureFixture) -> None:

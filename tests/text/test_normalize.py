@@ -112,3 +112,18 @@ def _reference_normalized(text: str) -> str:
                                   "İstanbul\r\nDİŞ", "tab\tsep\u2028line\u0085end"])
 def test_normalized_text_equals_the_reference_steps(text: str) -> None:
     assert normalized_text(text) == _reference_normalized(text)
+
+
+# characters where a faster path could go wrong: whitespace of every kind, combining
+# marks after a space, NFD singletons that turn into ASCII (";" from U+037E, "K" from
+# the Kelvin sign) or into whitespace (U+2000 -> U+2002), multi-byte text, a surrogate
+_TRICKY = ["a", "É", "é", "e\u0301", " ", "\t", "\n", "\u00a0", "\u2000", "\u3000", "\x1c", "\x85",
+           "\u0301", "\u037e", "\u212a", "\u1fef", ";", "...", "-", "“", "…", "ß", "İ", "\ud800", "日本"]
+
+
+def test_normalized_words_equal_the_split_of_normalized_text() -> None:
+    rng = random.Random(13)
+    for _ in range(3000):
+        text = "".join(rng.choice(_TRICKY) for _ in range(rng.randint(0, 12)))
+        assert normalized_words(text) == normalized_text(text).split(), repr(text)
+        assert normalized_text(text) == _reference_normalized(text), repr(text)

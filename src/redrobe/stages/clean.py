@@ -4,33 +4,50 @@
         --removed data/interim/removed/clean --quarantine data/interim/quarantine/clean \
         --metrics data/metrics/clean.json
 
-Reads ``params.clean`` (normalization form, rule sets per slice and their thresholds:
-Gopher quality / repetition, C4, RedPajama github code rules) and ``params.shared``
-(batch_docs, workers). Every raw shard ``<slice>/part-NNNNN.parquet`` gives one shard
-of the same name under each of --output (kept documents, normalized, C4-edited),
---removed (the documents as read, with ``reason`` and ``rule_set`` columns) and
---quarantine (documents whose processing raised, as read, with an ``error`` column).
-The metrics hold the per-slice accounting (removed_by_reason included), characters
-removed per reason, the rule sets each slice ran and per-rule-set totals; the
-input → output shard edges are logged as ``lineage/clean.json``.
+Reads ``params.clean`` (normalization form, rule sets / presets / expressions per
+slice and their thresholds: Gopher quality / repetition, C4, FineWeb, RedPajama github
+code rules, store_signals) and ``params.shared`` (batch_docs, workers). Every raw shard
+``<slice>/part-NNNNN.parquet`` gives one shard of the same name under each of --output
+(kept documents, normalized, C4-edited), --removed (the documents as read, with
+``reason`` and ``rule_set`` columns) and --quarantine (documents whose processing
+raised, as read, with an ``error`` column). With ``clean.store_signals`` kept and
+removed documents also carry ``quality_signals`` (RedPajama-V2 span JSON of the
+normalized text) and ``language``. The metrics hold the per-slice accounting
+(removed_by_reason included), characters removed per reason, ``removal_by_rule``
+(docs, chars and their fractions of the slice's input per reason), the rule sets each
+slice ran and per-rule-set totals; the input → output shard edges are logged as
+``lineage/clean.json``.
+
+Incremental runs: each shard's three outputs and counts are cached under --cache-dir
+(outside DVC's outputs, so ``dvc repro`` does not delete it), keyed by the raw shard's
+sha256, the slice, ``params.clean``, ``shared.batch_docs`` and the code of the text
+rules (:mod:`redrobe.shardcache`). Adding a raw shard cleans only that shard; the
+others are restored byte for byte. Without --cache-dir nothing is cached.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import importlib.metadata
+import pickle
+import pkgutil
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import redrobe.text
+from redrobe import accounting, documents
 from redrobe.accounting import Ledger
 from redrobe.config import Clean, Params, as_dict
 from redrobe.documents import (ShardWriter, atomic_dir, count_documents, list_shards,
                                 read_documents)
 from redrobe.errors import InputError
-from redrobe.parallel import map_shards
+from redrobe.parallel import executor_for
+from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
-from redrobe.text.rules import KEPT, REMOVED, Cleaner, CleanStats
+from redrobe.text.rules import KEPT, REMOVED, SIGNAL_COLUMNS, Cleaner, CleanStats
 
 REMOVED_COLUMNS = ("reason", "rule_set")
 QUARANTINE_COLUMNS = ("error",)
@@ -42,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="directory for the kept documents")
     p.add_argument("--removed", required=True, help="directory for the removed documents")
     p.add_argument("--quarantine", required=True, help="directory for documents that failed")
+    p.add_argument("--cache-dir", default="",
+                   help="per-shard cache for incremental runs (dvc.yaml: .redrobe/cache/clean; "
+                        "default '' = off)")
     return p
 
 
@@ -56,23 +76,58 @@ class ShardTask:
     quarantine: str
     clean: Clean
     batch_docs: int
+    cache: ShardCache | None = None
+
+    @property
+    def outputs(self) -> tuple[str, str, str]:
+        return self.output, self.removed, self.quarantine
 
 
-def clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
+def clean_cache(root: str, task: ShardTask) -> ShardCache:
+    """The cache for ``task``'s slice: the rules differ per slice, so the slice is in the key."""
+    text_modules = [sys.modules[__name__], documents, accounting]
+    for info in pkgutil.iter_modules(redrobe.text.__path__, "redrobe.text."):
+        text_modules.append(importlib.import_module(info.name))
+    # library versions that change output bytes: the Parquet writer and the language model
+    versions = ",".join(f"{d}={importlib.metadata.version(d)}" for d in ("pyarrow", "py3langid"))
+    params = {"slice": task.slice, "clean": as_dict(task.clean), "batch_docs": task.batch_docs}
+    return ShardCache(root, params, code_digest(*text_modules, version=versions))
+
+
+def clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats, bool]:
+    """Clean one raw shard, or restore its outputs and counts from the cache (``True``)."""
+    if task.cache is None:
+        return (*_clean_shard(task), False)
+
+    def compute() -> bytes:
+        counts = _clean_shard(task)
+        # the counts are our own plain objects, in an entry this code wrote and checksummed
+        return pack_files(task.outputs, pickle.dumps(counts, protocol=5))
+
+    payload, hit = task.cache.cached(task.input, compute, bytes, bytes)
+    blobs, tail = split_files(payload, len(task.outputs))
+    if hit:
+        unpack_files(blobs, task.outputs)
+    return (*pickle.loads(tail), hit)
+
+
+def _clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
     """Stream one raw shard through the slice's Cleaner into its three output shards."""
     cleaner = Cleaner.for_slice(task.slice, task.clean)
     ledger, stats = Ledger(), CleanStats()
     stats.start_slice(task.slice, cleaner.rule_set_names)
-    with ShardWriter(task.output, task.batch_docs) as kept, \
-            ShardWriter(task.removed, task.batch_docs, REMOVED_COLUMNS) as removed, \
+    signal_columns = SIGNAL_COLUMNS if cleaner.store_signals else ()
+    with ShardWriter(task.output, task.batch_docs, signal_columns) as kept, \
+            ShardWriter(task.removed, task.batch_docs, REMOVED_COLUMNS + signal_columns) as removed, \
             ShardWriter(task.quarantine, task.batch_docs, QUARANTINE_COLUMNS) as quarantine:
         for outcome in cleaner(read_documents(task.input, task.batch_docs)):
             ledger.seen(task.slice, outcome.input_chars)
             if outcome.status == KEPT:
-                kept.write(outcome.doc)
+                kept.write(outcome.doc.with_extra(**outcome.columns))
                 ledger.kept(task.slice, len(outcome.doc.text))
             elif outcome.status == REMOVED:
-                removed.write(outcome.doc.with_extra(reason=outcome.reason, rule_set=outcome.rule_set))
+                removed.write(outcome.doc.with_extra(reason=outcome.reason, rule_set=outcome.rule_set,
+                                                     **outcome.columns))
                 ledger.removed(task.slice, outcome.reason)
             else:
                 quarantine.write(outcome.doc.with_extra(error=outcome.error))
@@ -93,16 +148,21 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
                            removed=str(removed / r), quarantine=str(quarantine / r),
                            clean=params.clean, batch_docs=params.shared.batch_docs)
                  for p, r in zip(shards, rel)]
+        if args.cache_dir:
+            tasks = [replace(t, cache=clean_cache(args.cache_dir, t)) for t in tasks]
         progress = common.progress("clean", len(tasks),
                                    items_total=countable_total(count_documents, shards))
         with progress:
-            results = map_tracked(map_shards, clean_shard, tasks, params.shared.workers, progress,
+            results = map_tracked(executor_for(params.shared), clean_shard, tasks, progress,
                                   items=lambda r: documents_seen(r[0]))
-        for shard_ledger, shard_stats in results:
+        for shard_ledger, shard_stats, _ in results:
             ledger.merge(shard_ledger)
             stats.merge(shard_stats)
+    reused = sum(hit for *_, hit in results)
     common.log_lineage(tracker, "clean", [(p, Path(args.output) / r) for p, r in zip(shards, rel)])
     return common.metrics_payload("clean", ledger, params=as_dict(params.clean), shards=len(shards),
+                                  cache={"shards_cleaned": len(shards) - reused, "shards_reused": reused},
+                                  removal_by_rule=stats.removal_by_rule(ledger.as_dict()),
                                   **stats.as_dict())
 
 

@@ -3,10 +3,13 @@
 - :mod:`redrobe.text.normalize`: ``normalize_unicode``, ``normalized_text``,
   ``normalized_words``, ``raw_words`` (shared with dedup).
 - :mod:`redrobe.text.signals`: RedPajama-V2 n-gram repetition signals (``NgramIndex``).
-- :mod:`redrobe.text.gopher`, :mod:`redrobe.text.c4`, :mod:`redrobe.text.code`: the rule
-  sets and their reason constants.
-- :mod:`redrobe.text.rules`: the rule-set registry and the ``Cleaner`` transform the
-  clean stage runs (``Iterable[Document] -> Iterator[Outcome]``).
+- :mod:`redrobe.text.rpv2`: every RedPajama-V2 text signal as span lists, with JSON storage.
+- :mod:`redrobe.text.langid`: offline language identification (py3langid).
+- :mod:`redrobe.text.gopher`, :mod:`redrobe.text.c4`, :mod:`redrobe.text.fineweb`,
+  :mod:`redrobe.text.code`: the rule sets and their reason constants.
+- :mod:`redrobe.text.expressions`: user threshold expressions over stored signals.
+- :mod:`redrobe.text.rules`: the rule-set registry, presets and the ``Cleaner`` transform
+  the clean stage runs (``Iterable[Document] -> Iterator[Outcome]``).
 
 Pure library code: no tracking, no environment, no fixed paths.
 """

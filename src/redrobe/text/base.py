@@ -2,14 +2,16 @@
 
 A rule set is a callable ``rule_set(doc) -> Decision`` with a ``name``. A decision
 either keeps the document (``reason is None``; ``text`` set when the rule set edited it,
-as C4 drops lines) or names the reason it is removed. Reasons are module-level
+as C4 drops lines) or names the reason it is removed. A :class:`SignalRule` (a user
+expression) decides from the document's stored quality signals instead of its text:
+``rule.check_signals(signals) -> Decision``; the Cleaner computes the signals once. Reasons are module-level
 constants next to the rules that produce them, so stats and tests share them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from redrobe.documents import Document
 
@@ -39,6 +41,15 @@ class RuleSet(Protocol):
     name: str
 
     def __call__(self, doc: Document) -> Decision: ...
+
+
+class SignalRule(Protocol):
+    """A named rule that reads RedPajama-V2 signals (name -> [[start, end, score], ...])."""
+
+    name: str
+    needs_signals: bool
+
+    def check_signals(self, signals: Mapping[str, Sequence[Sequence[Any]]]) -> Decision: ...
 
 
 def ratio(part: float, whole: float) -> float:

@@ -16,6 +16,8 @@ Differences from datatrove, by design:
   0.79 that way, about 1.0 on whitespace tokens). A token counts as a word when it
   holds a letter or digit; its length is measured without the punctuation at its
   ends, and stop words are matched the same way (case-sensitive, as datatrove does).
+  The stop-word rule counts distinct stop words ("at least two of the following
+  words", Rae et al. 2021 App. A), as datatrove does.
 - The n-gram repetition rules use the RedPajama-V2 signals (:mod:`redrobe.text.signals`)
   on normalized words: every occurrence of a repeated n-gram counts and the
   denominator is the characters of all words. datatrove counts repeats after the
@@ -29,7 +31,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from redrobe.config import GopherQuality, GopherRepetition
 from redrobe.documents import Document
@@ -97,21 +99,7 @@ class GopherQualityRules:
 
     def check(self, text: str) -> Decision:
         c = self.config
-        tokens = Counter(text.split())  # count each distinct token once, weigh by count
-        n_tokens = sum(tokens.values())
-        n_words = word_chars = alpha_tokens = stop_words = 0
-        for token, count in tokens.items():
-            if token.isalpha():  # the common case, no regex needed: all letters
-                core, has_letter = token, True
-            elif _LETTER_OR_DIGIT.search(token):
-                core, has_letter = token.strip(_EDGE_PUNCTUATION), bool(_LETTER.search(token))
-            else:
-                continue  # pure punctuation/symbols: a token but not a word
-            n_words += count
-            word_chars += count * len(core)
-            alpha_tokens += count if has_letter else 0
-            stop_words += count if core in STOP_WORDS else 0
-
+        n_tokens, n_words, word_chars, alpha_tokens, stop_words = word_stats(text)
         if n_words < c.min_words:
             return remove(GOPHER_SHORT_DOC)
         if n_words > c.max_words:
@@ -148,6 +136,34 @@ class GopherQualityRules:
         return KEEP
 
 
+def word_stats(text: str) -> tuple[int, int, int, int, int]:
+    """(tokens, words, word characters, tokens holding a letter, distinct stop words).
+
+    Tokens are whitespace tokens; a word is a token holding a letter or digit, measured
+    and matched against :data:`STOP_WORDS` without the punctuation at its ends.
+    """
+    tokens = Counter(text.split())  # each distinct token examined once, weighed by count
+    n_tokens = n_words = word_chars = alpha_tokens = 0
+    # Gopher: "at least two of the following English words": distinct stop words
+    stop_words = {word for word in STOP_WORDS if word in tokens}
+    for token, count in tokens.items():
+        n_tokens += count
+        if token.isalpha():  # the common case, no regex needed: all letters
+            n_words += count
+            alpha_tokens += count
+            word_chars += count * len(token)
+        elif _LETTER_OR_DIGIT.search(token):
+            core = token.strip(_EDGE_PUNCTUATION)
+            n_words += count
+            word_chars += count * len(core)
+            if core.isalpha() or _LETTER.search(token):
+                alpha_tokens += count
+            if core in STOP_WORDS:
+                stop_words.add(core)
+        # else pure punctuation/symbols: a token but not a word
+    return n_tokens, n_words, word_chars, alpha_tokens, len(stop_words)
+
+
 class GopherRepetitionRules:
     """Gopher repetition heuristics (Table A1): repeated lines, paragraphs and n-grams."""
 
@@ -166,13 +182,13 @@ class GopherRepetitionRules:
     def check(self, text: str) -> Decision:
         c = self.config
         stripped = text.strip()
-        paragraphs = _PARAGRAPH_BREAK.split(stripped)
+        paragraphs = _paragraphs(stripped)
         repeats, repeat_chars = _repeats(paragraphs)
         if ratio(repeats, len(paragraphs)) > c.dup_para_frac:
             return remove(GOPHER_DUP_PARA_FRAC)
         if ratio(repeat_chars, len(text)) > c.dup_para_char_frac:
             return remove(GOPHER_DUP_PARA_CHAR_FRAC)
-        lines = _LINE_BREAK.split(stripped)
+        lines = _lines(stripped)
         repeats, repeat_chars = _repeats(lines)
         if ratio(repeats, len(lines)) > c.dup_line_frac:
             return remove(GOPHER_DUP_LINE_FRAC)
@@ -190,8 +206,27 @@ class GopherRepetitionRules:
         return KEEP
 
 
+def _paragraphs(stripped: str) -> list[str]:
+    """``re.split(r"\n{2,}", stripped)`` for a stripped text, ~5x faster with str.split."""
+    paragraphs = stripped.split("\n\n")
+    if "\n\n\n" not in stripped:   # every break is exactly two newlines
+        return paragraphs
+    # a run of k > 2 newlines leaves "" (k // 2 - 1 times) and, for odd k, a leading
+    # "\n" on the next piece; no piece ends in "\n" (the leftmost "\n\n" splits first)
+    return [p.lstrip("\n") for p in paragraphs if p]
+
+
+def _lines(stripped: str) -> list[str]:
+    """``re.split(r"\n+", stripped)`` for a stripped text (no newline at either end),
+    where a run of newlines leaves only empty strings between them."""
+    lines = stripped.split("\n")
+    return [line for line in lines if line] if "\n\n" in stripped else lines
+
+
 def _repeats(items: Sequence[str]) -> tuple[int, int]:
     """(number of items equal to an earlier item, their characters)."""
     counts = Counter(items)
+    if len(counts) == len(items):   # the common case: nothing repeats
+        return 0, 0
     return (len(items) - len(counts),
-            sum(len(item) * (count - 1) for item, count in counts.items()))
+            sum(len(item) * (count - 1) for item, count in counts.items() if count > 1))

@@ -21,7 +21,10 @@ FORMS = ("NFC", "NFKC", "NFD", "NFKD")
 
 # RedPajama-V2 removes exactly the ASCII punctuation of ``string.punctuation``
 # (utilities/text/normalization.py); Unicode punctuation such as "…" or "“" stays.
-_DROP_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+# Deleting ASCII bytes from UTF-8 equals deleting those characters from the str (an
+# ASCII byte never occurs inside a multi-byte sequence), and bytes.translate is ~25x
+# faster than str.translate with a deletion table.
+_ASCII_PUNCTUATION = string.punctuation.encode("ascii")
 # nltk's WordPunctTokenizer pattern: runs of word characters, or runs of anything
 # that is neither a word character nor whitespace.
 _WORD_PUNCT = re.compile(r"\w+|[^\w\s]+")
@@ -38,16 +41,27 @@ def normalize_unicode(text: str, form: str = "NFC") -> str:
 def normalized_text(text: str) -> str:
     """RedPajama-V2 ``normalized`` view: drop ASCII punctuation → lowercase →
     collapse whitespace runs to one space (ends stripped) → NFD."""
-    text = text.translate(_DROP_ASCII_PUNCTUATION).lower()
     # str.split() splits on exactly the characters regex \s matches in str patterns,
     # so this equals re.sub(r"\s+", " ", text.strip()) at a fraction of the cost
-    text = " ".join(text.split())
+    text = " ".join(_lowered_without_punctuation(text).split())
     return text if text.isascii() else unicodedata.normalize("NFD", text)
 
 
 def normalized_words(text: str) -> list[str]:
     """RedPajama-V2 ``normalized_words``: the whitespace split of :func:`normalized_text`."""
-    return normalized_text(text).split()
+    text = _lowered_without_punctuation(text)
+    # NFD before the split gives the same words as NFD after collapsing whitespace:
+    # whitespace is a starter (no reordering across it) and NFD maps no whitespace to
+    # a non-space nor the reverse, so one split suffices
+    if not text.isascii():
+        text = unicodedata.normalize("NFD", text)
+    return text.split()
+
+
+def _lowered_without_punctuation(text: str) -> str:
+    # surrogatepass: a lone surrogate (possible in a str) survives the round trip
+    stripped = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_PUNCTUATION)
+    return stripped.decode("utf-8", "surrogatepass").lower()
 
 
 def raw_words(text: str) -> list[str]:

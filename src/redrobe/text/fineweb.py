@@ -1,0 +1,70 @@
+"""FineWeb quality rule set (Penedo et al. 2024, App. E.4 Table 2; REFERENCES §3).
+
+    rules = FineWebRules(params.clean.fineweb)
+    rules(doc)          # Decision: KEEP or remove(FINEWEB_LINE_PUNCT_RATIO), ...
+
+The four checks run in datatrove's ``FineWebQualityFilter`` order and with its
+semantics (lines are ``text.split("\\n")``, nothing stripped); the first failing one
+names the reason (datatrove's reason, prefixed ``fineweb_``):
+
+1. :data:`FINEWEB_LINE_PUNCT_RATIO`: the share of lines ending in . ' " ! ? is
+   <= ``line_punct_thr`` (0.12; with ``line_punct_exclude_zero`` a share of exactly 0
+   is let through, as datatrove allows).
+2. :data:`FINEWEB_SHORT_LINE_RATIO`: the share of lines of at most
+   ``short_line_length`` (30) characters is >= ``short_line_thr`` (0.67).
+3. :data:`FINEWEB_CHAR_DUP_RATIO`: characters of non-empty lines that repeat an
+   earlier line, over the characters of the text without newlines, is >=
+   ``char_duplicates_ratio`` (0.01).
+4. :data:`FINEWEB_LIST_RATIO`: newlines per word is > ``new_line_ratio`` (0.3).
+
+Difference from datatrove, by design: words for check 4 are RedPajama-V2's WordPunct
+tokens (:func:`redrobe.text.normalize.raw_words`) instead of NLTK's ``word_tokenize``
+(not shipped here); both make every punctuation run a token, they differ on
+contractions ("don't" is 3 tokens here, 2 in NLTK). A document without words has a
+newline ratio of 0 where datatrove divides by zero.
+"""
+
+from __future__ import annotations
+
+from redrobe.config import FineWebRules as FineWebConfig
+from redrobe.documents import Document
+from redrobe.text.base import KEEP, Decision, ratio, remove
+from redrobe.text.gopher import _repeats as repeated_items
+from redrobe.text.normalize import raw_words
+
+FINEWEB_LINE_PUNCT_RATIO = "fineweb_line_punct_ratio"
+FINEWEB_SHORT_LINE_RATIO = "fineweb_short_line_ratio"
+FINEWEB_CHAR_DUP_RATIO = "fineweb_char_dup_ratio"
+FINEWEB_LIST_RATIO = "fineweb_list_ratio"
+
+# datatrove FineWebQualityFilter's stop_chars
+LINE_END_PUNCTUATION = (".", "'", '"', "!", "?")
+
+
+class FineWebRules:
+    """Document-level FineWeb heuristics (the rules FineWeb added on top of C4/Gopher)."""
+
+    name = "fineweb"
+
+    def __init__(self, config: FineWebConfig) -> None:
+        self.config = config
+
+    def __call__(self, doc: Document) -> Decision:
+        return self.check(doc.text)
+
+    def check(self, text: str) -> Decision:
+        c = self.config
+        lines = text.split("\n")  # never empty: "".split("\n") == [""]
+        punct = sum(1 for line in lines if line.endswith(LINE_END_PUNCTUATION)) / len(lines)
+        if punct <= c.line_punct_thr and not (punct == 0 and c.line_punct_exclude_zero):
+            return remove(FINEWEB_LINE_PUNCT_RATIO)
+        short = sum(1 for line in lines if len(line) <= c.short_line_length) / len(lines)
+        if short >= c.short_line_thr:
+            return remove(FINEWEB_SHORT_LINE_RATIO)
+        newlines = len(lines) - 1
+        _, dup_chars = repeated_items([line for line in lines if line.strip()])
+        if ratio(dup_chars, len(text) - newlines) >= c.char_duplicates_ratio:
+            return remove(FINEWEB_CHAR_DUP_RATIO)
+        if ratio(newlines, len(raw_words(text))) > c.new_line_ratio:
+            return remove(FINEWEB_LIST_RATIO)
+        return KEEP
