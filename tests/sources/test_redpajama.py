@@ -9,11 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from redrobe.accounting import Ledger
-from redrobe.documents import file_digest, list_shards, read_documents
+from redrobe.documents import file_digest
 from redrobe.errors import InputError
-from redrobe.sources.base import EMPTY_TEXT, TOO_LONG
-from redrobe.sources.redpajama import (expand_paths, ingest_files, iter_records, normalize_slice,
+from redrobe.sources.redpajama import (expand_paths, iter_records, normalize_slice,
                                        to_document)
 
 GOOD = {"text": "The committee met on Tuesday.", "meta": {"url": "https://example.org/a"},
@@ -124,30 +122,6 @@ def test_normalize_slice():
     for bad in ("", "a/b", "C4 news", 7):
         with pytest.raises(ValueError):
             normalize_slice(bad)
-
-
-def test_ingest_files_shards_per_slice_and_accounts_for_everything(tmp_path, dirs):
-    long_doc = json.dumps({"text": "y" * 50, "red_pajama_subset": "c4"})
-    blank = json.dumps({"text": "   ", "red_pajama_subset": "c4"})
-    more = write(tmp_path / "more.jsonl.zst", (long_doc + "\n" + blank + "\n").encode())
-    first = write(tmp_path / "first.jsonl")
-    reports = ingest_files([str(first), str(more)], dirs, "common_crawl", shard_docs=1,
-                           batch_size=2, max_chars=40)
-    ledger = Ledger()
-    for r in reports:
-        ledger.merge(r.ledger)
-    ledger.check()
-    counts = ledger.as_dict()["slices"]
-    assert sorted(counts) == ["arxiv", "books", "c4", "common_crawl", "github"]
-    assert counts["c4"]["removed_by_reason"] == {EMPTY_TEXT: 1, TOO_LONG: 1}
-    assert counts["common_crawl"]["quarantined"] == 4  # bad lines land in the default slice
-    assert ledger.as_dict()["total"]["in"] == 11
-    c4 = next(r for r in reports if r.slice == "c4")
-    assert [s.path for s in c4.raw] == ["c4/part-00000.parquet"]
-    assert c4.raw[0].inputs == (str(first),) and c4.removed[1].inputs == (str(more),)
-    assert len(list_shards(dirs.removed, "c4")) == 2  # shard_docs=1 rolls the removed shards
-    quarantined = [d for p in list_shards(dirs.quarantine) for d in read_documents(p)]
-    assert len(quarantined) == 4 and all(d.extra["error"].startswith(str(first)) for d in quarantined)
 
 
 def test_invalid_utf8_line_is_quarantined_not_fatal(tmp_path):

@@ -15,6 +15,7 @@ gets the same id in every run and on every machine.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from redrobe.documents import Document
@@ -26,7 +27,12 @@ WIKI_REDIRECT = "wiki_redirect"  # a MediaWiki redirect page has no article text
 WIKI_NON_ARTICLE = "wiki_non_article"  # talk, user, template... pages (namespace != 0)
 BINARY = "binary"                # a code file that is not UTF-8 text
 HTTP_NOT_OK = "http_not_ok"      # a crawled redirect/error page (HTTP status not 2xx)
-REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_NOT_OK)
+VENDORED = "vendored"            # third-party code copied into a code tree (vendor/, ...)
+NOT_CODE = "not_code"            # a text file of a code tree whose extension is no language
+LICENSE_NOT_PERMISSIVE = "license_not_permissive"  # code tree not MIT/BSD/Apache (RedPajama-1T)
+LATEX_NO_SECTION = "latex_no_section"  # a LaTeX paper with no section-like command
+REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_NOT_OK, VENDORED,
+           NOT_CODE, LICENSE_NOT_PERMISSIVE, LATEX_NO_SECTION)
 
 KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
 
@@ -35,6 +41,27 @@ def stable_id(slice_name: str, *provenance: Any) -> str:
     """``<slice>/<hex>`` from the provenance parts (e.g. distribution, member, offset)."""
     key = "\x1f".join(str(p) for p in provenance)
     return f"{slice_name}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The input file a reader is reading: its name (path or URL) and sha256."""
+
+    file: str
+    sha256: str
+
+    def document(self, slice_name: str, text: str, position: dict[str, Any],
+                 **meta: Any) -> Document:
+        """A document whose id hashes (slice, sha256, position); ``None`` meta is left out.
+
+        ``position`` says where in the file the record is (offset, line, member...)
+        and goes into ``meta.provenance`` with the file name and sha256.
+        """
+        parts = [f"{k}={v}" for k, v in position.items()]
+        fields = {k: v for k, v in meta.items() if v is not None}
+        provenance = {"file": self.file, "sha256": self.sha256, **position}
+        return Document(id=stable_id(slice_name, self.sha256, *parts), text=text,
+                        source=slice_name, meta={**fields, "provenance": provenance})
 
 
 def removed(doc: Document, reason: str) -> Document:

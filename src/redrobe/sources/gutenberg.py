@@ -1,6 +1,7 @@
 """Strip Project Gutenberg boilerplate from a plain-text e-book.
 
     body = strip_gutenberg(raw_text)
+    doc = book_document(raw_bytes, Origin(name, sha256), "books")   # a plain-text e-book file
 
 Handles the marker forms found in real Project Gutenberg files:
 
@@ -19,11 +20,20 @@ Handles the marker forms found in real Project Gutenberg files:
 Text without markers is returned unchanged apart from newline normalization and
 trimmed blank lines, so a text that was already cleaned is not damaged. A license
 block that never closes is kept rather than deleting the rest of the book.
+
+``book_document`` decodes a file with the encoding its header declares
+(``Character set encoding: ISO-8859-1``), UTF-8 otherwise (a file that does not
+decode is quarantined), and takes title, author, language and the e-book's URL
+(``[EBook #1234]`` -> ``https://www.gutenberg.org/ebooks/1234``) from the header.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
+
+from redrobe.documents import Document
+from redrobe.sources.base import Origin, quarantined
 
 _START = re.compile(
     r"^\s*(\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG E-?(BOOK|TEXT)"
@@ -38,6 +48,11 @@ _BLOCKS = (
     (re.compile(r"^\s*<<\s*THIS ELECTRONIC VERSION OF THE COMPLETE WORKS", re.IGNORECASE),
      re.compile(r">>\s*$")),
 )
+_HEADER = re.compile(r"^(Title|Author|Language|Character set encoding):\s*(.+?)\s*$",
+                     re.IGNORECASE | re.MULTILINE)
+_EBOOK_NUMBER = re.compile(r"\[E-?Book #(\d+)\]", re.IGNORECASE)
+#: the header sits in the first few kilobytes of every Project Gutenberg file
+_HEADER_BYTES = 8192
 _CREDIT = re.compile(r"^\s*(produced by|this e-?text was prepared by|e-?text prepared by|"
                      r"transcribed from)\b", re.IGNORECASE)
 
@@ -91,3 +106,38 @@ def _drop_credits(lines: list[str]) -> list[str]:
         return lines
     blank = next((j for j in range(first, len(lines)) if not lines[j].strip()), len(lines))
     return lines[blank:]
+
+
+def book_header(head: str) -> dict[str, str]:
+    """Title/Author/Language/encoding and the e-book number from a file's first lines."""
+    fields = {m.group(1).lower(): m.group(2) for m in _HEADER.finditer(head)}
+    number = _EBOOK_NUMBER.search(head)
+    if number:
+        fields["ebook"] = number.group(1)
+    return fields
+
+
+def book_document(data: bytes, origin: Origin, slice_name: str) -> Document:
+    """One document for a plain-text e-book: header parsed, boilerplate stripped."""
+    header = book_header(data[:_HEADER_BYTES].decode("latin-1"))
+    encoding = _codec(header.get("character set encoding", "")) or "utf-8"
+    encoding = "utf-8-sig" if encoding == "utf-8" else encoding  # a BOM is not text
+    url = f"https://www.gutenberg.org/ebooks/{header['ebook']}" if "ebook" in header else None
+    doc = origin.document(slice_name, "", {"offset": 0}, title=header.get("title"),
+                          author=header.get("author"), language=header.get("language"),
+                          url=url)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        return quarantined(doc.with_text(data.decode(encoding, "replace")),
+                           f"{origin.file}: not {encoding} text: {exc}")
+    return doc.with_text(strip_gutenberg(text))
+
+
+def _codec(name: str) -> str | None:
+    """A Python codec for a declared encoding ("ISO Latin-1", "UTF-8"...), None if unknown."""
+    cleaned = name.strip().lower().replace("iso latin-1", "latin-1")
+    try:
+        return codecs.lookup(cleaned).name
+    except LookupError:
+        return None

@@ -5,6 +5,7 @@
         if not page.redirect and page.namespace == 0:
             text = wikitext_to_text(page.wikitext)
             url = page_url(site.base_url, page.title)
+    docs = dump_documents(open("dump.xml.bz2" decompressed), Origin(name, sha256), "wikipedia")
 
 ``wikitext_to_text`` keeps the prose of an article: headings become plain lines,
 links keep their visible text, bold/italic quotes go. It drops what is not prose
@@ -14,6 +15,12 @@ templates): templates and parameters, ``<ref>`` and other non-prose tags
 interlanguage links, magic words such as ``__NOTOC__``, and the trailing
 reference-style sections ("See also", "References", "External links", "Further
 reading", ...) with their subsections.
+
+``dump_documents`` makes one document per page: redirects are removed
+(``wiki_redirect``), pages outside the article namespace too (``wiki_non_article``),
+a page the wikitext parser fails on is quarantined. Meta: title, url, timestamp of
+the latest revision, language (from the database name), page and revision ids, and
+for Wikipedia the text license (CC BY-SA 3.0, 4.0 for revisions from 2023-06-29 on).
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ import mwxml
 from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HTMLEntity, Tag,
                                     Template, Text, Wikilink)
 from mwparserfromhell.wikicode import Wikicode
+
+from redrobe.documents import Document
+from redrobe.sources.base import WIKI_NON_ARTICLE, WIKI_REDIRECT, Origin, quarantined, removed
 
 
 _URL_SAFE = ":/(),'!*@;$"  # characters Wikipedia leaves unescaped in article URLs
@@ -82,6 +92,46 @@ def page_url(base_url: str, title: str) -> str:
     """Article URL from the site's base (``https://en.wikipedia.org/wiki/Main_Page``)."""
     prefix = base_url.rsplit("/", 1)[0]
     return f"{prefix}/{quote(title.replace(' ', '_'), safe=_URL_SAFE)}"
+
+
+#: Wikipedia moved its text license from CC BY-SA 3.0 to 4.0 on this day (Terms of Use 2023)
+CC_BY_SA_4_SINCE = "2023-06-29"
+
+
+def page_meta(site: SiteInfo, page: WikiPage) -> dict[str, object]:
+    """The meta fields of one page (the caller adds license and provenance)."""
+    return {"title": page.title, "url": page_url(site.base_url, page.title),
+            "timestamp": page.timestamp, "language": site.language, "page_id": page.page_id,
+            "revision_id": page.revision_id, "redirect": page.redirect}
+
+
+def page_document(doc: Document, page: WikiPage, where: str) -> Document:
+    """Fill ``doc`` (id, meta, wikitext set) from its page: article text, removed or quarantined."""
+    if page.redirect:
+        return removed(doc, WIKI_REDIRECT)
+    if page.namespace != 0:
+        return removed(doc, WIKI_NON_ARTICLE)
+    try:
+        return doc.with_text(wikitext_to_text(page.wikitext))
+    except Exception as exc:  # any parser failure quarantines this page only
+        return quarantined(doc, f"{where}: page {page.page_id}: {type(exc).__name__}: {exc}")
+
+
+def wikipedia_license(site: SiteInfo, timestamp: str | None) -> str | None:
+    """Wikipedia's text license for a revision; None for other wikis (not stated in dumps)."""
+    if "wikipedia.org" not in site.base_url:
+        return None
+    return "CC-BY-SA-4.0" if (timestamp or "") >= CC_BY_SA_4_SINCE else "CC-BY-SA-3.0"
+
+
+def dump_documents(fileobj: IO[bytes], origin: Origin, slice_name: str) -> Iterator[Document]:
+    """One document per page of a (decompressed) dump; position = the page's ordinal."""
+    site, pages = read_dump(fileobj)
+    for ordinal, page in enumerate(pages):
+        doc = origin.document(slice_name, page.wikitext, {"page": ordinal},
+                              license=wikipedia_license(site, page.timestamp),
+                              **page_meta(site, page))
+        yield page_document(doc, page, origin.file)
 
 
 # ----------------------------------------------------------------------------- wikitext

@@ -3,8 +3,7 @@
     files = expand_paths(["data/in/*.jsonl.zst", "extra/cc.parquet"])   # InputError if none
     for record in iter_records(files[0], batch_size=256):               # streamed
         record.value or record.error
-    reports = ingest_files(["data/in/*.jsonl.zst"], dirs, default_slice="common_crawl",
-                           shard_docs=1000, batch_size=256, max_chars=2_000_000)
+    doc = to_document(record, default_slice="common_crawl")             # slice from the record
 
 A record is ``{"text": str, "meta": {...} | JSON string, "red_pajama_subset": str}``
 (RedPajama-1T's released format); ``source`` is accepted instead of
@@ -32,7 +31,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Callable, ContextManager, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,7 +40,6 @@ import zstandard
 from redrobe.documents import Document, file_digest
 from redrobe.errors import InputError
 from redrobe.sources.base import quarantined, stable_id
-from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 PARQUET_SUFFIXES = (".parquet",)
@@ -88,11 +86,11 @@ def expand_paths(patterns: Sequence[str]) -> list[Path]:
                 seen.add(match.resolve())
                 found.append(match)
     for path in found:
-        _kind(path)  # fail early on an unsupported file type
+        file_kind(path)  # fail early on an unsupported file type
     return found
 
 
-def _kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
     name = path.name.lower()
     if name.endswith(JSONL_SUFFIXES):
         return "jsonl"
@@ -121,21 +119,29 @@ def open_binary(path: Path) -> Iterator[IO[bytes]]:
 
 def iter_records(path: Path, batch_size: int = 256) -> Iterator[RawRecord]:
     """Stream the records of one JSONL or Parquet file; InputError if it is unreadable."""
-    kind = _kind(path)
+    kind = file_kind(path)
     try:
         sha = file_digest(path)
-        inner = _jsonl_records(path, sha) if kind == "jsonl" else _parquet_records(path, sha, batch_size)
-        yield from inner
-    except (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException) as exc:
+        yield from records_of(str(path), sha, kind, lambda: open_binary(path), batch_size)
+    except READ_ERRORS as exc:
         raise InputError(f"{path}: unreadable {kind} file ({type(exc).__name__}: {exc})") from exc
 
 
-def _jsonl_records(path: Path, sha: str) -> Iterator[RawRecord]:
-    with open_binary(path) as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            yield _parse_line(str(path), sha, line_no, raw)
+#: what a corrupt JSONL(.gz/.zst) or Parquet file raises while it is read
+READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException)
+
+
+def records_of(name: str, sha: str, kind: str, open_stream: Callable[[], ContextManager[IO[bytes]]],
+               batch_size: int) -> Iterator[RawRecord]:
+    """The records of one file of ``kind`` ("jsonl" | "parquet"), opened by ``open_stream``
+    (a decompressing reader: local, or any fsspec filesystem)."""
+    with open_stream() as fh:
+        if kind == "jsonl":
+            for line_no, raw in enumerate(fh, start=1):
+                if raw.strip():
+                    yield _parse_line(name, sha, line_no, raw)
+        else:
+            yield from _parquet_records(name, sha, fh, batch_size)
 
 
 def _parse_line(file: str, sha: str, line_no: int, raw: bytes) -> RawRecord:
@@ -156,15 +162,15 @@ def _parse_line(file: str, sha: str, line_no: int, raw: bytes) -> RawRecord:
     return RawRecord(file, sha, line_no, "line", value, line)
 
 
-def _parquet_records(path: Path, sha: str, batch_size: int) -> Iterator[RawRecord]:
-    pf = pq.ParquetFile(path)
+def _parquet_records(name: str, sha: str, fh: IO[bytes], batch_size: int) -> Iterator[RawRecord]:
+    pf = pq.ParquetFile(fh)
     columns = [c for c in _FIELDS if c in pf.schema_arrow.names]
     if "text" not in columns:
-        raise InputError(f"{path}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)})")
+        raise InputError(f"{name}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)})")
     row = 0
     for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
         for value in batch.to_pylist():
-            yield RawRecord(str(path), sha, row, "row", value, "")
+            yield RawRecord(name, sha, row, "row", value, "")
             row += 1
 
 
@@ -217,22 +223,3 @@ def normalize_slice(name: Any) -> str:
     if not _SLICE_NAME.match(slug):
         raise ValueError(f"invalid slice name {name!r} (use letters, digits, '_' or '-')")
     return slug
-
-
-# ----------------------------------------------------------------------------- ingest
-
-def ingest_files(patterns: Sequence[str], dirs: OutputDirs, default_slice: str, shard_docs: int,
-                 batch_size: int, max_chars: int) -> list[SliceReport]:
-    """Stream every record of the files into per-slice shards; one report per slice."""
-    files = expand_paths(patterns)
-    sinks: dict[str, SliceSink] = {}
-    for path in files:
-        for record in iter_records(path, batch_size):
-            doc = to_document(record, default_slice)
-            sink = sinks.get(doc.source)
-            if sink is None:
-                sink = sinks[doc.source] = SliceSink(dirs, doc.source, shard_docs, batch_size,
-                                                     max_chars)
-            sink.input_digests[record.file] = record.sha256
-            sink.add(doc, record.file)
-    return [sinks[name].close() for name in sorted(sinks)]

@@ -44,13 +44,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from redrobe.documents import Document
 from redrobe.errors import InputError
 from redrobe.sources.archive import SDIST, WHEEL, Archive, Pin, Runner, fetch, is_permissive
-from redrobe.sources.base import (BINARY, HTTP_NOT_OK, WIKI_NON_ARTICLE, WIKI_REDIRECT,
-                                  quarantined, removed, stable_id)
+from redrobe.sources.base import BINARY, quarantined, removed, stable_id
 from redrobe.sources.code import decode_source, is_vendored, language_of
 from redrobe.sources.gutenberg import strip_gutenberg
-from redrobe.sources.mediawiki import SiteInfo, WikiPage, page_url, read_dump, wikitext_to_text
+from redrobe.sources.mediawiki import SiteInfo, WikiPage, page_document, page_meta, read_dump
 from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
-from redrobe.sources.warc import WarcResponse, iter_html_responses
+from redrobe.sources.warc import (WarcResponse, iter_html_responses, response_document,
+                                  response_meta)
 from redrobe.sources.webpage import extract_page
 
 # ----------------------------------------------------------------------------- pins
@@ -223,18 +223,8 @@ def wikipedia(archives: Mapping[str, Archive]) -> Iterator[Document]:
 
 def _wiki_document(archive: Archive, site: SiteInfo, ordinal: int, page: WikiPage) -> Document:
     doc = _document("wikipedia", archive, WIKI_MEMBER, ordinal, page.wikitext,
-                    CONTENT_LICENSE["wikipedia"], title=page.title,
-                    url=page_url(site.base_url, page.title), timestamp=page.timestamp,
-                    language=site.language, page_id=page.page_id,
-                    revision_id=page.revision_id, redirect=page.redirect)
-    if page.redirect:
-        return removed(doc, WIKI_REDIRECT)
-    if page.namespace != 0:
-        return removed(doc, WIKI_NON_ARTICLE)
-    try:
-        return doc.with_text(wikitext_to_text(page.wikitext))
-    except Exception as exc:  # any parser failure quarantines this page only
-        return quarantined(doc, f"{WIKI_MEMBER}: page {page.page_id}: {type(exc).__name__}: {exc}")
+                    CONTENT_LICENSE["wikipedia"], **page_meta(site, page))
+    return page_document(doc, page, WIKI_MEMBER)
 
 
 # c4 -------------------------------------------------------------------------------
@@ -267,20 +257,8 @@ def _warc_documents(archive: Archive) -> Iterator[Document]:
 
 def _warc_document(archive: Archive, license_name: str, response: WarcResponse) -> Document:
     doc = _document("common_crawl", archive, WARC_MEMBER, response.offset, "", license_name,
-                    url=response.url, timestamp=response.date, warc_record_id=response.record_id,
-                    http_status=response.status, content_type=response.content_type)
-    where = f"{WARC_MEMBER}@{response.offset}"
-    if response.error is not None or response.body is None:
-        return quarantined(doc, f"{where}: {response.error}")
-    if not (response.status or "").startswith("2"):
-        # Common Crawl's text extracts (WET) likewise carry only successful fetches
-        return removed(doc.with_text(response.body.decode("utf-8", "replace")), HTTP_NOT_OK)
-    try:
-        page = extract_page(response.body, url=response.url)
-    except Exception as exc:  # any extractor failure quarantines this record only
-        return quarantined(doc.with_text(response.body.decode("utf-8", "replace")),
-                           f"{where}: {type(exc).__name__}: {exc}")
-    return _with_page_meta(doc.with_text(page.text), title=page.title)
+                    **response_meta(response))
+    return response_document(doc, response, f"{WARC_MEMBER}@{response.offset}")
 
 
 def _page_documents(archive: Archive) -> Iterator[Document]:

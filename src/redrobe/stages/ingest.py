@@ -11,8 +11,13 @@
   verified by sha256; one worker per slice (``shared.workers``), each slice of
   ``shared.slices`` that has a sample source, capped at ``ingest.sample.<slice>``
   kept documents.
-- ``files``: the user's RedPajama-format JSONL(.gz/.zst)/Parquet files named by
-  ``ingest.paths`` (``redrobe.sources.redpajama``).
+- ``files``: the user's files, streamed (``redrobe.sources.inputs``): RedPajama-format
+  JSONL(.gz/.zst)/Parquet files named by ``ingest.paths``, and every entry of
+  ``ingest.inputs`` (``{path, format, slice, site}``): a local path/glob or fsspec
+  URL in one of the formats redpajama, warc, wet, mediawiki, latex, stackexchange,
+  code, gutenberg, or ``auto`` (by file name). An input of unknown format or that
+  cannot be read is quarantined as one record naming the file and the error; a
+  path that matches nothing stops the stage (InputError).
 
 Outputs ``<dir>/<slice>/part-NNNNN.parquet`` (at most ``ingest.shard_docs`` documents
 each) under --output (kept), --removed (``reason`` column) and --quarantine (``error``
@@ -31,10 +36,11 @@ from typing import Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dir
-from redrobe.parallel import map_shards
+from redrobe.documents import atomic_dir, file_digest
+from redrobe.parallel import executor_for
 from redrobe.progress import Progress, documents_seen, map_tracked
-from redrobe.sources import redpajama, sample
+from redrobe.sources import inputs as file_inputs
+from redrobe.sources import sample
 from redrobe.sources.sink import OutputDirs, SliceReport
 from redrobe.stages import common
 
@@ -61,12 +67,11 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     with atomic_dir(args.output) as raw, atomic_dir(args.removed) as removed, \
             atomic_dir(args.quarantine) as quarantine:
         with common.progress(STAGE, len(slices) or None, unit="slice") as progress:
-            reports = _ingest(params, slices, archives, OutputDirs(raw, removed, quarantine),
-                              progress)
+            reports, inputs = _ingest(params, slices, archives,
+                                      OutputDirs(raw, removed, quarantine), progress)
     ledger = Ledger()
     for report in reports:
         ledger.merge(report.ledger)
-    inputs = {path: digest for r in reports for path, digest in r.input_digests.items()}
     names = {str(path): f"dist/{spec}" for spec, path in archives.items()}
     raw_shards = _track(tracker, reports, inputs, names, Path(args.output))
     if cfg.mode == "sample":
@@ -82,19 +87,22 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
 
 
 def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], dirs: OutputDirs,
-            progress: Progress) -> list[SliceReport]:
-    """Write every slice's shards; sample mode reports each slice as it finishes."""
+            progress: Progress) -> tuple[list[SliceReport], dict[str, str]]:
+    """Write every slice's shards: (reports, input file -> sha256)."""
     cfg = params.ingest
     if cfg.mode == "sample":
         tasks = [sample.SampleTask(s, sample.archives_for(s, archives), getattr(cfg.sample, s),
                                    dirs, cfg.shard_docs, params.shared.batch_docs,
                                    cfg.max_doc_chars) for s in slices]
-        return map_tracked(map_shards, sample.ingest_slice, tasks, params.shared.workers,
-                           progress, items=lambda r: documents_seen(r.ledger))
-    reports = redpajama.ingest_files(cfg.paths, dirs, cfg.default_slice, cfg.shard_docs,
-                                     params.shared.batch_docs, cfg.max_doc_chars)
+        reports = map_tracked(executor_for(params.shared), sample.ingest_slice, tasks, progress,
+                              items=lambda r: documents_seen(r.ledger))
+        return reports, {p: d for r in reports for p, d in r.input_digests.items()}
+    specs = ([file_inputs.InputSpec(path, "redpajama") for path in cfg.paths]
+             + [file_inputs.InputSpec(i.path, i.format, i.slice, i.site) for i in cfg.inputs])
+    reports, inputs = file_inputs.ingest_inputs(specs, dirs, cfg.default_slice, cfg.shard_docs,
+                                                params.shared.batch_docs, cfg.max_doc_chars)
     progress.update(units=len(reports), items=sum(documents_seen(r.ledger) for r in reports))
-    return reports
+    return reports, inputs
 
 
 def _track(tracker: Any, reports: Sequence[SliceReport], inputs: dict[str, str],
@@ -102,12 +110,16 @@ def _track(tracker: Any, reports: Sequence[SliceReport], inputs: dict[str, str],
     """Log inputs and raw shards as MLflow datasets, and the input -> raw shard edges."""
     shards = [{"name": shard.path.removesuffix(".parquet"), "path": str(root / shard.path)}
               for report in reports for shard in report.raw]
-    pairs = [(source, root / shard.path) for report in reports for shard in report.raw
-             for source in shard.inputs]
-    tracker.log_datasets([{"name": names.get(p, p), "path": p} for p in sorted(inputs)],
-                         context="source")
+    # MLflow datasets are local files; directories (code trees, papers) and fsspec URLs
+    # are in the lineage edges with the digests the readers computed
+    tracker.log_datasets([{"name": names.get(p, p), "path": p} for p in sorted(inputs)
+                          if Path(p).is_file()], context="source")
     tracker.log_datasets(shards, context="raw")
-    common.log_lineage(tracker, STAGE, pairs)
+    written = {s["path"]: file_digest(s["path"]) for s in shards}
+    edges = [{"input": source, "input_digest": inputs[source], "output": str(root / shard.path),
+              "output_digest": written[str(root / shard.path)]}
+             for report in reports for shard in report.raw for source in shard.inputs]
+    tracker.log_dict({"edges": edges}, f"lineage/{STAGE}.json")
     return shards
 
 

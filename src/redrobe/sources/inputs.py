@@ -1,0 +1,248 @@
+"""Ingest files mode: every RedPajama slice's real formats, from local paths or fsspec URLs.
+
+    specs = [InputSpec("data/in/*.warc.gz", "warc", "common_crawl"),
+             InputSpec("memory://se/Posts.xml", "stackexchange", site="cs.stackexchange.com"),
+             InputSpec("papers/*.tar.gz")]                       # format "auto": by file name
+    reports, inputs = ingest_inputs(specs, dirs, default_slice="common_crawl",
+                                    shard_docs=1000, batch_size=256, max_chars=2_000_000)
+
+Formats (``FORMATS``) and the reader each uses; the slice is the spec's ``slice``,
+else the format's RedPajama slice (``FORMAT_SLICES``), else ``default_slice``:
+
+==============  ===========================  ======================================
+format          input                        reader
+==============  ===========================  ======================================
+redpajama       .jsonl/.json(.gz/.zst),      ``redpajama`` (records name their own
+                .parquet                     slice; the spec's slice is the default)
+warc            .warc(.gz)                   ``warc.warc_documents`` (HTML responses)
+wet             .wet(.gz), .warc.wet.gz      ``warc.wet_documents`` (text conversions)
+mediawiki       .xml(.bz2/.gz/.zst)          ``mediawiki.dump_documents``
+latex           .tex, a directory, .tar,     ``latex.paper_documents`` (one paper per
+                .tar.gz/.tgz, arXiv's .gz    input)
+stackexchange   Posts.xml(.bz2/.gz/.zst)     ``stackexchange.post_documents``
+code            a directory (a source tree)  ``codetree.tree_documents``
+gutenberg       .txt(.gz/.bz2)               ``gutenberg.book_document``
+==============  ===========================  ======================================
+
+``auto`` picks the format from the name (``detect_format``); a directory is a
+``latex`` paper when it holds a top-level ``.tex`` file, else a ``code`` tree.
+
+Nothing is lost and nothing crashes the stage: an input whose format cannot be told
+from its name, or that cannot be read (bad gzip/bz2, malformed XML, unreadable tar,
+...), becomes one quarantined record naming the file and the error, written after
+the documents the reader had already produced from it; the ledger counts it like
+any document, so in == out + removed + quarantined holds. A path or glob that
+matches nothing is an InputError (a configuration mistake). Inputs are read in
+order, one document at a time, into one :class:`SliceSink` per slice.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, ContextManager, Iterator, Sequence
+
+import zstandard
+from mwxml.errors import MalformedXML
+from warcio.exceptions import ArchiveLoadFailed
+
+from redrobe.documents import Document
+from redrobe.errors import InputError
+from redrobe.sources import codetree, gutenberg, latex, mediawiki, redpajama, stackexchange, warc
+from redrobe.sources.base import Origin, quarantined, stable_id
+from redrobe.sources.fileio import Source, expand
+from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
+
+FORMATS = ("redpajama", "warc", "wet", "mediawiki", "latex", "stackexchange", "code", "gutenberg")
+AUTO = "auto"
+#: the RedPajama slice each format feeds unless the input names another
+FORMAT_SLICES = {"warc": "common_crawl", "wet": "common_crawl", "mediawiki": "wikipedia",
+                 "latex": "arxiv", "stackexchange": "stackexchange", "code": "github",
+                 "gutenberg": "books"}
+_COMPRESSED = (".gz", ".bz2", ".zst", ".xz")
+
+#: what a corrupt or truncated input raises while a reader reads it (zlib.error is
+#: wrapped by gzip as BadGzipFile, an OSError; a bad record never reaches here)
+READ_ERRORS = (OSError, EOFError, ValueError, tarfile.TarError, ET.ParseError, MalformedXML,
+               ArchiveLoadFailed, zstandard.ZstdError, InputError, KeyError,
+               *redpajama.READ_ERRORS)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One entry of ``ingest.inputs``: a path/glob/URL, its format and slice."""
+
+    path: str
+    format: str = AUTO
+    slice: str = ""       # "" -> the format's slice (FORMAT_SLICES), else default_slice
+    site: str = ""        # stackexchange: the site's domain, for question URLs
+
+
+def _strip_compression(name: str) -> str:
+    lower = name.lower()
+    for suffix in _COMPRESSED:
+        if lower.endswith(suffix) and not lower.endswith((".tar.gz", ".warc.gz", ".wet.gz")):
+            return lower[: -len(suffix)]
+    return lower
+
+
+def detect_format(source: Source) -> str | None:
+    """The format a file name implies (None when it implies none)."""
+    if source.is_dir:
+        has_tex = any(c.basename.lower().endswith(".tex") for c in source.children())
+        return "latex" if has_tex else "code"
+    name = source.basename.lower()
+    bare = _strip_compression(name)
+    if name.endswith((".wet", ".wet.gz")):
+        return "wet"
+    if name.endswith((".warc", ".warc.gz")):
+        return "warc"
+    if name.endswith(redpajama.JSONL_SUFFIXES + redpajama.PARQUET_SUFFIXES):
+        return "redpajama"
+    if bare == "posts.xml" or bare.endswith("-posts.xml"):
+        return "stackexchange"
+    if bare.endswith(".xml"):
+        return "mediawiki"
+    if name.endswith((".tex", ".tar", ".tar.gz", ".tgz")):
+        return "latex"
+    if bare.endswith(".txt"):
+        return "gutenberg"
+    return None
+
+
+def slice_for(spec: InputSpec, fmt: str | None, default_slice: str) -> str:
+    return spec.slice or FORMAT_SLICES.get(fmt or "", "") or default_slice
+
+
+def stackexchange_site(spec: InputSpec, source: Source) -> str | None:
+    """The spec's site, else the dump's folder (``cs.stackexchange.com/Posts.xml``) or
+    file name prefix (``stackoverflow.com-Posts.xml``) when it is a domain."""
+    if spec.site:
+        return spec.site
+    prefix = source.basename.rsplit("-", 1)[0] if "-" in source.basename else ""
+    parent = source.path.rstrip("/").rsplit("/", 2)[-2] if "/" in source.path else ""
+    return next((c for c in (prefix, parent) if "." in c and not c.lower().endswith(".xml")), None)
+
+
+# ----------------------------------------------------------------------------- reading
+
+def _opened(open_stream: Callable[[], ContextManager[IO[bytes]]],
+            read: Callable[[IO[bytes]], Iterator[Document]]) -> Iterator[Document]:
+    """Open an input, read its documents, close it (also when the consumer stops early)."""
+    with open_stream() as fh:
+        yield from read(fh)
+
+
+def source_documents(source: Source, fmt: str, slice_name: str, spec: InputSpec,
+                     origin: Origin, batch_size: int) -> Iterator[Document]:
+    """The documents of one input in ``fmt`` (may raise one of READ_ERRORS)."""
+    if fmt == "redpajama":
+        kind = redpajama.file_kind(Path(source.basename))
+        for record in redpajama.records_of(source.name, origin.sha256, kind, source.open,
+                                           batch_size):
+            yield redpajama.to_document(record, slice_name)
+    elif fmt in ("warc", "wet"):
+        # decompressed here, not by warcio: warcio ends quietly at a truncated gzip member
+        reader = warc.warc_documents if fmt == "warc" else warc.wet_documents
+        yield from _opened(source.open, lambda fh: reader(fh, origin, slice_name))
+    elif fmt == "mediawiki":
+        yield from _opened(source.open,
+                           lambda fh: mediawiki.dump_documents(fh, origin, slice_name))
+    elif fmt == "stackexchange":
+        site = stackexchange_site(spec, source)
+        yield from _opened(source.open, lambda fh: stackexchange.post_documents(
+            fh, origin, slice_name, site=site))
+    elif fmt == "latex":
+        yield from latex.paper_documents(source, origin, slice_name)
+    elif fmt == "code":
+        if not source.is_dir:
+            raise InputError(f"{source.name}: a code input must be a directory (a source tree)")
+        yield from codetree.tree_documents(source, slice_name)
+    elif fmt == "gutenberg":
+        with source.open() as fh:
+            yield gutenberg.book_document(fh.read(), origin, slice_name)
+    else:
+        raise InputError(f"{source.name}: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+def failure_document(origin: Origin, slice_name: str, produced: int, error: str) -> Document:
+    """The quarantine record of an input that could not be (fully) read."""
+    where = f" after {produced} record(s)" if produced else ""
+    return quarantined(
+        Document(id=stable_id(slice_name, origin.sha256, origin.file, "failure", produced),
+                 text="", source=slice_name,
+                 meta={"provenance": {"file": origin.file, "sha256": origin.sha256,
+                                      "records_before": produced}}),
+        f"{origin.file}: {error}{where}")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One input being read: its origin, format (None: unknown), slice and documents."""
+
+    origin: Origin
+    format: str | None
+    slice: str
+    documents: Iterator[Document]
+
+
+def read_input(source: Source, spec: InputSpec, default_slice: str, batch_size: int) -> Reading:
+    """Start reading one input; a failure ends its documents with a quarantine record."""
+    fmt = detect_format(source) if spec.format == AUTO else spec.format
+    slice_name = slice_for(spec, fmt, default_slice)
+    try:
+        origin = Origin(source.name, source.sha256())
+    except READ_ERRORS as exc:
+        origin = Origin(source.name, "")
+        failed = failure_document(origin, slice_name, 0, f"unreadable ({type(exc).__name__}: {exc})")
+        return Reading(origin, fmt, slice_name, iter([failed]))
+    if fmt is None:
+        failed = failure_document(origin, slice_name, 0, "unknown format: the file name implies "
+                                  f"none of {', '.join(FORMATS)}; name it in "
+                                  "ingest.inputs[].format")
+        return Reading(origin, fmt, slice_name, iter([failed]))
+    return Reading(origin, fmt, slice_name,
+                   _guarded(source, fmt, slice_name, spec, origin, batch_size))
+
+
+def _guarded(source: Source, fmt: str, slice_name: str, spec: InputSpec, origin: Origin,
+             batch_size: int) -> Iterator[Document]:
+    produced = 0
+    try:
+        for doc in source_documents(source, fmt, slice_name, spec, origin, batch_size):
+            produced += 1
+            yield doc
+    except READ_ERRORS as exc:
+        yield failure_document(origin, slice_name, produced,
+                               f"unreadable {fmt} input ({type(exc).__name__}: {exc})")
+
+
+# ----------------------------------------------------------------------------- ingest
+
+def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: str,
+                  shard_docs: int, batch_size: int,
+                  max_chars: int) -> tuple[list[SliceReport], dict[str, str]]:
+    """Stream every input into per-slice shards: (one report per slice, input -> sha256)."""
+    sources = [(spec, source) for spec in specs for source in expand(spec.path)]  # fail early
+    sinks: dict[str, SliceSink] = {}
+    inputs: dict[str, str] = {}
+
+    def sink_for(slice_name: str) -> SliceSink:
+        if slice_name not in sinks:
+            sinks[slice_name] = SliceSink(dirs, slice_name, shard_docs, batch_size, max_chars)
+        return sinks[slice_name]
+
+    for spec, source in sources:
+        if source.name in inputs:
+            continue  # the same input named twice is read once
+        reading = read_input(source, spec, default_slice, batch_size)
+        inputs[source.name] = reading.origin.sha256
+        if reading.format != "redpajama":  # its slice shows even when the input held nothing
+            sink_for(reading.slice).input_digests[source.name] = reading.origin.sha256
+        for doc in reading.documents:
+            sink = sink_for(doc.source)
+            sink.input_digests[source.name] = reading.origin.sha256
+            sink.add(doc, source.name)
+    return [sinks[name].close() for name in sorted(sinks)], inputs
