@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from redrobe.dedup.clusters import UnionFind, equal_key_pairs
+from redrobe.dedup.clusters import UnionFind, equal_key_groups, equal_key_pairs
 
 
 def test_chain_is_one_cluster_rooted_at_the_first():
@@ -38,3 +38,13 @@ def test_equal_key_pairs_need_every_column_equal():
 def test_equal_key_pairs_empty():
     a, b = equal_key_pairs([np.array([], dtype=np.uint64)], np.array([], dtype=np.int64))
     assert len(a) == len(b) == 0
+
+
+def test_groups_are_the_buckets_of_equal_keys():
+    keys = np.array([7, 3, 7, 9, 3, 7, 1], dtype=np.uint64)
+    members = np.array([10, 11, 12, 13, 14, 15, 16])
+    groups = equal_key_groups([keys], members)
+    assert [g.tolist() for g in groups] == [[10, 12, 15], [11, 14]]
+    scope = np.array([0, 0, 1, 0, 0, 1, 0])
+    assert [g.tolist() for g in equal_key_groups([scope, keys], members)] == [[11, 14], [12, 15]]
+    assert equal_key_groups([keys[:1]], members[:1]) == []

@@ -6,12 +6,14 @@ from redrobe.config import ConfigError, Params, params_from_dict
 
 
 def test_defaults_are_the_redpajama_v2_recipe():
+    # RedPajama-V2's 0.7 banding for candidates, verified at SlimPajama's Jaccard 0.8
     m = Params().dedup.minhash
-    assert (m.ngram, m.num_perm, m.bands, m.rows, m.seed) == (13, 128, 9, 13, 42)
+    assert (m.ngram, m.num_perm, m.bands, m.rows, m.seed) == (13, 128, 14, 9, 42)
+    assert (m.verify, m.threshold) == (True, 0.8)
 
 
 @pytest.mark.parametrize("minhash, problem", [
-    ({"bands": 10}, "dedup.minhash.bands: bands * rows must be <= num_perm"),
+    ({"bands": 15}, "dedup.minhash.bands: bands * rows must be <= num_perm"),
     ({"rows": 0}, "dedup.minhash.rows: must be >= 1"),
     ({"ngram": 0}, "dedup.minhash.ngram: must be >= 1"),
     ({"seed": -1}, "dedup.minhash.seed: must be in [0, 2**32)"),

