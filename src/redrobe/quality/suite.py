@@ -1,125 +1,231 @@
-"""Great Expectations suites that gate the deduplicated corpus.
+"""Great Expectations suites over the outputs of the data stages, and their Data Docs.
 
-The suites run on compact per-document and per-shard summaries (id, slice, length;
-shard columns) rather than on the texts, so memory grows with the number of
-documents, never with their size. Three suites:
+The suites run on compact summaries, never on the texts: one row per document (id,
+slice, length in characters and a few numeric quality signals) and one row per shard
+(its schema), so memory grows with the number of documents, not with their bytes.
+Each stage output (``ingest`` → data/raw, ``clean`` → data/interim/clean, ``dedup``
+→ data/interim/dedup) gets its own suites, named ``<stage>.<suite>``:
 
-- ``documents``: ids unique and non-null, text length within [min_chars, max_chars]
-  (so no empty text), every configured slice present, at least
-  ``min_docs_per_slice`` documents in each;
-- ``shards``: every shard has exactly the document schema (id, text, source, meta);
-- ``removal_rates``: per stage and slice, the share of documents the stage removed
-  stays within ``quality.max_removal_rate[stage]``.
+- ``documents``: ids non-null and unique, text length within [min_chars, max_chars]
+  (so no empty text), every document in a configured slice and every slice present;
+- ``slice_counts``: at least ``min_docs_per_slice`` documents in each slice;
+- ``shards``: every shard has the document columns (id, text, source, meta) as
+  strings and no columns beyond ``quality.extra_columns`` (``quality_signals``,
+  ``language``: the columns clean adds);
+- ``signals`` (when the shards carry a ``quality_signals`` JSON column, as the clean
+  stage writes it in RedPajama-V2's span-list form): each signal named in
+  ``quality.signal_ranges`` lies within its [low, high] (fractions within [0, 1]);
+- ``removal_rates`` (clean, dedup): per slice, the share of documents the stage
+  removed (from its metrics JSON) is at most ``quality.max_removal_rate[stage]``.
 
-    summary = run_suites(docs, shards, rates, params.quality, params.shared.slices)
-    summary["success"]  # False -> the stage exits non-zero and the pipeline stops
+    validator = Validator(docs_dir)            # docs_dir=None: no Data Docs
+    docs, shards = summarize_shards(list_shards("data/raw"), 256, signal_names)
+    result = validator.validate_all(stage_suites("ingest", docs, shards, None, q, slices))
+    validator.build_docs()                     # docs_dir/index.html
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from redrobe.config import Quality
+from redrobe.documents import BASE_COLUMNS
 
-SCHEMA = "id,meta,source,text"
+SIGNALS_COLUMN = "quality_signals"
+BASE_TYPES = ",".join(f"{c}:string" for c in sorted(BASE_COLUMNS))
+SITE_NAME = "redrobe"
+#: (suite, frame, expectations) planned for one stage
+Plan = list[tuple[str, pd.DataFrame, list[Any]]]
 
 
-def summarize_shards(shards: Iterable[Path], batch_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-document (id, source, chars) and per-shard (path, columns) summaries."""
+def signal_value(raw: Any) -> float | None:
+    """A document-level signal as a number.
+
+    RedPajama-V2 stores every signal as a list of spans ``[[start, end, value], ...]``;
+    a document-level signal has one span covering the text. Plain numbers pass through.
+    """
+    if isinstance(raw, list):
+        raw = raw[0][2] if raw and isinstance(raw[0], list) and len(raw[0]) == 3 else None
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    return float(raw)
+
+
+def _shard_row(path: Path, names: list[str], types: dict[str, str], rows: int,
+               allowed: Sequence[str]) -> dict[str, Any]:
+    missing = [c for c in BASE_COLUMNS if c not in names]
+    unexpected = [c for c in names if c not in BASE_COLUMNS and c not in allowed]
+    base_types = ",".join(f"{c}:{types[c]}" for c in sorted(BASE_COLUMNS) if c in types)
+    return {"shard": str(path), "rows": rows, "missing": ",".join(missing),
+            "unexpected": ",".join(sorted(unexpected)), "base_types": base_types}
+
+
+def _signal_columns(raw_json: list[str | None], signals: Sequence[str]) -> dict[str, list]:
+    values: dict[str, list] = {s: [] for s in signals}
+    for text in raw_json:
+        parsed = json.loads(text) if text else {}
+        for s in signals:
+            values[s].append(signal_value(parsed.get(s)))
+    return values
+
+
+def summarize_shards(shards: Iterable[Path], batch_size: int, signals: Sequence[str] = (),
+                     extra_columns: Sequence[str] = (SIGNALS_COLUMN,)
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-document (id, source, chars, *signals) and per-shard (schema) summaries.
+
+    ``extra_columns``: columns a shard may have beside the document columns.
+
+    Signal columns are present only when some shard has a ``quality_signals`` column;
+    a document without a signal gets NaN (GE range checks skip missing values).
+    """
     doc_parts: list[pd.DataFrame] = []
     shard_rows = []
+    has_signals = False
     for path in shards:
         pf = pq.ParquetFile(path)
-        names = pf.schema_arrow.names
-        shard_rows.append({"shard": str(path), "columns": ",".join(sorted(names)),
-                           "rows": pf.metadata.num_rows})
-        wanted = [c for c in ("id", "source", "text") if c in names]
+        schema = pf.schema_arrow
+        types = {f.name: str(f.type) for f in schema}
+        shard_rows.append(_shard_row(path, schema.names, types, pf.metadata.num_rows,
+                                     extra_columns))
+        wanted = [c for c in ("id", "source", "text", SIGNALS_COLUMN) if c in schema.names]
+        has_signals |= SIGNALS_COLUMN in wanted and bool(signals)
         for batch in pf.iter_batches(batch_size=batch_size, columns=wanted):
-            frame = batch.to_pandas()
-            doc_parts.append(pd.DataFrame({
-                "id": frame.get("id"),
-                "source": frame.get("source"),
-                "chars": frame["text"].str.len() if "text" in frame else 0,
-            }))
-    docs = pd.concat(doc_parts, ignore_index=True) if doc_parts else \
-        pd.DataFrame({"id": pd.Series(dtype=str), "source": pd.Series(dtype=str),
-                      "chars": pd.Series(dtype="int64")})
-    return docs, pd.DataFrame(shard_rows, columns=["shard", "columns", "rows"])
+            cols = dict(zip(batch.schema.names, batch.columns))
+            part = {
+                "id": cols["id"].to_pylist() if "id" in cols else [None] * batch.num_rows,
+                "source": cols["source"].to_pylist() if "source" in cols else [None] * batch.num_rows,
+                # utf8_length counts code points in Arrow memory: no Python strings made
+                "chars": (pc.utf8_length(cols["text"]).fill_null(0).to_pylist()
+                          if "text" in cols else [0] * batch.num_rows),
+            }
+            if SIGNALS_COLUMN in cols and signals:
+                part.update(_signal_columns(cols[SIGNALS_COLUMN].to_pylist(), signals))
+            doc_parts.append(pd.DataFrame(part))
+    docs = pd.concat(doc_parts, ignore_index=True) if doc_parts else pd.DataFrame(
+        {"id": pd.Series(dtype=object), "source": pd.Series(dtype=object),
+         "chars": pd.Series(dtype="int64")})
+    if has_signals:
+        for s in signals:
+            docs[s] = pd.to_numeric(docs[s] if s in docs else pd.Series(dtype=float), errors="coerce")
+    else:
+        docs = docs[["id", "source", "chars"]]
+    return docs, pd.DataFrame(shard_rows, columns=["shard", "rows", "missing", "unexpected",
+                                                   "base_types"])
 
 
-def removal_rates(stage_metrics: dict[str, dict[str, Any]], q: Quality) -> pd.DataFrame:
-    """Rows (stage, slice, rate, max_rate) from the accounting of stage metrics files.
+def removal_rates(metrics: dict[str, Any], stage: str, q: Quality) -> pd.DataFrame:
+    """Rows (slice, removed, in, rate, max_rate) from one stage's metrics accounting.
 
     A stage without a configured bound gets max_rate 1.0 (any rate passes).
     """
+    bound = q.max_removal_rate.get(stage, 1.0)
     rows = []
-    for stage, metrics in sorted(stage_metrics.items()):
-        bound = q.max_removal_rate.get(stage, 1.0)
-        for name, counts in sorted(metrics["accounting"]["slices"].items()):
-            rate = counts["removed"] / counts["in"] if counts["in"] else 0.0
-            rows.append({"stage": stage, "slice": name, "rate": rate, "max_rate": bound})
-    return pd.DataFrame(rows, columns=["stage", "slice", "rate", "max_rate"])
+    for name, counts in sorted(metrics["accounting"]["slices"].items()):
+        rate = counts["removed"] / counts["in"] if counts["in"] else 0.0
+        rows.append({"slice": name, "removed": counts["removed"], "in": counts["in"],
+                     "rate": rate, "max_rate": bound})
+    return pd.DataFrame(rows, columns=["slice", "removed", "in", "rate", "max_rate"])
 
 
-def _document_expectations(gx: Any, q: Quality, slices: list[str]) -> list[Any]:
-    e = gx.expectations
-    return [
-        e.ExpectTableColumnsToMatchSet(column_set=["id", "source", "chars"]),
-        e.ExpectColumnValuesToNotBeNull(column="id"),
-        e.ExpectColumnValuesToBeUnique(column="id"),
-        e.ExpectColumnValuesToBeBetween(column="chars", min_value=max(q.min_chars, 1),
-                                        max_value=q.max_chars),
-        e.ExpectColumnValuesToBeInSet(column="source", value_set=list(slices)),
-        e.ExpectColumnDistinctValuesToContainSet(column="source", value_set=list(slices)),
-    ]
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else value
 
 
-def _shard_expectations(gx: Any) -> list[Any]:
-    e = gx.expectations
-    return [e.ExpectColumnValuesToBeInSet(column="columns", value_set=[SCHEMA])]
-
-
-def _rate_expectations(gx: Any) -> list[Any]:
-    e = gx.expectations
-    return [e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="max_rate", column_B="rate",
-                                                     or_equal=True)]
-
-
-def run_suites(docs: pd.DataFrame, shards: pd.DataFrame, rates: pd.DataFrame,
-               q: Quality, slices: list[str]) -> dict[str, Any]:
-    """Validate the three frames; return a deterministic summary with ``success``."""
+def stage_suites(stage: str, docs: pd.DataFrame, shards: pd.DataFrame,
+                 rates: pd.DataFrame | None, q: Quality, slices: Sequence[str]) -> Plan:
+    """The suites of one stage output, each with the frame it validates."""
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    e = gx.expectations
+    per_slice = docs.groupby("source").size().reindex(list(slices), fill_value=0)
+    counts = pd.DataFrame({"slice": per_slice.index, "docs": per_slice.values})
+    plan: Plan = [
+        (f"{stage}.documents", docs, [
+            e.ExpectColumnValuesToNotBeNull(column="id"),
+            e.ExpectColumnValuesToBeUnique(column="id"),
+            e.ExpectColumnValuesToBeBetween(column="chars", min_value=max(q.min_chars, 1),
+                                            max_value=q.max_chars),
+            e.ExpectColumnValuesToBeInSet(column="source", value_set=list(slices)),
+            e.ExpectColumnDistinctValuesToContainSet(column="source", value_set=list(slices)),
+        ]),
+        (f"{stage}.slice_counts", counts, [
+            e.ExpectColumnValuesToBeBetween(column="docs", min_value=q.min_docs_per_slice)]),
+        (f"{stage}.shards", shards, [
+            e.ExpectColumnValuesToBeInSet(column="missing", value_set=[""]),
+            e.ExpectColumnValuesToBeInSet(column="unexpected", value_set=[""]),
+            e.ExpectColumnValuesToBeInSet(column="base_types", value_set=[BASE_TYPES])]),
+    ]
+    signal_cols = [s for s in q.signal_ranges if s in docs.columns]
+    if signal_cols:
+        plan.append((f"{stage}.signals", docs, [
+            e.ExpectColumnValuesToBeBetween(column=s, min_value=_finite(q.signal_ranges[s][0]),
+                                            max_value=_finite(q.signal_ranges[s][1]))
+            for s in signal_cols]))
+    if rates is not None:
+        plan.append((f"{stage}.removal_rates", rates, [
+            e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="max_rate", column_B="rate",
+                                                     or_equal=True)]))
+    return plan
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # clean plain logs
-    source = context.data_sources.add_pandas("redrobe")
-    per_slice = docs.groupby("source").size().reindex(slices, fill_value=0)
-    slice_counts = pd.DataFrame({"slice": per_slice.index, "docs": per_slice.values})
-    plan = {
-        "documents": (docs, _document_expectations(gx, q, slices)),
-        "slice_counts": (slice_counts, [gx.expectations.ExpectColumnValuesToBeBetween(
-            column="docs", min_value=q.min_docs_per_slice)]),
-        "shards": (shards, _shard_expectations(gx)),
-        "removal_rates": (rates, _rate_expectations(gx)),
-    }
-    suites = {}
-    for name, (frame, expectations) in plan.items():
-        suite = context.suites.add(gx.ExpectationSuite(name=name))
+
+class Validator:
+    """One ephemeral GE context: runs suites through checkpoints, builds Data Docs.
+
+    ``docs_dir``: where the Data Docs site goes (``index.html`` at its root); None
+    keeps results in memory only.
+    """
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.docs_dir = docs_dir
+        if docs_dir is not None:
+            self.context.add_data_docs_site(site_name=SITE_NAME, site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(Path(docs_dir).resolve())}})
+        self.source = self.context.data_sources.add_pandas("redrobe")
+
+    def validate(self, name: str, frame: pd.DataFrame, expectations: list[Any]) -> dict[str, Any]:
+        """Run one suite on ``frame`` through a checkpoint; return its compact summary."""
+        gx = self._gx
+        suite = self.context.suites.add(gx.ExpectationSuite(name=name))
         for expectation in expectations:
             suite.add_expectation(expectation)
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
-        definition = context.validation_definitions.add(
+        batch = self.source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        suites[name] = _summarize(definition.run(batch_parameters={"dataframe": frame}))
-    return {"success": all(s["success"] for s in suites.values()), "suites": suites}
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(name=name, validation_definitions=[definition]))
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        (run_result,) = result.run_results.values()
+        return _summarize(run_result)
+
+    def validate_all(self, plan: Plan) -> dict[str, dict[str, Any]]:
+        return {name: self.validate(name, frame, exps) for name, frame, exps in plan}
+
+    def build_docs(self) -> Path:
+        """Render every validated suite and result into the Data Docs site; its index."""
+        if self.docs_dir is None:
+            raise ValueError("Validator was created without a docs_dir")
+        self.context.build_data_docs(site_names=[SITE_NAME])
+        return Path(self.docs_dir) / "index.html"
 
 
 def _summarize(result: Any) -> dict[str, Any]:
@@ -131,6 +237,8 @@ def _summarize(result: Any) -> dict[str, Any]:
         kwargs = {k: v for k, v in config["kwargs"].items() if k != "batch_id"}
         found = {k: r["result"][k] for k in ("observed_value", "unexpected_count",
                                              "partial_unexpected_list") if k in r["result"]}
+        if r.get("exception_info", {}).get("raised_exception"):
+            found["exception"] = r["exception_info"]["exception_message"]
         checks.append({"expectation": config["type"], "kwargs": kwargs,
                        "success": bool(r["success"]), "result": found})
     return {"success": bool(raw["success"]), "checks": checks}
@@ -142,6 +250,6 @@ def failures(summary: dict[str, Any]) -> list[str]:
     for suite, s in summary["suites"].items():
         for c in s["checks"]:
             if not c["success"]:
-                column = c["kwargs"].get("column", "")
+                column = c["kwargs"].get("column", c["kwargs"].get("column_B", ""))
                 lines.append(f"{suite}: {c['expectation']}({column}) -> {c['result']}")
     return lines
