@@ -10,7 +10,7 @@ import yaml
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, count_documents, shard_path
-from redrobe.parallel import map_shards
+from redrobe.parallel import LocalExecutor
 from redrobe.progress import (Progress, countable_total, documents_seen, format_duration,
                               map_tracked, training_steps)
 from redrobe.stages import clean
@@ -133,22 +133,25 @@ def test_no_stream_is_silent():
 def test_map_tracked_keeps_task_order_and_counts_every_result(workers):
     clock = Clock()
     progress, _ = _plain(clock, name="map", total=5)
-    calls = []
-
-    def mapper(fn, tasks, w):
-        calls.append(list(tasks))
-        return map_shards(fn, tasks, 1)
-
-    results = map_tracked(mapper, abs, [-1, -2, -3, -4, -5], workers, progress, items=lambda r: r)
+    results = map_tracked(LocalExecutor(workers), abs, [-1, -2, -3, -4, -5], progress,
+                          items=lambda r: r)
     assert results == [1, 2, 3, 4, 5]
     assert (progress.units, progress.items) == (5, 15)
-    assert [len(c) for c in calls] == ([1] * 5 if workers == 1 else [2, 2, 1])
 
 
-def test_map_tracked_with_a_process_pool():
+def test_map_tracked_reports_each_task_as_it_finishes():
+    class Reversed(LocalExecutor):
+        """Finishes tasks last-first, to show results are put back in task order."""
+
+        def as_completed(self, fn, tasks):
+            return ((i, fn(tasks[i])) for i in reversed(range(len(tasks))))
+
     progress, _ = _plain(Clock(), name="map", total=3)
-    assert map_tracked(map_shards, abs, [-3, 4, -5], 2, progress) == [3, 4, 5]
-    assert progress.units == 3
+    seen = []
+    results = map_tracked(Reversed(1), abs, [-3, 4, -5], progress,
+                          items=lambda r: seen.append(r) or r)
+    assert results == [3, 4, 5]
+    assert seen == [5, 4, 3] and (progress.units, progress.items) == (3, 12)
 
 
 def test_format_duration():

@@ -1,24 +1,295 @@
-"""Shard executor: map a function over shards, in-process or on a local process pool.
+"""Shard executors: map a function over shards on local processes or on a Ray cluster.
 
-    results = map_shards(process_shard, tasks, workers=2)
+A data stage picks its executor once from ``params.shared`` and maps a picklable
+top-level function (or ``functools.partial`` of one) over small picklable tasks (paths
+and params, never data):
 
-``fn`` must be a picklable top-level function (or functools.partial of one) and each
-task a small picklable value (paths and params, never data). Results come back in
-task order, so outputs and merged counts are deterministic whatever the worker count.
+    executor = executor_for(params.shared)        # shared.executor: local | ray
+    results = executor.map(clean_shard, tasks)    # results in task order
+    for index, result in executor.as_completed(clean_shard, tasks):
+        ...                                       # as tasks finish (progress reports)
+
+Both executors keep at most ``shared.workers`` tasks in flight and return results in
+task order from :meth:`Executor.map`, so outputs and merged metrics are byte-identical
+whatever the executor and worker count.
+
+- ``local`` (default): one worker runs tasks in this process; more use a local process
+  pool (``concurrent.futures.ProcessPoolExecutor``).
+- ``ray``: tasks run as Ray tasks. With ``shared.ray_address: ""`` a local Ray is
+  started on first use (``num_cpus=workers``, no dashboard, warnings only) and shut
+  down by :func:`shutdown` (at the end of the stage, or at interpreter exit). With an
+  address (``auto``, ``host:6379``, ``ray://host:10001``) the driver connects to that
+  cluster; :func:`shutdown` only disconnects, it never stops a cluster. A Ray already
+  initialised in this process (by a caller or a test fixture) is used as it is and
+  left running. Every Ray worker must be able to ``import redrobe`` (locally: the same
+  virtualenv, as here; on a cluster: install the package on every node, or connect
+  with a ``runtime_env`` whose ``working_dir`` holds the repository) and see the
+  task's paths (a shared filesystem).
+
+A task that raises stops the map: pending tasks are cancelled and the error names the
+task's shard (:func:`task_name`). The errors the stage glue reports (InputError,
+GateError, AccountingError) keep their type, so the stage prints one message and exits
+1; anything else becomes a :class:`TaskError` carrying the worker's message.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence, TypeVar
+import atexit
+import logging
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
+
+from redrobe.accounting import AccountingError
+from redrobe.config import ConfigError, Shared
+from redrobe.errors import GateError, InputError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+EXECUTORS = ("local", "ray")
+# Errors the stage glue reports as one message and an exit code: they keep their type.
+STAGE_ERRORS = (InputError, GateError, AccountingError)
+
+
+class TaskError(RuntimeError):
+    """A task failed in a worker; the message names the task's shard and the cause."""
+
+    def __init__(self, task: str, cause: str) -> None:
+        self.task = task
+        super().__init__(f"task for {task} failed: {cause}")
+
+
+def task_name(task: Any) -> str:
+    """What a task works on, for error messages: its input path (or slice), else its repr."""
+    if isinstance(task, (str, os.PathLike)):
+        return str(task)
+    for attr in ("input", "path", "slice", "name"):
+        value = getattr(task, attr, None)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            return str(value)
+    return repr(task)[:200]
+
+
+def _failure(task: Any, exc: BaseException) -> Exception:
+    """The exception to raise in the driver for ``task`` failing with ``exc``."""
+    name = task_name(task)
+    if isinstance(exc, STAGE_ERRORS):
+        return exc if name in str(exc) else type(exc)(f"{name}: {exc}")
+    return TaskError(name, f"{type(exc).__name__}: {exc}")
+
+
+class Executor:
+    """Maps ``fn`` over tasks with at most ``workers`` in flight (a bounded window).
+
+    Subclasses say how one task is submitted, how to wait for some to finish, and how
+    to fetch (or cancel) a submitted task; the window, ordering and error handling are
+    shared here.
+    """
+
+    name = ""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(1, workers)
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        """``[fn(t) for t in tasks]``, computed by the workers; results in task order."""
+        results: list[Any] = [None] * len(tasks)
+        for index, result in self.as_completed(fn, tasks):
+            results[index] = result
+        return results
+
+    def as_completed(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
+        """Yield ``(task index, result)`` as tasks finish (completion order)."""
+        pending: dict[Hashable, int] = {}
+        submitted = 0
+        self._begin(fn, len(tasks))
+        try:
+            while pending or submitted < len(tasks):
+                while submitted < len(tasks) and len(pending) < self.workers:
+                    pending[self._submit(tasks[submitted])] = submitted
+                    submitted += 1
+                for handle in self._finished(list(pending)):
+                    index = pending.pop(handle)
+                    yield index, self._fetch(handle, tasks[index])
+        finally:
+            for handle in pending:
+                self._cancel(handle)
+            self._end()
+
+    def close(self) -> None:
+        """Release what this executor holds (a no-op for the local pool)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what a backend provides ------------------------------------------------------
+    def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
+        raise NotImplementedError
+
+    def _submit(self, task: Any) -> Hashable:
+        raise NotImplementedError
+
+    def _finished(self, handles: list[Hashable]) -> list[Hashable]:
+        raise NotImplementedError
+
+    def _fetch(self, handle: Any, task: Any) -> Any:
+        raise NotImplementedError
+
+    def _cancel(self, handle: Any) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+
+class _Done:
+    """A task already run in this process (the one-worker path): its result or error."""
+
+    def __init__(self, fn: Callable[[Any], Any], task: Any) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        try:
+            self.result = fn(task)
+        except Exception as exc:  # noqa: BLE001  # re-raised by _fetch, named after the task
+            self.error = exc
+
+
+class LocalExecutor(Executor):
+    """Tasks in this process (one worker) or on a local process pool (``workers > 1``)."""
+
+    name = "local"
+
+    def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
+        self._fn = fn
+        # No pool for one worker or one task: cheaper, and tracebacks stay in-process.
+        use_pool = self.workers > 1 and n_tasks > 1
+        self._pool = ProcessPoolExecutor(max_workers=min(self.workers, n_tasks)) if use_pool else None
+
+    def _submit(self, task: Any) -> Hashable:
+        if self._pool is None:
+            return _Done(self._fn, task)
+        return self._pool.submit(self._fn, task)
+
+    def _finished(self, handles: list[Hashable]) -> list[Hashable]:
+        futures = [h for h in handles if isinstance(h, Future)]
+        if len(futures) < len(handles):
+            return [h for h in handles if isinstance(h, _Done)]
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return sorted(done, key=handles.index)
+
+    def _fetch(self, handle: Any, task: Any) -> Any:
+        error = handle.error if isinstance(handle, _Done) else handle.exception()
+        if error is not None:
+            raise _failure(task, error) from error
+        return handle.result if isinstance(handle, _Done) else handle.result()
+
+    def _cancel(self, handle: Any) -> None:
+        if isinstance(handle, Future):
+            handle.cancel()
+
+    def _end(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+
+def _apply(fn: Callable[[T], R], task: T) -> R:
+    """The Ray task body: ``fn`` travels once through the object store, tasks by value."""
+    return fn(task)
+
+
+# Ray's driver state is per process, so is ours: how this module joined Ray, if it did.
+_ray_joined_by_us = False
+
+
+def _ray(workers: int, address: str) -> Any:
+    """The ``ray`` module, initialised: reuse a running session, else start or connect."""
+    global _ray_joined_by_us
+    import ray  # imported here: only the ray executor pays for it
+
+    if not ray.is_initialized():
+        options: dict[str, Any] = {"logging_level": logging.WARNING, "ignore_reinit_error": True}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, **options)
+        _ray_joined_by_us = True
+        atexit.unregister(shutdown)  # once, however often Ray is started and stopped
+        atexit.register(shutdown)
+    return ray
+
+
+def shutdown() -> None:
+    """Stop the local Ray this module started (or disconnect from the cluster it joined).
+
+    A Ray session initialised by someone else in this process is left alone. Safe to
+    call at any time; the stage glue calls it when a stage ends.
+    """
+    global _ray_joined_by_us
+    if not _ray_joined_by_us:
+        return
+    import ray
+
+    ray.shutdown()
+    _ray_joined_by_us = False
+
+
+class RayExecutor(Executor):
+    """Tasks as Ray tasks (one CPU each), at most ``workers`` in flight."""
+
+    name = "ray"
+
+    def __init__(self, workers: int = 1, address: str = "") -> None:
+        super().__init__(workers)
+        self.address = address
+
+    def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
+        self._ray = _ray(self.workers, self.address)
+        self._remote = self._ray.remote(_apply)
+        self._fn_ref = self._ray.put(fn)
+
+    def _submit(self, task: Any) -> Hashable:
+        return self._remote.remote(self._fn_ref, task)
+
+    def _finished(self, handles: list[Hashable]) -> list[Hashable]:
+        done, _ = self._ray.wait(handles, num_returns=1)
+        return done
+
+    def _fetch(self, handle: Any, task: Any) -> Any:
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            return self._ray.get(handle)
+        except RayTaskError as exc:  # the task raised: report the worker's own exception
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            raise _failure(task, cause) from exc
+        except RayError as exc:      # the worker died, was cancelled, ran out of memory...
+            raise _failure(task, exc) from exc
+
+    def _cancel(self, handle: Any) -> None:
+        self._ray.cancel(handle)
+
+    def _end(self) -> None:
+        self._fn_ref = None
+
+    def close(self) -> None:
+        shutdown()
+
+
+def executor_for(shared: Shared) -> Executor:
+    """The executor ``params.shared`` asks for (``executor``, ``workers``, ``ray_address``)."""
+    if shared.executor == "local":
+        return LocalExecutor(shared.workers)
+    if shared.executor == "ray":
+        return RayExecutor(shared.workers, shared.ray_address)
+    problem = f"shared.executor: must be one of {', '.join(EXECUTORS)} (got {shared.executor!r})"
+    raise ConfigError([problem])
+
 
 def map_shards(fn: Callable[[T], R], tasks: Sequence[T], workers: int = 1) -> list[R]:
-    """Apply ``fn`` to every task; ``workers > 1`` uses that many local processes."""
-    if workers <= 1 or len(tasks) <= 1:
-        return [fn(t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-        return list(pool.map(fn, tasks))
+    """Apply ``fn`` to every task on the local executor (``workers`` processes)."""
+    return LocalExecutor(workers).map(fn, tasks)

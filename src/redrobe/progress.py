@@ -22,8 +22,8 @@ Training reports steps with sticky status fields (the last value stays shown):
 
 Rates are averages since the reporter was created; the ETA divides the remaining items
 (or units, when the item total is unknown) by that rate. The clock is injectable, so
-the output is deterministic under test. :func:`map_tracked` runs a shard map in waves
-so the parent process can report shards as they finish.
+the output is deterministic under test. :func:`map_tracked` runs a shard map on a
+:mod:`redrobe.parallel` executor and reports shards as they finish.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime
 import time
 from types import TracebackType
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TextIO, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -219,19 +219,22 @@ def documents_seen(ledger: Any) -> int:
     return sum(counts.docs_in for counts in ledger.slices.values())
 
 
-def map_tracked(map_fn: Callable[[Callable[[T], R], Sequence[T], int], list[R]],
-                fn: Callable[[T], R], tasks: Sequence[T], workers: int, progress: Progress,
-                items: Callable[[R], int] | None = None) -> list[R]:
-    """``map_fn(fn, tasks, workers)`` (e.g. ``redrobe.parallel.map_shards``) in waves.
+class ShardMap(Protocol):
+    """What :func:`map_tracked` needs of an executor (``redrobe.parallel.Executor``)."""
 
-    Each wave holds ``workers`` tasks, so the parent reports every wave as it finishes
-    (one unit per task plus ``items(result)``); with one worker that is every task.
-    Results come back in task order, as from ``map_fn`` itself.
+    def as_completed(self, fn: Callable[[Any], Any],
+                     tasks: Sequence[Any]) -> Iterable[tuple[int, Any]]: ...
+
+
+def map_tracked(executor: ShardMap, fn: Callable[[T], R], tasks: Sequence[T],
+                progress: Progress, items: Callable[[R], int] | None = None) -> list[R]:
+    """``executor.map(fn, tasks)`` (:mod:`redrobe.parallel`), reporting tasks as they finish.
+
+    Every finished task is one unit plus ``items(result)``, counted as it arrives
+    (completion order); the results come back in task order, as from ``executor.map``.
     """
-    results: list[R] = []
-    size = max(1, workers)
-    for start in range(0, len(tasks), size):
-        wave = map_fn(fn, tasks[start:start + size], workers)
-        results.extend(wave)
-        progress.update(units=len(wave), items=sum(items(r) for r in wave) if items else 0)
+    results: list[Any] = [None] * len(tasks)
+    for index, result in executor.as_completed(fn, tasks):
+        results[index] = result
+        progress.update(units=1, items=items(result) if items else 0)
     return results

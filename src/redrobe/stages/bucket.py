@@ -36,7 +36,7 @@ from redrobe.curriculum.split import split_thresholds
 from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
 from redrobe.documents import ShardWriter, atomic_dir, count_documents, list_shards
 from redrobe.errors import InputError
-from redrobe.parallel import map_shards
+from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.stages.common import progress as reporter
@@ -97,7 +97,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         (tmp / SPILL_DIR).mkdir()
         total_docs = countable_total(count_documents, shards)
         with reporter(STAGE, len(tasks), items_total=total_docs) as progress:
-            results = map_tracked(map_shards, tokenize_shard, tasks, params.shared.workers,
+            results = map_tracked(executor_for(params.shared), tokenize_shard, tasks,
                                   progress, items=lambda r: documents_seen(r.ledger))
         ledger, counts, records = _merge(results, spec.vocab_size)
         ledger.check()  # before anything is renamed into place

@@ -1,0 +1,195 @@
+"""Shard executors: local pool and a real local Ray give the same results, order and outputs.
+
+    pytest tests/test_parallel.py -q
+
+The Ray tests share one Ray session (the module-scoped ``ray_session`` fixture: a Ray
+start costs seconds); only ``test_ray_started_on_demand_is_shut_down`` starts its own,
+before the shared one, to check that a Ray we start is stopped again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from redrobe.config import ConfigError, Params, Shared, as_dict, params_from_dict
+from redrobe.documents import Document, ShardWriter, shard_path
+from redrobe.errors import GateError, InputError
+from redrobe.parallel import (LocalExecutor, RayExecutor, TaskError, executor_for, map_shards,
+                              shutdown, task_name)
+from redrobe.stages import clean
+
+ray = pytest.importorskip("ray")
+# Ray workers cannot import this test module: ship its task functions by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+TASKS = list(range(-6, 6))
+
+
+def slow_abs(x: int) -> int:
+    """Early tasks finish last, so completion order differs from task order."""
+    time.sleep(0.02 * (6 - x))
+    return abs(x)
+
+
+def fail_on_shard(path: str) -> int:
+    if path.endswith("part-00001.parquet"):
+        raise ValueError("boom in the worker")
+    if path.endswith("missing.parquet"):
+        raise InputError(f"{path}: no such shard")
+    if path.endswith("gate.parquet"):
+        raise GateError("too many removed")
+    return len(path)
+
+
+SHARDS = ["raw/c4/part-00000.parquet", "raw/c4/part-00001.parquet", "raw/c4/part-00002.parquet"]
+
+
+# -- configuration ----------------------------------------------------------------------
+def test_bad_executor_value_is_a_config_error():
+    with pytest.raises(ConfigError, match="shared.executor"):
+        params_from_dict({"shared": {"executor": "spark"}})
+    with pytest.raises(ConfigError, match="shared.executor"):
+        executor_for(Shared(executor="spark"))  # type: ignore[arg-type]
+
+
+def test_executor_for_follows_params():
+    assert isinstance(executor_for(Shared()), LocalExecutor)
+    ray_executor = executor_for(Shared(executor="ray", workers=3, ray_address="auto"))
+    assert isinstance(ray_executor, RayExecutor)
+    assert (ray_executor.workers, ray_executor.address) == (3, "auto")
+
+
+def test_task_name_prefers_the_input_path():
+    assert task_name("raw/c4/part-00000.parquet") == "raw/c4/part-00000.parquet"
+    assert task_name(Path("a/b.parquet")) == "a/b.parquet"
+
+    class Task:
+        slice, input = "c4", "raw/c4/part-00003.parquet"
+
+    assert task_name(Task()) == "raw/c4/part-00003.parquet"
+
+
+# -- local executor -----------------------------------------------------------------------
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_map_keeps_task_order(workers):
+    assert LocalExecutor(workers).map(slow_abs, TASKS) == [abs(t) for t in TASKS]
+    assert map_shards(slow_abs, TASKS, workers) == [abs(t) for t in TASKS]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_task_error_names_the_shard(workers):
+    with pytest.raises(TaskError, match=r"raw/c4/part-00001\.parquet.*ValueError: boom"):
+        LocalExecutor(workers).map(fail_on_shard, SHARDS)
+    with pytest.raises(InputError, match="missing.parquet: no such shard"):
+        LocalExecutor(workers).map(fail_on_shard, SHARDS[:1] + ["raw/missing.parquet"])
+    with pytest.raises(GateError, match="raw/gate.parquet: too many removed"):
+        LocalExecutor(workers).map(fail_on_shard, SHARDS[:1] + ["raw/gate.parquet"])
+
+
+# -- Ray ----------------------------------------------------------------------------------
+def test_ray_started_on_demand_is_shut_down():
+    assert not ray.is_initialized()
+    with RayExecutor(workers=1) as executor:
+        assert executor.map(abs, [-1, 2, -3]) == [1, 2, 3]
+        assert ray.is_initialized()
+    assert not ray.is_initialized()
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the module, started here, so executors use it and leave it up."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def test_ray_map_matches_local_in_task_order(ray_session):
+    executor = RayExecutor(workers=2)
+    assert executor.map(slow_abs, TASKS) == LocalExecutor(2).map(slow_abs, TASKS)
+    finished = [i for i, _ in executor.as_completed(slow_abs, TASKS)]
+    assert sorted(finished) == list(range(len(TASKS)))
+    executor.close()
+    shutdown()
+    assert ray.is_initialized()  # a Ray someone else started is left running
+
+
+def test_ray_task_error_names_the_shard(ray_session):
+    with pytest.raises(TaskError, match=r"raw/c4/part-00001\.parquet.*ValueError: boom"):
+        RayExecutor(workers=2).map(fail_on_shard, SHARDS)
+    with pytest.raises(InputError, match="missing.parquet: no such shard"):
+        RayExecutor(workers=2).map(fail_on_shard, SHARDS[:1] + ["raw/missing.parquet"])
+
+
+PROSE = (
+    "The history of the river valley is long and varied. Farmers settled along the banks "
+    "and built small villages with stone walls. Over the centuries the towns grew into "
+    "market centres that traded grain, wool and timber with distant cities. Travellers "
+    "described the landscape as green and quiet, with orchards that bloomed every spring. "
+    "Today the valley is known for its walking trails and the old mills beside the water."
+).replace(". ", ".\n")
+
+
+def _write_raw(root: Path) -> None:
+    """Two slices, five shards: kept, removed and unreadable (quarantined) documents."""
+    for slice_name in ("c4", "wikipedia"):
+        for index in range(2 if slice_name == "wikipedia" else 3):
+            docs = [Document(f"{slice_name}-{index}-keep", PROSE.replace("river", f"r{index}"),
+                             slice_name, {"url": f"http://example.org/{index}"}),
+                    Document(f"{slice_name}-{index}-short", "Too short to keep.", slice_name),
+                    Document(f"{slice_name}-{index}-null", None, slice_name)]  # type: ignore[arg-type]
+            with ShardWriter(shard_path(root, slice_name, index), batch_size=2) as writer:
+                writer.write_all(docs)
+
+
+def _run_clean(tmp: Path, raw: Path, name: str, executor: str) -> tuple[dict, dict[str, bytes]]:
+    params = as_dict(Params())
+    params["shared"].update(batch_docs=2, workers=2, executor=executor)
+    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = tmp / name
+    code = clean.main(["--params", str(tmp / f"{name}.yaml"), "--input", str(raw),
+                       "--output", str(out / "kept"), "--removed", str(out / "removed"),
+                       "--quarantine", str(out / "quarantine"),
+                       "--metrics", str(out / "metrics.json")])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics.pop("wall_seconds")
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
+    return metrics, files
+
+
+def test_clean_stage_on_ray_is_byte_identical_to_local(ray_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("REDROBE_TRACKING", "off")
+    raw = tmp_path / "raw"
+    _write_raw(raw)
+    local_metrics, local_files = _run_clean(tmp_path, raw, "local", "local")
+    ray_metrics, ray_files = _run_clean(tmp_path, raw, "ray", "ray")
+    assert len(local_files) == 15  # 5 shards x kept/removed/quarantine
+    assert ray_files == local_files
+    assert ray_metrics == local_metrics
+    accounting = local_metrics["accounting"]
+    assert {s: (c["in"], c["out"]) for s, c in accounting["slices"].items()} \
+        == {"c4": (9, 3), "wikipedia": (6, 2)}
+
+
+def test_clean_stage_on_ray_names_a_corrupt_shard(ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REDROBE_TRACKING", "off")
+    raw = tmp_path / "raw"
+    _write_raw(raw)
+    shard_path(raw, "c4", 1).write_bytes(b"not parquet at all")
+    params = as_dict(Params())
+    params["shared"].update(workers=2, executor="ray")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = tmp_path / "out"
+    code = clean.main(["--params", str(tmp_path / "p.yaml"), "--input", str(raw),
+                       "--output", str(out / "kept"), "--removed", str(out / "removed"),
+                       "--quarantine", str(out / "quarantine"),
+                       "--metrics", str(out / "metrics.json")])
+    assert code == 1
+    assert f"{shard_path(raw, 'c4', 1)}: unreadable shard" in capsys.readouterr().err
+    assert not (out / "kept").exists()
