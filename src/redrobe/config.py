@@ -10,6 +10,7 @@ Run ``redrobe params-check`` to validate a params file without running a stage.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -34,7 +35,9 @@ class ConfigError(ValueError):
 class Shared:
     seed: int = 1234
     batch_docs: int = 256          # documents held in memory at once by a data stage
-    workers: int = 1               # local worker processes for per-shard data stages
+    workers: int = 1               # worker processes (tasks in flight) for per-shard data stages
+    executor: Literal["local", "ray"] = "local"  # where shard maps run (redrobe.parallel)
+    ray_address: str = ""          # executor ray: "" starts a local Ray; or auto / ray://host:10001
     val_fraction: float = 0.05     # held-out validation share per slice (hash of id)
     min_val_docs: int = 1          # ... but at least this many validation docs per slice
     slices: list[str] = field(default_factory=lambda: ["books", "wikipedia", "c4", "common_crawl", "github"])
@@ -62,19 +65,41 @@ class IngestSample:
 
 
 @dataclass(frozen=True)
+class IngestInput:
+    """One ``ingest.inputs`` entry (files mode): see redrobe.sources.inputs for the formats."""
+    path: str = ""                       # local path/glob or fsspec URL (s3://, memory://, ...)
+    format: Literal["auto", "redpajama", "warc", "wet", "mediawiki", "latex", "stackexchange",
+                    "code", "gutenberg"] = "auto"   # auto: by file name
+    slice: str = ""                      # "" -> the format's RedPajama slice
+    site: str = ""                       # stackexchange: site domain for question URLs
+
+    def validate(self) -> list[str]:
+        return (_check(bool(self.path.strip()), "path", "must name a file, glob or URL")
+                + _check(self.slice == "" or _is_slice_name(self.slice), "slice",
+                         "must be a slice name (lower-case letters, digits, _ -) or empty"))
+
+
+def _is_slice_name(name: str) -> bool:
+    return name[:1].isalnum() and set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+@dataclass(frozen=True)
 class Ingest:
     mode: Literal["sample", "files"] = "sample"
     paths: list[str] = field(default_factory=list)  # globs of RedPajama JSONL/Parquet shards
+    inputs: list[IngestInput] = field(default_factory=list)  # any format (files mode)
     default_slice: str = "common_crawl"  # slice for records without red_pajama_subset
     shard_docs: int = 1000               # documents per raw shard
     max_doc_chars: int = 2_000_000       # longer documents are removed (reason: too_long)
     sample: IngestSample = field(default_factory=IngestSample)
 
     def validate(self) -> list[str]:
-        return (_check(self.mode == "sample" or bool(self.paths), "paths",
-                       "must list at least one file or glob when mode is 'files'")
-                + _check(self.default_slice[:1].isalnum()
-                         and set(self.default_slice) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-"),
+        inputs = [f"inputs[{i}].{p}" for i, item in enumerate(self.inputs)
+                  for p in item.validate()]  # list items are not walked by _validate_tree
+        return (_check(self.mode == "sample" or bool(self.paths or self.inputs), "paths",
+                       "must list at least one file or glob (or ingest.inputs) when mode is 'files'")
+                + inputs
+                + _check(_is_slice_name(self.default_slice),
                          "default_slice", "must be a slice name (lower-case letters, digits, _ -)")
                 + _check(self.shard_docs >= 1, "shard_docs", "must be >= 1")
                 + _check(self.max_doc_chars >= 1, "max_doc_chars", "must be >= 1"))
@@ -161,7 +186,69 @@ class CodeRules:
 
 
 @dataclass(frozen=True)
+class FineWebRules:
+    """FineWeb quality rules (Penedo et al. 2024, App. E.4 Table 2; datatrove
+    FineWebQualityFilter defaults). A document is removed when its share of lines ending
+    in punctuation is <= line_punct_thr, its share of lines <= short_line_length chars is
+    >= short_line_thr, its duplicated-line chars are >= char_duplicates_ratio of its
+    chars, or its newlines per word exceed new_line_ratio."""
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False   # datatrove: keep docs with no punctuated line at all
+    short_line_length: int = 30
+    short_line_thr: float = 0.67
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+    def validate(self) -> list[str]:
+        return ([f"{n}: must be in [0, 1]" for n in ("line_punct_thr", "short_line_thr",
+                 "char_duplicates_ratio") if not 0.0 <= getattr(self, n) <= 1.0]
+                + _check(self.short_line_length >= 0, "short_line_length", "must be >= 0")
+                + _check(self.new_line_ratio >= 0, "new_line_ratio", "must be >= 0"))
+
+
+#: RedPajama-V2 quality signals the clean stage stores (REFERENCES §2; ccnet_* need cc_net
+#: and are not computed) plus redrobe's language score; redrobe.text.rpv2 computes exactly
+#: these (a test keeps them equal). ``rps_lines_*`` have one span per line.
+QUALITY_SIGNALS: tuple[str, ...] = (
+    "rps_doc_word_count", "rps_doc_mean_word_length", "rps_doc_frac_unique_words",
+    "rps_doc_unigram_entropy", "rps_doc_stop_word_fraction", "rps_doc_symbol_to_word_ratio",
+    "rps_doc_frac_no_alph_words", "rps_doc_frac_all_caps_words",
+    "rps_doc_frac_lines_end_with_ellipsis", "rps_doc_curly_bracket", "rps_doc_lorem_ipsum",
+    "rps_doc_num_sentences",
+    *(f"rps_doc_frac_chars_top_{n}gram" for n in (2, 3, 4)),
+    *(f"rps_doc_frac_chars_dupe_{n}grams" for n in range(5, 11)),
+    "rps_lines_ending_with_terminal_punctution_mark", "rps_lines_start_with_bulletpoint",
+    "rps_lines_num_words", "rps_lines_javascript_counts", "rps_lines_numerical_chars_fraction",
+    "rps_lines_uppercase_letter_fraction",
+    "redrobe_lang_score",
+)
+LINE_SIGNAL_PREFIX = "rps_lines_"
+#: aggregates an expression may apply to a signal's span scores
+EXPRESSION_AGGREGATES = ("mean", "sum", "min", "max", "count")
+EXPRESSION_PREFIX = "expr:"
+
+# The RedPajama-V2 dataset card's example filter (REFERENCES §2), one expression per
+# rule so each removal is counted under its own reason. The card's bullet rule divides
+# by ccnet_nlines; mean() over the per-line signal is the same ratio.
+RPV2_EXAMPLE_EXPRESSIONS = {
+    "rpv2_word_count": "rps_doc_word_count < 50 or rps_doc_word_count > 100000",
+    "rpv2_mean_word_length": "rps_doc_mean_word_length < 3 or rps_doc_mean_word_length > 10",
+    "rpv2_symbol_word_ratio": "rps_doc_symbol_to_word_ratio > 0.1",
+    "rpv2_bullet_lines": "mean(rps_lines_start_with_bulletpoint) > 0.9",
+    "rpv2_top_2gram": "rps_doc_frac_chars_top_2gram > 0.2",
+}
+
+
+@dataclass(frozen=True)
 class Clean:
+    """Normalization, rule sets per slice, presets, signal expressions, thresholds.
+
+    An entry of ``rule_sets.<slice>`` (or of a preset) resolves in this order:
+    ``expr:<name>`` is the expression ``expressions.<name>``; a preset name expands to
+    its list (presets hold rule-set names and ``expr:`` entries, not other presets); any
+    other name is a rule set (RULE_SET_NAMES). Presets are looked up before rule sets,
+    so redefining the preset ``c4`` changes every slice that lists ``c4``.
+    """
     normalization: Literal["NFC", "NFKC", "NFD", "NFKD"] = "NFC"
     rule_sets: dict[str, list[str]] = field(default_factory=lambda: {
         "common_crawl": ["gopher_quality", "gopher_repetition", "c4"],
@@ -172,36 +259,185 @@ class Clean:
         "books": ["gopher_repetition"],
         "github": ["code"],
     })
+    presets: dict[str, list[str]] = field(default_factory=lambda: {
+        "gopher": ["gopher_quality", "gopher_repetition"],
+        "c4": ["c4"],
+        "fineweb": ["fineweb"],
+        "redpajama_v2_example": [EXPRESSION_PREFIX + n for n in RPV2_EXAMPLE_EXPRESSIONS],
+    })
+    # name -> condition over QUALITY_SIGNALS; true removes the document (reason expr_<name>)
+    expressions: dict[str, str] = field(default_factory=lambda: dict(RPV2_EXAMPLE_EXPRESSIONS))
+    store_signals: bool = True     # quality_signals + language columns on kept/removed docs
     gopher_quality: GopherQuality = field(default_factory=GopherQuality)
     gopher_repetition: GopherRepetition = field(default_factory=GopherRepetition)
     c4: C4Rules = field(default_factory=C4Rules)
     code: CodeRules = field(default_factory=CodeRules)
+    fineweb: FineWebRules = field(default_factory=FineWebRules)
     # names of the rule sets (redrobe.text.rules.RULE_SETS; a test keeps them equal)
-    RULE_SET_NAMES: typing.ClassVar[tuple[str, ...]] = ("gopher_quality", "gopher_repetition", "c4", "code")
+    RULE_SET_NAMES: typing.ClassVar[tuple[str, ...]] = ("gopher_quality", "gopher_repetition", "c4",
+                                                        "code", "fineweb")
+
+    def resolve(self, entries: list[str]) -> list[str]:
+        """Rule-set names and ``expr:<name>`` entries, presets expanded, in order.
+
+        Raises ValueError naming every entry that resolves to nothing or repeats."""
+        resolved: list[str] = []
+        problems = []
+        for entry in entries:
+            expanded = self.presets.get(entry, [entry]) if not entry.startswith(EXPRESSION_PREFIX) else [entry]
+            for name in expanded:
+                problems += self._entry_problems(name)
+                if name in resolved:
+                    problems.append(f"{name!r} is listed twice (after expanding presets)")
+                resolved.append(name)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return resolved
+
+    def _entry_problems(self, name: str) -> list[str]:
+        if name.startswith(EXPRESSION_PREFIX):
+            expr = name[len(EXPRESSION_PREFIX):]
+            return [] if expr in self.expressions else [
+                f"{name!r}: no expression {expr!r} under clean.expressions"]
+        if name in self.RULE_SET_NAMES:
+            return []
+        return [f"unknown rule set or preset {name!r} (rule sets: {sorted(self.RULE_SET_NAMES)}; "
+                f"presets: {sorted(self.presets)}; or expr:<name>)"]
 
     def validate(self) -> list[str]:
-        known = self.RULE_SET_NAMES
-        return [f"rule_sets.{s}: unknown rule set {r!r} (known: {sorted(known)})"
-                for s, rules in self.rule_sets.items() for r in rules if r not in known]
+        problems = []
+        for key, entries in self.presets.items():  # entries are taken literally: no nesting
+            problems += [f"presets.{key}: {p}" for e in entries for p in self._entry_problems(e)]
+            problems += _check(len(set(entries)) == len(entries), f"presets.{key}",
+                               "lists an entry twice")
+        for key, entries in self.rule_sets.items():
+            try:
+                self.resolve(entries)
+            except ValueError as exc:
+                problems.append(f"rule_sets.{key}: {exc}")
+        for name, source in self.expressions.items():
+            problems += _check(name.isidentifier(), f"expressions.{name}",
+                               "name must be an identifier (letters, digits, _)")
+            try:
+                parse_signal_expression(source)
+            except ValueError as exc:
+                problems.append(f"expressions.{name}: {exc}")
+        return problems
+
+
+def parse_signal_expression(source: str) -> ast.Expression:
+    """Parse a threshold expression over :data:`QUALITY_SIGNALS`, allowing only signal
+    names, numbers, comparisons, and/or/not, + - * / and the aggregates
+    (:data:`EXPRESSION_AGGREGATES`) of one signal. Raises ValueError saying what is not
+    allowed. Nothing is ever evaluated here: the tree is checked node by node, so
+    ``__import__('os')`` or ``x.attr`` is rejected before anything can run."""
+    if not isinstance(source, str):
+        raise ValueError(f"expected an expression string, got {source!r}")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not a valid expression ({exc.msg}): {source!r}") from None
+    _check_expression_node(tree.body)
+    if not isinstance(tree.body, (ast.Compare, ast.BoolOp)) and not (
+            isinstance(tree.body, ast.UnaryOp) and isinstance(tree.body.op, ast.Not)):
+        raise ValueError(f"must be a condition (a comparison, and/or/not): {source!r}")
+    return tree
+
+
+_EXPRESSION_OPERATORS = (ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult,
+                         ast.Div, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
+
+
+def _check_expression_node(node: ast.AST) -> None:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise ValueError(f"only numbers are allowed as constants, got {node.value!r}")
+        return
+    if isinstance(node, ast.Name):
+        _check_signal_name(node.id)
+        if node.id.startswith(LINE_SIGNAL_PREFIX):
+            raise ValueError(f"{node.id} has one score per line: use an aggregate, "
+                             f"e.g. mean({node.id}) ({', '.join(EXPRESSION_AGGREGATES)})")
+        return
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id in EXPRESSION_AGGREGATES
+                and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Name)):
+            raise ValueError(f"only {'/'.join(EXPRESSION_AGGREGATES)}(<signal>) calls are allowed, "
+                             f"got {ast.unparse(node)!r}")
+        _check_signal_name(node.args[0].id)
+        return
+    if not isinstance(node, (ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Compare)):
+        raise ValueError(f"{type(node).__name__} is not allowed: {ast.unparse(node)!r}")
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.AST) and isinstance(child, _EXPRESSION_OPERATORS):
+            continue
+        if isinstance(child, (ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
+            raise ValueError(f"operator {type(child).__name__} is not allowed: {ast.unparse(node)!r}")
+        _check_expression_node(child)
+
+
+def _check_signal_name(name: str) -> None:
+    if name not in QUALITY_SIGNALS:
+        raise ValueError(f"unknown signal {name!r} (known: {', '.join(QUALITY_SIGNALS)})")
 
 
 @dataclass(frozen=True)
 class MinHashParams:
-    """RedPajama-V2 MinHash parameters (REFERENCES §4): 9 bands x 13 rows ~ Jaccard 0.8."""
+    """RedPajama-V2 MinHash parameters (REFERENCES §4), 14 x 9 bands verified at Jaccard 0.8."""
     enabled: bool = True
     ngram: int = 13
     num_perm: int = 128
-    bands: int = 9
-    rows: int = 13
+    bands: int = 14
+    rows: int = 9
     seed: int = 42
+    verify: bool = True            # link an LSH candidate pair only if its exact Jaccard >= threshold
+    threshold: float = 0.8         # SlimPajama's Jaccard threshold (REFERENCES §4)
 
     def validate(self) -> list[str]:
         return (_check(self.bands * self.rows <= self.num_perm, "bands",
                        "bands * rows must be <= num_perm")
+                + _check(0.0 < self.threshold <= 1.0, "threshold", "must be in (0, 1]")
                 + _check(self.ngram >= 1, "ngram", "must be >= 1")
                 + _check(self.num_perm >= 1, "num_perm", "must be >= 1")
                 + _check(self.bands >= 1, "bands", "must be >= 1")
                 + _check(self.rows >= 1, "rows", "must be >= 1")
+                + _check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)"))
+
+
+@dataclass(frozen=True)
+class DedupSemantic:
+    """SemDeDup with all-MiniLM-L6-v2 (REFERENCES §4): k-means clusters, cosine pairs inside.
+
+    ``slices`` are the slices whose documents are embedded (prose by default: on code the
+    shared license headers dominate what MiniLM reads, see benchmarks/semantic_choice.py);
+    ``text_view`` picks per slice what is embedded (``head``: the first ``max_words``
+    words; ``strip_header``: leading comment/docstring/license blocks removed first).
+    """
+    enabled: bool = True           # costs a model load + CPU encoding (README, performance)
+    threshold: float = 0.9         # cosine; NeMo Curator / SemDeDup near-duplicate regime
+    slices: list[str] = field(default_factory=lambda: ["books", "wikipedia", "c4", "common_crawl",
+                                                       "arxiv", "stackexchange"])
+    text_view: dict[str, Literal["head", "strip_header"]] = field(
+        default_factory=lambda: {"github": "strip_header"})   # slices not listed: head
+    max_words: int = 256           # MiniLM reads at most 256 word pieces anyway
+    batch_size: int = 32           # encoder batch
+    threads: int = 0               # torch intra-op threads for encoding; 0 = torch default
+    docs_per_cluster: int = 2000   # k-means k = ceil(embedded docs / docs_per_cluster)
+    kmeans_iters: int = 20
+    kmeans_sample: int = 20000     # k-means trains on at most this many embeddings
+    block_docs: int = 1024         # similarity blocks are block_docs x block_docs
+    embedding_dtype: Literal["float16", "float32"] = "float16"   # on-disk embeddings
+    seed: int = 42
+
+    def validate(self) -> list[str]:
+        return (_check(0.0 < self.threshold <= 1.0, "threshold", "must be in (0, 1]")
+                + _check(self.max_words >= 1, "max_words", "must be >= 1")
+                + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+                + _check(self.threads >= 0, "threads", "must be >= 0")
+                + _check(self.docs_per_cluster >= 1, "docs_per_cluster", "must be >= 1")
+                + _check(self.kmeans_iters >= 1, "kmeans_iters", "must be >= 1")
+                + _check(self.kmeans_sample >= 1, "kmeans_sample", "must be >= 1")
+                + _check(self.block_docs >= 1, "block_docs", "must be >= 1")
                 + _check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)"))
 
 
@@ -211,20 +447,48 @@ class Dedup:
     exact: bool = True
     cross_slice: bool = True       # duplicates are found across slices, as SlimPajama does
     minhash: MinHashParams = field(default_factory=MinHashParams)
+    semantic: DedupSemantic = field(default_factory=DedupSemantic)
+
+
+@dataclass(frozen=True)
+class QualityAudit:
+    """Human audit of kept/removed decisions: sample, then gate on the Wilson bound."""
+    sample_size: int = 1300          # with 0 errors the 95 % Wilson lower bound reaches
+    per_stratum_min: int = 5         # 0.997 only from n = 1277 reviewed documents on
+    excerpt_chars: int = 1000        # characters of text shown to the reviewer
+    target: float = 0.997            # the seed's audited label accuracy (99.7 %)
+
+    def validate(self) -> list[str]:
+        return (_check(self.sample_size >= 1, "sample_size", "must be >= 1")
+                + _check(self.per_stratum_min >= 0, "per_stratum_min", "must be >= 0")
+                + _check(self.excerpt_chars >= 1, "excerpt_chars", "must be >= 1")
+                + _check(0.0 < self.target < 1.0, "target", "must be in (0, 1)"))
 
 
 @dataclass(frozen=True)
 class Quality:
-    """Great Expectations gate over the deduplicated shards."""
+    """Great Expectations suites over the ingest, clean and dedup outputs; the audit."""
     min_chars: int = 1
     max_chars: int = 2_000_000
     min_docs_per_slice: int = 1
     max_removal_rate: dict[str, float] = field(default_factory=lambda: {"clean": 0.9, "dedup": 0.6})
+    #: [low, high] of document-level RedPajama-V2 signals stored by clean (.inf: no bound)
+    signal_ranges: dict[str, list[float]] = field(default_factory=lambda: {
+        "rps_doc_word_count": [0.0, float("inf")],
+        "rps_doc_mean_word_length": [0.0, float("inf")],
+        "rps_doc_frac_unique_words": [0.0, 1.0],
+        "rps_doc_frac_no_alph_words": [0.0, 1.0],
+        "redrobe_lang_score": [0.0, 1.0]})
+    #: stage columns a shard may carry beside id, text, source, meta (others fail the schema)
+    extra_columns: list[str] = field(default_factory=lambda: ["quality_signals", "language"])
+    audit: QualityAudit = field(default_factory=QualityAudit)
 
     def validate(self) -> list[str]:
         return (_check(self.min_chars <= self.max_chars, "min_chars", "must be <= max_chars")
                 + [f"max_removal_rate.{k}: must be in [0, 1]"
-                   for k, v in self.max_removal_rate.items() if not 0.0 <= v <= 1.0])
+                   for k, v in self.max_removal_rate.items() if not 0.0 <= v <= 1.0]
+                + [f"signal_ranges.{k}: must be [low, high] with low <= high"
+                   for k, v in self.signal_ranges.items() if len(v) != 2 or not v[0] <= v[1]])
 
 
 @dataclass(frozen=True)
