@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from redrobe.curriculum.build import (TokenSpec, plan_buckets, plan_validation, score_documents,
-                                      write_curriculum)
+from redrobe.curriculum.build import (TokenSpec, fit_difficulty, plan_buckets, plan_validation,
+                                      score_documents, write_curriculum)
 from redrobe.curriculum.difficulty import surprisal_table
 from redrobe.curriculum.layout import (DOCS_FILE, SPLIT_TRAIN, SPLIT_VAL, open_tokens,
                                        read_index)
@@ -44,8 +44,10 @@ def test_validation_is_per_slice_in_id_order_with_every_slice_listed():
 
 
 def test_scores_use_each_documents_own_tokens():
-    table = surprisal_table(np.bincount([4, 4, 5, 9, 8, 4, 4, 4], minlength=10))
-    scores = score_documents(RECORDS, SPILLS, table)
+    counts = np.bincount([4, 4, 5, 9, 8, 4, 4, 4], minlength=10)   # training docs a, b, c
+    table = surprisal_table(counts)
+    scores = score_documents(RECORDS, SPILLS, fit_difficulty("unigram_surprisal", RECORDS,
+                                                             SPILLS, counts))
     assert scores[0] == pytest.approx(table[4])
     assert scores[1] == pytest.approx(table[[5, 9, 8]].mean())
     assert scores[0] == scores[2] < scores[1]
@@ -76,3 +78,23 @@ def test_an_empty_bucket_has_null_scores(tmp_path):
     assert [b["docs"] for b in index["buckets"]] == [3, 0, 0]
     assert index["buckets"][1]["score_min"] is None
     assert open_tokens(tmp_path, index, "bucket-01.bin").size == 0
+
+
+def test_reference_score_fits_bigrams_on_training_documents_only():
+    counts = np.bincount([4, 4, 5, 9, 8, 4, 4, 4], minlength=10)
+    scorer = fit_difficulty("reference_ppl", RECORDS, SPILLS, counts)
+    scores = score_documents(RECORDS, SPILLS, scorer)
+    # "4 4" was seen in training (in a and c), "6 7" (val doc z) never was
+    assert scores[0] < scores[3]
+    for name in ("length", "rare_word_rate"):
+        assert score_documents(RECORDS, SPILLS, fit_difficulty(name, RECORDS, SPILLS, counts)
+                               ).shape == (len(RECORDS),)
+    assert score_documents(RECORDS, SPILLS, fit_difficulty("length", RECORDS, SPILLS, counts)
+                           ).tolist() == [2, 3, 3, 2, 3]
+
+
+def test_index_names_the_score(tmp_path):
+    scores = np.array([1.0, 3.0, 1.0, 2.0, 2.5])
+    index = write_curriculum(tmp_path, RECORDS, scores, SPILLS, SPEC, 2, ["books", "c4"],
+                             score="length")
+    assert index["score"] == read_index(tmp_path)["score"] == "length"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from redrobe.accounting import check_accounting
-from redrobe.curriculum.difficulty import mean_surprisal, surprisal_table, unigram_counts
+from redrobe.curriculum.difficulty import (compression_ratio, mean_surprisal, surprisal_table,
+                                           unigram_counts)
 from redrobe.curriculum.layout import DOCS_FILE, INDEX_FILE, REMOVED_FILE, open_tokens, read_index
 from redrobe.curriculum.split import is_validation
 from redrobe.curriculum.tokens import EMPTY_AFTER_TOKENIZE
@@ -53,12 +54,12 @@ def setup(tmp_path, monkeypatch, repo_root):
     save_tokenizer(train_tokenizer((d.text for d in DOCS.values()), 300, 2), tmp_path / "tok")
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
 
-    def run(name: str = "b", workers: int = 1, num_buckets: int = 4):
+    def run(name: str = "b", workers: int = 1, num_buckets: int = 4, **bucket):
         path = tmp_path / f"{name}.yaml"
         shared = {**params["shared"], "workers": workers, "val_fraction": FRACTION,
                   "seed": SEED, "batch_docs": 16}
-        path.write_text(yaml.safe_dump({**params, "shared": shared,
-                                        "bucket": {**params["bucket"], "num_buckets": num_buckets}}))
+        path.write_text(yaml.safe_dump({**params, "shared": shared, "bucket": {
+            **params["bucket"], "num_buckets": num_buckets, **bucket}}))
         code = main(["--params", str(path), "--input", "dedup", "--tokenizer", "tok",
                      "--output", f"{name}/out", "--metrics", f"{name}/metrics.json"])
         metrics = json.loads((tmp_path / name / "metrics.json").read_text()) if code == 0 else None
@@ -170,3 +171,23 @@ def test_missing_tokenizer_is_one_clear_error(setup, tmp_path, capsys):
     code, out, _ = setup()
     assert code == 1 and not out.exists()
     assert "tok/tokenizer.json: not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("score", ["compression_ratio", "reference_ppl", "length"])
+def test_configured_score_orders_the_buckets(setup, tmp_path, score):
+    code, out, metrics = setup(score, num_buckets=3, score=score)
+    assert code == 0 and read_index(out)["score"] == metrics["score"] == score
+    docs = pq.read_table(out / DOCS_FILE).to_pylist()
+    encoder = document_encoder(tmp_path / "tok" / "tokenizer.json")
+    for row in docs[::9]:
+        text = DOCS[row["id"]].text
+        if score == "compression_ratio":
+            expected = compression_ratio(text.encode("utf-8"))
+        elif score == "length":
+            expected = len(encode_texts(encoder, [text])[0])
+        else:   # reference_ppl: bits per token, positive and below the uniform log2(V)
+            assert 0 < row["score"] < np.log2(300)
+            continue
+        assert row["score"] == pytest.approx(expected, rel=1e-12)
+    train = [r for r in docs if r["split"] == "train"]
+    assert [(r["score"], r["id"]) for r in train] == sorted((r["score"], r["id"]) for r in train)

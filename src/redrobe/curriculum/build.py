@@ -3,8 +3,9 @@
 Input: the per-document records of :func:`redrobe.curriculum.tokens.tokenize_shard`
 and the memory-mapped spill files they point into. Steps, each a plain function:
 
-1. :func:`score_documents` — every document's unigram-surprisal score (difficulty.py)
-   under the training split's token counts;
+1. :func:`fit_difficulty` — the configured difficulty score (difficulty.py registry)
+   fitted on the training split's statistics; :func:`score_documents` — every
+   document's score;
 2. :func:`plan_buckets` — quantile edges over the training scores and each bucket's
    members in (score, id) order; :func:`plan_validation` — each slice's validation
    documents in id order;
@@ -14,8 +15,10 @@ and the memory-mapped spill files they point into. Steps, each a plain function:
 Token arrays are never held in memory: every copy is one document's slice of a
 memory-mapped spill file.
 
-    scores = score_documents(records, spills, surprisal_table(counts))
-    index = write_curriculum(out_dir, records, scores, spills, spec, num_buckets, slices)
+    scorer = fit_difficulty("unigram_surprisal", records, spills, counts)
+    scores = score_documents(records, spills, scorer)
+    index = write_curriculum(out_dir, records, scores, spills, spec, num_buckets, slices,
+                             score="unigram_surprisal")
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redrobe.curriculum.buckets import assign_buckets, bucket_name, quantile_edges
-from redrobe.curriculum.difficulty import SCORE_NAME, mean_surprisal
+from redrobe.curriculum.difficulty import (SCORE_NAME, SCORES, Scorer, ScoreOptions, TrainStats,
+                                           bigram_counts, fit_scorer)
 from redrobe.curriculum.layout import (DOCS_FILE, INDEX_FILE, SPLIT_TRAIN, SPLIT_VAL,
                                        bucket_file, dtype_name, token_dtype, val_file)
 from redrobe.curriculum.tokens import DocRecord, TokenFileWriter
@@ -59,10 +63,21 @@ def _doc_tokens(spills: Sequence[np.ndarray], rec: DocRecord) -> np.ndarray:
     return spills[rec.shard][rec.offset:rec.offset + rec.tokens]
 
 
+def fit_difficulty(name: str, records: Sequence[DocRecord], spills: Sequence[np.ndarray],
+                   counts: np.ndarray, opts: ScoreOptions | None = None) -> Scorer:
+    """Fit score ``name`` on the training split (``counts``: its unigram counts); the
+    bigram reference model is counted here, one training document at a time."""
+    stats = TrainStats(counts=counts)
+    if name in SCORES and SCORES[name].needs_bigrams:
+        train = (_doc_tokens(spills, r) for r in records if r.split == SPLIT_TRAIN)
+        stats.bigrams = bigram_counts(train, len(counts))
+    return fit_scorer(name, stats, opts)
+
+
 def score_documents(records: Sequence[DocRecord], spills: Sequence[np.ndarray],
-                    table: np.ndarray) -> np.ndarray:
+                    scorer: Scorer) -> np.ndarray:
     """Difficulty score of every record (train and val), aligned with ``records``."""
-    return np.fromiter((mean_surprisal(_doc_tokens(spills, r), table) for r in records),
+    return np.fromiter((scorer(_doc_tokens(spills, r), r.compression) for r in records),
                        dtype=np.float64, count=len(records))
 
 
@@ -142,7 +157,8 @@ def _bucket_entry(k: int, written: tuple[int, int, Counter], members: Sequence[i
 
 def write_curriculum(out_dir: str | os.PathLike, records: Sequence[DocRecord],
                      scores: np.ndarray, spills: Sequence[np.ndarray], spec: TokenSpec,
-                     num_buckets: int, slices: Sequence[str]) -> dict[str, Any]:
+                     num_buckets: int, slices: Sequence[str],
+                     score: str = SCORE_NAME) -> dict[str, Any]:
     """Write bucket/val token files, docs.parquet and index.json; return the index."""
     out = Path(out_dir)
     edges, buckets = plan_buckets(records, scores, num_buckets)
@@ -162,7 +178,7 @@ def write_curriculum(out_dir: str | os.PathLike, records: Sequence[DocRecord],
     index = {
         "dtype": dtype_name(token_dtype(spec.vocab_size)), "vocab_size": spec.vocab_size,
         "eos_id": spec.eos_id, "bos_id": spec.bos_id, "num_buckets": num_buckets,
-        "score": SCORE_NAME, "score_edges": edges, "buckets": entries, "val": val,
+        "score": score, "score_edges": edges, "buckets": entries, "val": val,
         "docs_file": DOCS_FILE,
     }
     write_json(out / INDEX_FILE, index)

@@ -25,6 +25,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from redrobe.accounting import Ledger
+from redrobe.curriculum.difficulty import compression_ratio
 from redrobe.curriculum.layout import SPLIT_TRAIN, SPLIT_VAL, token_dtype
 from redrobe.curriculum.split import is_validation
 from redrobe.documents import Document, read_documents
@@ -68,6 +69,7 @@ class ShardTask:
     val_threshold: float   # the slice's split threshold (curriculum.split)
     seed: int
     batch_docs: int
+    compress: bool = False  # also compute each document's compression ratio (its text)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class DocRecord:
     tokens: int
     bytes: int              # UTF-8 bytes of the text (for bits per byte)
     score: float = math.nan
+    compression: float = math.nan   # zlib ratio of the text, when the task asked for it
 
 
 @dataclass
@@ -104,6 +107,7 @@ def tokenize_shard(task: ShardTask) -> ShardTokens:
         docs = read_documents(task.shard, task.batch_docs)
         for doc, ids in encode_documents(encoder, docs, task.batch_docs):
             text = doc.text or ""
+            raw = text.encode("utf-8")
             result.ledger.seen(task.slice, len(text))
             if not ids:
                 result.ledger.removed(task.slice, EMPTY_AFTER_TOKENIZE)
@@ -117,7 +121,8 @@ def tokenize_shard(task: ShardTask) -> ShardTokens:
             result.records.append(DocRecord(
                 id=doc.id, source=doc.source, slice=task.slice,
                 split=SPLIT_VAL if val else SPLIT_TRAIN, shard=task.index, offset=offset,
-                tokens=len(ids), bytes=len(text.encode("utf-8"))))
+                tokens=len(ids), bytes=len(raw),
+                compression=compression_ratio(raw) if task.compress else math.nan))
             result.ledger.kept(task.slice, len(text))
             offset += len(ids)
     return result

@@ -6,8 +6,9 @@
 
 1. Tokenize every shard (``redrobe.parallel.map_shards``, ``shared.workers``) into a
    spill file inside the atomic output dir; count the training split's tokens.
-2. Score each document (mean unigram surprisal in bits, curriculum/difficulty.py),
-   cut the training scores into ``bucket.num_buckets`` quantile buckets
+2. Score each document with ``bucket.score`` (unigram_surprisal, length,
+   rare_word_rate, compression_ratio or reference_ppl: curriculum/difficulty.py)
+   fitted on the training split, cut the training scores into ``bucket.num_buckets`` quantile buckets
    (curriculum/buckets.py) and write ``bucket-NN.bin`` in (score, id) order, each
    slice's validation documents (``is_validation``) to ``val-<slice>.bin`` in id
    order, ``docs.parquet`` and ``index.json`` (contract: curriculum/layout.py).
@@ -27,9 +28,9 @@ import numpy as np
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.curriculum.build import TokenSpec, score_documents, write_curriculum
+from redrobe.curriculum.build import TokenSpec, fit_difficulty, score_documents, write_curriculum
 from redrobe.curriculum.buckets import assign_buckets, bucket_name
-from redrobe.curriculum.difficulty import surprisal_table
+from redrobe.curriculum.difficulty import SCORES, ScoreOptions
 from redrobe.curriculum.layout import (INDEX_FILE, REMOVED_FILE, SPLIT_TRAIN,
                                        bucket_file, memmap_tokens, token_dtype, val_file)
 from redrobe.curriculum.split import split_thresholds
@@ -71,7 +72,8 @@ def _tasks(shards: Sequence[Path], tokenizer_json: Path, spill_dir: Path, spec: 
     return [ShardTask(shard=str(s), slice=s.parent.name, index=i, tokenizer=str(tokenizer_json),
                       spill=str(spill_dir / f"{i:05d}.bin"), vocab_size=spec.vocab_size,
                       val_threshold=thresholds[s.parent.name], seed=sh.seed,
-                      batch_docs=sh.batch_docs)
+                      batch_docs=sh.batch_docs,
+                      compress=SCORES[params.bucket.score].needs_text)
             for i, s in enumerate(shards)]
 
 
@@ -104,9 +106,13 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         if not any(r.split == SPLIT_TRAIN for r in records):
             raise InputError(f"{args.input}: no training documents with tokens to bucket")
         spills = [memmap_tokens(t.spill, token_dtype(spec.vocab_size)) for t in tasks]
-        scores = score_documents(records, spills, surprisal_table(counts))
-        index = write_curriculum(tmp, records, scores, spills, spec,
-                                 params.bucket.num_buckets, sorted(ledger.slices))
+        bp = params.bucket
+        scorer = fit_difficulty(bp.score, records, spills, counts,
+                                ScoreOptions(rare_mass=bp.rare_mass,
+                                             reference_lambda=bp.reference_lambda))
+        scores = score_documents(records, spills, scorer)
+        index = write_curriculum(tmp, records, scores, spills, spec, bp.num_buckets,
+                                 sorted(ledger.slices), score=bp.score)
         with ShardWriter(tmp / REMOVED_FILE, params.shared.batch_docs, ("reason",)) as removed:
             for r in results:
                 removed.write_all(r.removed)

@@ -1,4 +1,4 @@
-"""Token arrays and the batches the training loop eats, in curriculum order.
+"""Token arrays and the batches the training loop eats: curriculum schedules.
 
 Inputs are flat arrays of token ids (documents concatenated, each followed by eos),
 such as the memory-mapped ``bucket-NN.bin`` / ``val-<slice>.bin`` files of the bucket
@@ -18,15 +18,44 @@ while the rows of one batch come from different parts of it:
     batches = CurriculumBatches([a for _, a in buckets], plan, seq_len,
                                 batch_size=16, grad_accum=1, seed=1234)
     window = batches(step=1, micro=0)   # (16, seq_len + 1) int64
+
+Schedules (``pretrain.curriculum.schedule``; :func:`make_batches` builds any of them):
+
+- ``stepwise``: the phases above. With ``replay`` r, a share r of each batch's rows
+  (stochastically rounded, so exact in expectation) comes from the buckets easier
+  than the current phase's, chosen by tokens, at seeded random positions: rehearsal
+  of earlier data against forgetting.
+- ``smooth``: competence-based pacing (Platanios et al. 2019, NAACL, §4): at progress
+  ``t`` (0 at step 1, 1 at the last) the competence is ``c(t) = min(1, sqrt(t (1 -
+  c0²) / T + c0²))`` with ``c0 = competence_start`` and ``T = pacing_end``, and each
+  row's window starts uniformly within the easiest ``c(t)`` share of all training
+  tokens (the buckets laid end to end easy -> hard, each in (score, id) order, so a
+  token's position is its difficulty rank). Bengio et al. 2009 ("Curriculum
+  learning", ICML) is the original easy-to-hard argument. ``replay`` draws from the
+  buckets easier than the frontier (the bucket holding the c(t) point), as above.
+- ``shuffled``: the baseline: every non-overlapping window of every bucket in one
+  seeded permutation per epoch; no curriculum, no replay.
+
+Every schedule is a pure function of ``(step, micro)`` (random draws come from a
+generator seeded by ``(seed, step, micro)``), so a run resumed at any step reads
+exactly the data of an uninterrupted one. ``rows(step, micro)`` gives the batch as
+(bucket index, window start) pairs; :func:`redrobe.curriculum.order.data_order` turns
+them into the documents each step saw.
+
+    batches = make_batches("smooth", arrays, names, steps=300, seq_len=256,
+                           batch_size=16, grad_accum=1, seed=1234, replay=0.1)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
+
+SCHEDULES = ("stepwise", "smooth", "shuffled")
+Schedule = Literal["stepwise", "smooth", "shuffled"]
 
 
 @dataclass(frozen=True)
@@ -92,13 +121,69 @@ def gather(array: np.ndarray, starts: Sequence[int], window: int) -> torch.Tenso
                                       for s in starts]))
 
 
-class CurriculumBatches:
-    """``batches(step, micro)`` -> the (batch_size, seq_len + 1) window batch of that micro-step."""
+def gather_rows(arrays: Sequence[np.ndarray], buckets: np.ndarray, starts: np.ndarray,
+                window: int) -> torch.Tensor:
+    """Row i = ``arrays[buckets[i]][starts[i] : starts[i] + window]``: (len(starts), window)."""
+    return torch.from_numpy(np.stack([np.asarray(arrays[b][s:s + window], dtype=np.int64)
+                                      for b, s in zip(buckets.tolist(), starts.tolist())]))
+
+
+def competence(progress: float, start: float, pacing_end: float) -> float:
+    """Square-root competence (Platanios et al. 2019, Eq. 7): the share of the easiest
+    data available at ``progress`` in [0, 1]; ``start`` at 0, 1 from ``pacing_end`` on."""
+    return min(1.0, float(np.sqrt(progress * (1.0 - start ** 2) / pacing_end + start ** 2)))
+
+
+class Batches:
+    """Base of the schedules: ``rows(step, micro)`` -> (buckets, starts), int64 arrays of
+    length ``batch_size``; calling the object gathers those windows, (B, seq_len + 1)."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], seq_len: int, batch_size: int,
+                 grad_accum: int, seed: int, replay: float = 0.0) -> None:
+        self.arrays, self.window = arrays, seq_len + 1
+        self.batch_size, self.grad_accum, self.seed, self.replay = batch_size, grad_accum, seed, replay
+        self.sizes = np.array([len(a) for a in arrays], dtype=np.int64)
+        self.usable = self.sizes >= self.window     # buckets holding at least one window
+
+    def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, step: int, micro: int) -> torch.Tensor:
+        buckets, starts = self.rows(step, micro)
+        return gather_rows(self.arrays, buckets, starts, self.window)
+
+    def rng(self, step: int, micro: int) -> np.random.Generator:
+        """The generator of one micro-batch's random draws (a pure function of its key)."""
+        return np.random.default_rng([self.seed, step, micro])
+
+    def random_starts(self, rng: np.random.Generator, buckets: np.ndarray) -> np.ndarray:
+        """A uniform window start inside each of ``buckets``."""
+        room = self.sizes[buckets] - self.window + 1
+        return (rng.random(len(buckets)) * room).astype(np.int64)
+
+    def with_replay(self, rng: np.random.Generator, buckets: np.ndarray, starts: np.ndarray,
+                    frontier: int) -> tuple[np.ndarray, np.ndarray]:
+        """Replace the last ``replay * batch_size`` rows (stochastically rounded) by random
+        windows of usable buckets easier than ``frontier``, chosen by their tokens."""
+        easier = np.flatnonzero(self.usable[:frontier])
+        expected = self.replay * self.batch_size
+        count = int(expected) + int(rng.random() < expected - int(expected))
+        if easier.size == 0 or count == 0:
+            return buckets, starts
+        chosen = easier[rng.choice(easier.size, size=count,
+                                   p=self.sizes[easier] / self.sizes[easier].sum())]
+        buckets, starts = buckets.copy(), starts.copy()
+        buckets[-count:], starts[-count:] = chosen, self.random_starts(rng, chosen)
+        return buckets, starts
+
+
+class CurriculumBatches(Batches):
+    """Stepwise: ``plan``'s phases easy -> hard in contiguous lanes, optional replay."""
 
     def __init__(self, arrays: Sequence[np.ndarray], plan: Sequence[Phase], seq_len: int,
-                 batch_size: int, grad_accum: int, seed: int) -> None:
-        self.arrays, self.plan = arrays, list(plan)
-        self.window, self.batch_size, self.grad_accum = seq_len + 1, batch_size, grad_accum
+                 batch_size: int, grad_accum: int, seed: int, replay: float = 0.0) -> None:
+        super().__init__(arrays, seq_len, batch_size, grad_accum, seed, replay)
+        self.plan = list(plan)
         # One seeded offset per bucket: where its lanes begin.
         self.offsets = {p.bucket: int(np.random.default_rng([seed, p.bucket]).integers(
             0, p.tokens - self.window + 1)) for p in self.plan}
@@ -109,11 +194,96 @@ class CurriculumBatches:
                 return p
         raise IndexError(f"step {step} is outside the plan (1..{self.plan[-1].last_step})")
 
-    def __call__(self, step: int, micro: int) -> torch.Tensor:
+    def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.phase(step)
         position = (step - p.first_step) * self.grad_accum + micro
         starts = lane_starts(p.tokens, self.window, self.batch_size, position, self.offsets[p.bucket])
-        return gather(self.arrays[p.bucket], starts, self.window)
+        buckets = np.full(self.batch_size, p.bucket, dtype=np.int64)
+        if not self.replay:   # no draw at all: the batches of a replay-free plan stay as they were
+            return buckets, starts
+        return self.with_replay(self.rng(step, micro), buckets, starts, frontier=p.bucket)
+
+
+class SmoothBatches(Batches):
+    """Smooth: windows uniform over the easiest c(t) share of all tokens (competence)."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], steps: int, seq_len: int, batch_size: int,
+                 grad_accum: int, seed: int, replay: float = 0.0,
+                 competence_start: float = 0.1, pacing_end: float = 0.8) -> None:
+        super().__init__(arrays, seq_len, batch_size, grad_accum, seed, replay)
+        if not self.usable.any():
+            raise ValueError(f"no bucket holds a full window of {self.window} tokens")
+        self.steps, self.start, self.pacing_end = steps, competence_start, pacing_end
+        # the usable buckets end to end, easy -> hard: bucket k is [ends[k-1], ends[k])
+        self.ends = np.cumsum(np.where(self.usable, self.sizes, 0))
+
+    def competence(self, step: int) -> float:
+        return competence((step - 1) / max(self.steps - 1, 1), self.start, self.pacing_end)
+
+    def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng(step, micro)
+        reach = max(1, round(self.competence(step) * float(self.ends[-1])))   # tokens available
+        points = (rng.random(self.batch_size) * reach).astype(np.int64)
+        buckets = np.searchsorted(self.ends, points, side="right")
+        offsets = points - np.concatenate([[0], self.ends])[buckets]
+        starts = np.minimum(offsets, self.sizes[buckets] - self.window)   # the window fits
+        frontier = int(np.searchsorted(self.ends, reach - 1, side="right"))
+        return self.with_replay(rng, buckets, starts, frontier)
+
+
+class ShuffledBatches(Batches):
+    """Shuffled baseline: all windows of all buckets, one seeded permutation per epoch."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], seq_len: int, batch_size: int,
+                 grad_accum: int, seed: int) -> None:
+        super().__init__(arrays, seq_len, batch_size, grad_accum, seed)
+        # consecutive windows share one token (as lanes do): each token is a target once
+        per_bucket = np.where(self.usable, (self.sizes - self.window) // (self.window - 1) + 1, 0)
+        if per_bucket.sum() == 0:
+            raise ValueError(f"no bucket holds a full window of {self.window} tokens")
+        self.bucket_of = np.repeat(np.arange(len(arrays), dtype=np.int64), per_bucket)
+        self.start_of = np.concatenate([np.arange(n, dtype=np.int64) * (self.window - 1)
+                                        for n in per_bucket])
+        self._cached: tuple[int, np.ndarray] | None = None   # derived from the seed only
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.bucket_of))
+            self._cached = (epoch, order)
+        return self._cached[1]
+
+    def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.bucket_of)
+        first = ((step - 1) * self.grad_accum + micro) * self.batch_size
+        picks = np.array([self.permutation(i // n)[i % n]
+                          for i in range(first, first + self.batch_size)], dtype=np.int64)
+        return self.bucket_of[picks], self.start_of[picks]
+
+
+def make_batches(schedule: Schedule, arrays: Sequence[np.ndarray], names: Sequence[str],
+                 steps: int, seq_len: int, batch_size: int, grad_accum: int, seed: int,
+                 replay: float = 0.0, competence_start: float = 0.1,
+                 pacing_end: float = 0.8) -> Batches:
+    """The batches of ``schedule`` over the bucket ``arrays`` (easy first); ``names``
+    label the stepwise phases. ValueError when no bucket holds one window."""
+    if schedule == "stepwise":
+        plan = curriculum_plan(list(zip(names, (len(a) for a in arrays))), steps, seq_len + 1)
+        return CurriculumBatches(arrays, plan, seq_len, batch_size, grad_accum, seed, replay)
+    if schedule == "smooth":
+        return SmoothBatches(arrays, steps, seq_len, batch_size, grad_accum, seed, replay,
+                             competence_start, pacing_end)
+    if schedule == "shuffled":
+        return ShuffledBatches(arrays, seq_len, batch_size, grad_accum, seed)
+    raise ValueError(f"unknown schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
+
+
+def bucket_windows(batches: Batches, steps: int) -> np.ndarray:
+    """Windows drawn from each bucket over steps 1..``steps`` (for the metrics JSON)."""
+    counts = np.zeros(len(batches.arrays), dtype=np.int64)
+    for step in range(1, steps + 1):
+        for micro in range(batches.grad_accum):
+            counts += np.bincount(batches.rows(step, micro)[0], minlength=len(counts))
+    return counts
 
 
 def eval_windows(array: np.ndarray, seq_len: int, batch_size: int, batches: int) -> list[torch.Tensor]:
