@@ -44,10 +44,24 @@ def test_pretrain_outputs(inputs, tmp_path):
     assert m["final_train_loss"] == pytest.approx(float(rows[-1]["loss"]), abs=1e-6)
     assert m["final_val_loss"] == pytest.approx(float(rows[-1]["val_loss"]), abs=1e-6)
     assert set(m["val_loss_by_slice"]) == set(fx.SLICES)
-    phases = m["curriculum"]
+    assert m["curriculum"]["schedule"] == "stepwise" and m["curriculum"]["replay"] == 0.1
+    phases = m["curriculum"]["phases"]
     assert [p["bucket"] for p in phases] == ["bucket-00", "bucket-01"]
     assert phases[0]["first_step"] == 1 and phases[-1]["last_step"] == 6
     assert sum(p["steps"] for p in phases) == 6
+    assert sum(m["curriculum"]["bucket_windows"].values()) == 6 * 4      # steps x batch
+    assert set(m["val_loss_by_bucket"]) <= {"bucket-00", "bucket-01"} and m["val_loss_by_bucket"]
+
+
+def test_data_order_names_the_documents_of_every_step(inputs, tmp_path):
+    import pyarrow.parquet as pq
+    base, _ = run(inputs, tmp_path)
+    order = pq.read_table(base / pretrain.DATA_ORDER_FILE).to_pydict()
+    assert sorted(set(order["step"])) == [1, 2, 3, 4, 5, 6]
+    assert set(order["lane"]) == {0, 1, 2, 3}                            # batch_size 4
+    train_ids = {d.id for name in fx.SLICES for d in fx.documents(name)}
+    assert set(order["doc_id"]) <= train_ids
+    assert all(a < b for a, b in zip(order["start"], order["end"]))
 
 
 def test_rerun_gives_identical_weights_and_losses(inputs, tmp_path):

@@ -62,7 +62,7 @@ def log_lineage(tracker: Any, stage: str,
 
 
 def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],
-            run: Callable[[Params, argparse.Namespace, Any], dict[str, Any]],
+            run: Callable[[Params, argparse.Namespace, Any], dict[str, Any] | None],
             sections: Sequence[str]) -> int:
     """Run one stage end to end; return the process exit code."""
     args = build().parse_args(argv)
@@ -78,9 +78,10 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
                                 params.tracking.experiment,
                                 pipeline_params=as_dict(params)) as tracker:
             metrics = run(params, args, tracker)
-            metrics["wall_seconds"] = round(time.time() - started, 3)
-            write_json(args.metrics, metrics)
-            tracker.log_metrics_json(metrics, Path(args.metrics))
+            if metrics is not None:  # None: a non-zero rank of a distributed run writes nothing
+                metrics["wall_seconds"] = round(time.time() - started, 3)
+                write_json(args.metrics, metrics)
+                tracker.log_metrics_json(metrics, Path(args.metrics))
     except (InputError, AccountingError) as exc:
         return _fail(stage, str(exc), 1)
     except GateError as exc:

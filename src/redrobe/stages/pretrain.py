@@ -2,7 +2,8 @@
 
     redrobe pretrain --params params.yaml --buckets data/processed/buckets \
         --tokenizer data/models/tokenizer --output data/models/base \
-        --curve data/metrics/pretrain_curve.csv --metrics data/metrics/pretrain.json
+        --curve data/metrics/pretrain_curve.csv --metrics data/metrics/pretrain.json \
+        --checkpoint-dir data/checkpoints/pretrain
 
 Reads the bucket stage's token arrays (easy -> hard) and the tokenizer, builds
 ``LlamaForCausalLM`` from the ``model`` section, trains it with the ``pretrain``
@@ -10,12 +11,30 @@ section (:mod:`redrobe.train`), and writes ``<output>`` (``save_pretrained`` mod
 and tokenizer: ``AutoModelForCausalLM`` and ``AutoTokenizer`` both load it), the loss
 curve CSV, and the metrics JSON (parameter counts, losses, tokens/s, precision, and
 which bucket each step range trained on). Per-step metrics and the model go to MLflow.
+
+The batches follow ``pretrain.curriculum`` (stepwise easy -> hard, smooth competence
+pacing, or the shuffled baseline; ``replay`` mixes earlier buckets in): see
+:mod:`redrobe.train.data`. ``<output>/data_order.parquet`` says, for every step, micro
+batch and lane, which documents of which bucket the window covered; the final
+validation loss is reported per slice and per difficulty bucket.
+
+Checkpoints (``--checkpoint-dir``; none without it): every ``pretrain.checkpoint_every``
+steps and after the last, keeping ``pretrain.keep_checkpoints``. With
+``pretrain.resume: auto`` a rerun (after a crash or a kill) continues from the newest
+valid checkpoint whose fingerprint (model, pretrain params except the checkpoint and
+thread knobs, seed, precision, the bucket index and tokenizer digests) matches, and
+reaches the same loss curve; otherwise it starts fresh and says why on stderr. The
+metrics name the checkpoint it resumed from and how many it wrote. MFU per step
+divides 6N + 12LHT FLOPs per token (:mod:`redrobe.train.mfu`) by the matmul peak
+measured at the start (or ``pretrain.peak_flops``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,14 +45,20 @@ from redrobe.config import Params
 from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
-from redrobe.model import build_model, llama_config, parameter_counts
+from redrobe.model import build_model, llama_config, parameter_counts, save_model
 from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.tokenizer import load_tokenizer
-from redrobe.train import (CurriculumBatches, TrainConfig, curriculum_plan, eval_windows, train,
-                           write_curve)
+from redrobe.curriculum.order import DocTable, write_data_order
+from redrobe.train import TrainConfig, estimate_loss, eval_windows, train, write_curve
+from redrobe.train.data import bucket_windows, make_batches
+from redrobe.train.checkpoint import Checkpointer, fingerprint
+from redrobe.train.deepspeed import build_stepper, distributed_context, full_weights
+from redrobe.train.mfu import flops_per_token, measure_peak_flops
 
 WEIGHTS_FILE = "model.safetensors"
+#: which documents every step saw (step, micro, lane, bucket, doc_id, start, end)
+DATA_ORDER_FILE = "data_order.parquet"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +67,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", required=True, help="tokenizer directory (HF format)")
     p.add_argument("--output", required=True, help="model directory to write")
     p.add_argument("--curve", required=True, help="loss curve CSV to write")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="where to keep resumable checkpoints (not a DVC output); none if omitted")
     return p
+
+
+#: Pretrain params that do not change the loss curve: a resume may change them.
+NOT_FINGERPRINTED = ("checkpoint_every", "keep_checkpoints", "resume", "threads", "peak_flops")
+
+
+def run_fingerprint(params: Params, args: argparse.Namespace, precision: str, device: str,
+                    world_size: int = 1) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes the curve."""
+    pretrain = {k: v for k, v in dataclasses.asdict(params.pretrain).items()
+                if k not in NOT_FINGERPRINTED}
+    return fingerprint({
+        "model": dataclasses.asdict(params.model), "pretrain": pretrain,
+        "seed": params.shared.seed, "precision": precision, "device": device,
+        "world_size": world_size,
+        "buckets_index": file_digest(Path(args.buckets) / INDEX_FILE),
+        "tokenizer": file_digest(Path(args.tokenizer) / "tokenizer.json")})
+
+
+def use_compile(setting: str | bool, device: str) -> bool:
+    """Compile on CUDA only when "auto". On CPU a compiled step was 1.34x faster at best but
+    compiling took 141 s, repaid only after >1000 steps (README, training loop)."""
+    return device == "cuda" if setting == "auto" else bool(setting)
 
 
 def open_buckets(root: str | os.PathLike) -> tuple[dict[str, Any], list[np.ndarray], dict[str, np.ndarray]]:
@@ -75,44 +125,77 @@ def lineage_pairs(buckets: str, tokenizer: str, output: Path) -> list[tuple[Path
     return [(p, output / WEIGHTS_FILE) for p in inputs]
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any] | None:
     pt, seq_len = params.pretrain, params.model.max_seq_len
     tokenizer = load_tokenizer(args.tokenizer)
     index, arrays, val_arrays = open_buckets(args.buckets)
     check_vocabulary(index, tokenizer, args.buckets)
 
     device, precision = devices.torch_setup(pt.threads, pt.precision)
+    try:  # rank and world size from the launcher (deepspeed / torchrun); rank 0 of 1 without
+        ctx = distributed_context(pt.distributed, env=os.environ)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if pt.distributed.backend != "none":
+        device = ctx.device
 
     config = llama_config(params.model, vocab_size=len(tokenizer), bos_id=tokenizer.bos_token_id,
                           eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
     model = build_model(config, seed=params.shared.seed)
     counts = parameter_counts(model)
+    names, cur = [b["name"] for b in index["buckets"]], pt.curriculum
     try:
-        plan = curriculum_plan([(b["name"], b["tokens"]) for b in index["buckets"]], pt.steps,
-                               min_tokens=seq_len + 1)
+        batches = make_batches(cur.schedule, arrays, names, pt.steps, seq_len, pt.batch_size,
+                               pt.grad_accum, params.shared.seed, replay=cur.replay,
+                               competence_start=cur.competence_start, pacing_end=cur.pacing_end)
     except ValueError as exc:
         raise InputError(f"{Path(args.buckets) / INDEX_FILE}: {exc}") from exc
-    batches = CurriculumBatches(arrays, plan, seq_len, pt.batch_size, pt.grad_accum,
-                                seed=params.shared.seed)
+    table = DocTable.read(args.buckets)
     val = {s: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches) for s, a in val_arrays.items()}
+    # the same held-out documents grouped by difficulty bucket: which bucket a loss comes from
+    val_tokens = pt.eval_batches * pt.batch_size * (seq_len + 1)
+    val_buckets = {b: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches)
+                   for b, a in table.val_by_bucket(val_tokens).items() if a.size > seq_len}
+    per_token = flops_per_token(counts["non_embedding"], params.model.num_layers,
+                                params.model.hidden_size, seq_len)
+    peak = pt.peak_flops or measure_peak_flops(device)
     train_config = TrainConfig(
         steps=pt.steps, lr=pt.lr, min_lr=pt.min_lr, warmup_steps=pt.warmup_steps,
         weight_decay=pt.weight_decay, beta1=pt.beta1, beta2=pt.beta2, grad_clip=pt.grad_clip,
         grad_accum=pt.grad_accum, eval_every=pt.eval_every, precision=precision, device=device,
-        seed=params.shared.seed)
+        seed=params.shared.seed, gradient_checkpointing=pt.gradient_checkpointing,
+        compile=use_compile(pt.compile, device), flops_per_token=per_token, peak_flops=peak)
+    checkpointer = None
+    if args.checkpoint_dir:  # ZeRO partitions the optimizer state: one directory per rank
+        directory = Path(args.checkpoint_dir) / (f"rank-{ctx.rank}" if ctx.active else "")
+        checkpointer = Checkpointer(directory,
+                                    run_fingerprint(params, args, precision, device, ctx.world_size),
+                                    every=pt.checkpoint_every, keep=pt.keep_checkpoints)
+    stepper = build_stepper(model, train_config, pt.distributed, ctx, batch_size=pt.batch_size)
     with common.progress("pretrain", pt.steps, unit="step", items="tokens") as progress:
-        result = train(model, batches, train_config, val=val,
-                       on_step=training_steps(progress, lambda r: tracker.log_metrics(
-                           r.as_metrics(), step=r.step)))
+        result = train(model, ctx.shard(batches), train_config, val=val,
+                       on_step=ctx.on_step(training_steps(progress, lambda r: tracker.log_metrics(
+                           r.as_metrics(), step=r.step))),
+                       stepper=stepper, checkpointer=checkpointer, resume=pt.resume == "auto")
+    result = ctx.reduce_result(result)
+    if result.resume_note:
+        print(f"redrobe pretrain: {result.resume_note}", file=sys.stderr)
 
-    model.to("cpu")
-    with atomic_dir(args.output) as out:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+    with full_weights(stepper):  # ZeRO-3: every rank gathers, rank 0 writes
+        if not ctx.is_main:
+            return None
+        model.to("cpu")
+        val_by_bucket = estimate_loss(model, val_buckets, precision, "cpu")
+        val_by_bucket.pop("overall", None)
+        with atomic_dir(args.output) as out:
+            save_model(model, out)
+            tokenizer.save_pretrained(out)
+            write_data_order(out / DATA_ORDER_FILE, batches, table, pt.steps)
     write_curve(args.curve, result.records)
     output = Path(args.output)
     common.log_lineage(tracker, "pretrain", lineage_pairs(args.buckets, args.tokenizer, output))
     tracker.log_artifact(args.curve, "curves")
+    tracker.log_artifact(output / DATA_ORDER_FILE, "curriculum")
     tracker.log_model(model, "model", tags={
         "tokenizer": args.tokenizer,
         "tokenizer_digest": file_digest(output / "tokenizer.json"),
@@ -130,15 +213,26 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         tokens_seen=result.tokens,
         tokens_per_s=result.tokens / result.train_seconds,
         train_seconds=round(result.train_seconds, 3),
+        flops_per_token=per_token, peak_flops=peak,
+        mfu=result.tokens / result.train_seconds * per_token / peak,
+        gradient_checkpointing=pt.gradient_checkpointing, compiled=train_config.compile,
+        checkpoint_dir=args.checkpoint_dir, checkpoints_written=len(result.checkpoints),
+        resumed_from=result.resumed_from, resume_note=result.resume_note,
         final_train_loss=last.loss,
         initial_val_loss=result.initial_val.get("overall"),
         final_val_loss=result.final_val.get("overall"),
         val_loss_by_slice={k: v for k, v in result.final_val.items() if k != "overall"},
         precision=precision, device=device, threads=torch.get_num_threads(),
-        curriculum=[phase.as_dict(tokens_per_step) for phase in plan],
+        val_loss_by_bucket=val_by_bucket,
+        curriculum={"schedule": cur.schedule, "replay": cur.replay,
+                    "phases": [p.as_dict(tokens_per_step) for p in getattr(batches, "plan", [])],
+                    "bucket_windows": dict(zip(names, bucket_windows(batches, pt.steps).tolist()))},
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if os.environ.get("RANK", "0") != "0":
+        # under a launcher only rank 0 logs to MLflow and writes the metrics (run returns None)
+        os.environ["REDROBE_TRACKING"] = "off"
     return common.execute("pretrain", argv, build_parser, run,
                           ("shared", "model", "pretrain", "tracking"))
