@@ -8,6 +8,10 @@ agree and ``AutoModelForCausalLM`` / ``AutoTokenizer`` load them together:
                           eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
     model = build_model(config, seed=params.shared.seed)
     parameter_counts(model)  # {"total": ..., "embedding": ..., "non_embedding": ...}
+
+The ``model`` section's architecture variants (FFN sharing, sliding-window attention)
+are stored in the config and applied by ``build_model``: see :mod:`redrobe.model.variants`
+(``save_model`` / ``load_model`` for saving and reloading them).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from redrobe.config import Model
+from redrobe.model import variants
 
 
 def llama_config(model: Model, vocab_size: int, bos_id: int | None, eos_id: int | None,
@@ -37,14 +42,20 @@ def llama_config(model: Model, vocab_size: int, bos_id: int | None, eos_id: int 
         # No dropout: single-epoch pretraining on fresh tokens does not overfit
         # (LLaMA, Touvron et al. 2023, trains without it).
         attention_dropout=0.0,
+        # Architecture variants, kept in config.json for load_model (redrobe.model.variants).
+        **{variants.CONFIG_FFN_SHARING: model.ffn_sharing,
+           variants.CONFIG_FFN_SHARE_GROUP: model.ffn_share_group,
+           variants.CONFIG_ATTENTION: model.attention,
+           variants.CONFIG_WINDOW: model.window},
     )
 
 
 def build_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
-    """A freshly initialized model; the same seed gives the same weights."""
+    """A freshly initialized model with the config's variants applied; the same seed
+    gives the same weights (shared FFNs keep their group's first layer's initialization)."""
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    return model.float()
+    return variants.apply_variants(model.float())
 
 
 def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
