@@ -8,8 +8,9 @@ from transformers import AutoModelForCausalLM
 
 from redrobe.config import Model
 from redrobe.documents import Document
-from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, apply_lora, save_lora, token_buffers,
-                          trainable_parameters)
+from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, NO_BITSANDBYTES, NO_CUDA_FOR_4BIT, apply_lora,
+                          lora_parameter_count, nf4_config, quantization_problem, save_lora,
+                          token_buffers, trainable_parameters)
 from redrobe.model import build_model, llama_config
 from redrobe.train import TrainConfig, train_on_array
 
@@ -133,3 +134,70 @@ def test_only_targeted_modules_get_adapters(targets):
     # names look like ...self_attn.q_proj.lora_A.default.weight
     adapted_modules = {n.split(".")[-4] for n, p in model.named_parameters() if p.requires_grad}
     assert adapted_modules == set(targets)
+
+
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.mark.parametrize("r,targets", [(4, ["q_proj", "v_proj"]), (2, ALL_PROJECTIONS),
+                                       (8, ["down_proj"])])
+def test_formula_count_equals_what_peft_made(r, targets):
+    model = apply_lora(base(), r=r, alpha=2 * r, dropout=0.0, target_modules=targets)
+    lora_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    assert lora_parameter_count(model.config, r, targets) == lora_params
+    assert trainable_parameters(model)["trainable"] == lora_params
+
+
+def test_formula_by_hand_for_all_projections():
+    config = base().config  # d=32, 2 heads of 16, 1 kv head, ffn 64, 2 layers
+    q, kv, o, ffn = 32 + 32, 32 + 16, 32 + 32, 32 + 64
+    assert lora_parameter_count(config, 2, ALL_PROJECTIONS) == 2 * 2 * (q + 2 * kv + o + 3 * ffn)
+    with pytest.raises(ValueError, match="lm_head"):
+        lora_parameter_count(config, 2, ["lm_head"])
+
+
+def test_quantization_problem_names_the_missing_piece():
+    assert quantization_problem("none", cuda_available=False) is None
+    assert quantization_problem("4bit", cuda_available=False) == NO_CUDA_FOR_4BIT
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        assert quantization_problem("4bit", cuda_available=True) == NO_BITSANDBYTES
+    else:
+        assert quantization_problem("4bit", cuda_available=True) is None
+
+
+def test_nf4_config_is_qlora_s():
+    config = nf4_config()
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_merge_into_a_full_precision_base_equals_in_memory_merge(tmp_path):
+    model = adapted()
+    finetune(model)
+    model.eval()
+    x = torch.randint(0, VOCAB, (2, SEQ))
+    with torch.no_grad():
+        unmerged = model(input_ids=x).logits
+
+    class NoTokenizer:
+        def save_pretrained(self, path):
+            pass
+
+    merged = save_lora(model, NoTokenizer(), tmp_path, full_precision_base=base())
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=x).logits, unmerged, atol=1e-5)
+        reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / MERGED_DIR).eval()
+        assert torch.allclose(reloaded(input_ids=x).logits, unmerged, atol=1e-5)
+
+
+def test_quantization_param_accepts_only_none_or_4bit(tmp_path):
+    from redrobe.config import ConfigError, load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("lora:\n  quantization: 8bit\n")
+    with pytest.raises(ConfigError, match="quantization"):
+        load_params(path)
+    path.write_text("lora:\n  quantization: 4bit\n")
+    assert load_params(path).lora.quantization == "4bit"

@@ -16,6 +16,17 @@ adapter parameters require gradients, so only they are updated:
 ``<output>/adapter`` loads with ``PeftModel.from_pretrained(base, <output>/adapter)``;
 ``<output>/merged`` (``merge_and_unload``: W + BA/r*alpha folded into W) loads with
 ``AutoModelForCausalLM`` and ``AutoTokenizer`` like the base model.
+
+QLoRA (Dettmers et al. 2023) freezes the base in 4-bit NF4 with bf16 compute; it needs
+bitsandbytes (``pip install redrobe[gpu]``) and a CUDA GPU:
+
+    problem = quantization_problem("4bit", cuda_available=torch.cuda.is_available())
+    model, tokenizer = load_model("data/models/base", quantization="4bit")  # + kbit prep
+    model = apply_lora(model, ...)
+    save_lora(model, tokenizer, out, full_precision_base=load_model(base)[0])
+
+The adapter is trained against the quantized base, but the merged export folds it into
+the full-precision base weights, so ``merged/`` stays a plain fp32 checkpoint.
 """
 
 from __future__ import annotations
@@ -31,21 +42,87 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 from redrobe.documents import Document
 from redrobe.errors import InputError
+from redrobe.model import variants
 
 ADAPTER_DIR = "adapter"   # <output>/adapter: peft adapter weights and config only
 MERGED_DIR = "merged"     # <output>/merged: base + adapter folded in, with the tokenizer
 TASK_FILE = "task.json"   # <output>/task.json: which slice the adapter was trained on
 
+NO_CUDA_FOR_4BIT = ("lora.quantization=4bit needs a CUDA GPU (bitsandbytes); "
+                    "this machine has none")
+NO_BITSANDBYTES = ("lora.quantization=4bit needs bitsandbytes, which is not installed "
+                   "(pip install 'redrobe[gpu]')")
 
-def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, Any]:
-    """A saved causal LM and its tokenizer (a pretrain output or a merged LoRA model)."""
+
+def _llama_projections(config: Any) -> dict[str, tuple[int, int]]:
+    """(d_in, d_out) of each linear projection of a LLaMA decoder layer."""
+    d, ffn = config.hidden_size, config.intermediate_size
+    head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
+    q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    return {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d),
+            "gate_proj": (d, ffn), "up_proj": (d, ffn), "down_proj": (ffn, d)}
+
+
+def lora_parameter_count(config: Any, r: int, target_modules: Sequence[str]) -> int:
+    """Trainable parameters LoRA adds to a LLaMA: sum of r * (d_in + d_out) x layers.
+
+    Computed from the model config alone, so it checks the count peft actually made.
+    """
+    shapes = _llama_projections(config)
+    unknown = sorted(set(target_modules) - set(shapes))
+    if unknown:
+        raise ValueError(f"no LLaMA projection named {unknown}; known: {sorted(shapes)}")
+    per_layer = sum(r * (shapes[m][0] + shapes[m][1]) for m in target_modules)
+    return per_layer * config.num_hidden_layers
+
+
+def quantization_problem(quantization: str, *, cuda_available: bool) -> str | None:
+    """Why ``quantization`` cannot run here, or None when it can."""
+    if quantization == "none":
+        return None
+    if not cuda_available:
+        return NO_CUDA_FOR_4BIT
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return NO_BITSANDBYTES
+    return None
+
+
+def nf4_config() -> Any:
+    """QLoRA's quantization: 4-bit NormalFloat weights, bf16 compute (QLoRA §3)."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_model(path: str | os.PathLike,
+               quantization: str = "none") -> tuple[torch.nn.Module, Any]:
+    """A saved causal LM and its tokenizer (a pretrain output or a merged LoRA model).
+
+    ``quantization="4bit"`` loads the weights as NF4 on the first CUDA device and
+    prepares them for k-bit training (frozen base, fp32 norms and embeddings).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if quantization == "4bit":
+        kwargs = {"dtype": torch.bfloat16, "quantization_config": nf4_config(),
+                  "device_map": {"": 0}}
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        # redrobe's loader re-applies the architecture variants (shared FFNs, sliding
+        # window) that a plain from_pretrained would drop; 4-bit goes through transformers
+        model = (AutoModelForCausalLM.from_pretrained(str(path), **kwargs) if quantization == "4bit"
+                 else variants.load_model(path, **kwargs))
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot load the model and tokenizer ({exc})") from exc
+    if quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        # no gradient checkpointing: the loop decides that, not the loader
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model, tokenizer
 
 
@@ -121,10 +198,13 @@ def token_buffers(docs: Iterable[Document], tokenizer: Any, eos_id: int,
                         train_docs=packers[False].docs, val_docs=packers[True].docs)
 
 
-def save_lora(model: PeftModel, tokenizer: Any, output: str | os.PathLike) -> torch.nn.Module:
+def save_lora(model: PeftModel, tokenizer: Any, output: str | os.PathLike, *,
+              full_precision_base: torch.nn.Module | None = None) -> torch.nn.Module:
     """Save the adapter alone, then merge it into the base weights and save the result.
 
     Returns the merged model. ``model`` is consumed: merging rewrites its base weights.
+    With ``full_precision_base`` (QLoRA) the saved adapter is merged into that model
+    instead, so the export is not a re-quantized 4-bit checkpoint.
     """
     output = Path(output)
     for config in model.peft_config.values():
@@ -132,7 +212,9 @@ def save_lora(model: PeftModel, tokenizer: Any, output: str | os.PathLike) -> to
         # a sorted list makes adapter_config.json byte-identical across runs.
         config.target_modules = sorted(config.target_modules)
     model.save_pretrained(output / ADAPTER_DIR)
+    if full_precision_base is not None:
+        model = PeftModel.from_pretrained(full_precision_base, output / ADAPTER_DIR)
     merged = model.merge_and_unload()
-    merged.save_pretrained(output / MERGED_DIR)
+    variants.save_model(merged, output / MERGED_DIR)   # shared FFNs as copies (loadable anywhere)
     tokenizer.save_pretrained(output / MERGED_DIR)
     return merged

