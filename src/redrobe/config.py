@@ -506,12 +506,35 @@ class Tokenize:
 
 @dataclass(frozen=True)
 class Bucket:
+    """Difficulty score and quantile buckets (redrobe.curriculum.difficulty)."""
     num_buckets: int = 4
-    score: Literal["unigram_surprisal"] = "unigram_surprisal"
+    score: Literal["unigram_surprisal", "length", "rare_word_rate", "compression_ratio",
+                   "reference_ppl"] = "unigram_surprisal"
+    rare_mass: float = 0.1          # rare_word_rate: the tail token mass called rare
+    reference_lambda: float = 0.9   # reference_ppl: bigram weight vs the unigram back-off
 
     def validate(self) -> list[str]:
         # bucket files are named bucket-NN: two digits keep them in curriculum order
-        return _check(1 <= self.num_buckets <= 99, "num_buckets", "must be in [1, 99]")
+        return (_check(1 <= self.num_buckets <= 99, "num_buckets", "must be in [1, 99]")
+                + _check(0.0 < self.rare_mass < 1.0, "rare_mass", "must be in (0, 1)")
+                + _check(0.0 <= self.reference_lambda < 1.0, "reference_lambda",
+                         "must be in [0, 1)"))
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    """Sampling schedule over the buckets (redrobe.train.data): stepwise phases easy ->
+    hard, smooth competence-based pacing (Platanios et al. 2019), or shuffled."""
+    schedule: Literal["stepwise", "smooth", "shuffled"] = "stepwise"
+    replay: float = 0.1             # share of each batch's rows from easier buckets
+    competence_start: float = 0.1   # smooth: c0, the easiest share available at step 1
+    pacing_end: float = 0.8         # smooth: progress at which all data is available
+
+    def validate(self) -> list[str]:
+        return (_check(0.0 <= self.replay < 1.0, "replay", "must be in [0, 1)")
+                + _check(0.0 < self.competence_start <= 1.0, "competence_start",
+                         "must be in (0, 1]")
+                + _check(0.0 < self.pacing_end <= 1.0, "pacing_end", "must be in (0, 1]"))
 
 
 @dataclass(frozen=True)
@@ -525,9 +548,17 @@ class Model:
     max_seq_len: int = 256
     rope_theta: float = 10000.0
     tie_embeddings: bool = False
+    # Architecture variants (redrobe.model.variants): one MLP module shared by every
+    # layer ("all") or by consecutive groups of ffn_share_group layers ("groups").
+    ffn_sharing: Literal["none", "all", "groups"] = "none"
+    ffn_share_group: int = 2
+    # "sliding_window": token t attends only to positions t-window+1 .. t.
+    attention: Literal["full", "sliding_window"] = "full"
+    window: int = 64
 
     def validate(self) -> list[str]:
-        sizes = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
+        sizes = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
+                 "ffn_share_group", "window")
         problems = [f"{k}: must be >= 1" for k in sizes if getattr(self, k) < 1]
         problems += _check(self.max_seq_len >= 2, "max_seq_len", "must be >= 2")
         if problems:  # the divisibility checks below need positive sizes
@@ -536,6 +567,20 @@ class Model:
                        "must be divisible by num_heads")
                 + _check(self.num_heads % self.num_kv_heads == 0, "num_kv_heads",
                          "must divide num_heads"))
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Multi-process training (redrobe.train.deepspeed); launch with deepspeed/torchrun."""
+    backend: Literal["none", "deepspeed"] = "none"
+    zero_stage: int = 2               # ZeRO (Rajbhandari et al. 2020): 1 optimizer, 2 +grads, 3 +params
+    offload_optimizer: bool = False   # ZeRO-Offload: optimizer state and step on the CPU
+    offload_params: bool = False      # ZeRO-3 only: parameters live on the CPU between uses
+
+    def validate(self) -> list[str]:
+        return (_check(0 <= self.zero_stage <= 3, "zero_stage", "must be in 0..3")
+                + _check(not self.offload_params or self.zero_stage == 3, "offload_params",
+                         "needs zero_stage 3"))
 
 
 @dataclass(frozen=True)
@@ -554,6 +599,14 @@ class Pretrain:
     eval_every: int = 50
     eval_batches: int = 2   # per validation slice and evaluation (a forward pass each)
     threads: int = 0   # 0: all cores
+    checkpoint_every: int = 50      # save every N steps and after the last; 0: no checkpoints
+    keep_checkpoints: int = 3       # newest checkpoints kept per run
+    resume: Literal["auto", "never"] = "auto"   # auto: newest valid checkpoint with these params
+    gradient_checkpointing: bool = False        # recompute activations in backward (less memory)
+    compile: Literal["auto", True, False] = "auto"   # auto: torch.compile on CUDA only
+    peak_flops: float = 0.0         # FLOP/s for MFU; 0: measure once at the start of the run
+    distributed: Distributed = field(default_factory=Distributed)
+    curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self) -> list[str]:
         return (_check(self.steps >= 1, "steps", "must be >= 1")
@@ -563,7 +616,10 @@ class Pretrain:
                 + _check(0.0 <= self.min_lr <= self.lr, "min_lr", "must be in [0, lr]")
                 + _check(self.eval_every >= 0, "eval_every", "must be >= 0")
                 + _check(self.eval_batches >= 1, "eval_batches", "must be >= 1")
-                + _check(self.threads >= 0, "threads", "must be >= 0"))
+                + _check(self.threads >= 0, "threads", "must be >= 0")
+                + _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
+                + _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
+                + _check(self.peak_flops >= 0, "peak_flops", "must be >= 0"))
 
 
 @dataclass(frozen=True)
@@ -584,9 +640,14 @@ class Lora:
     eval_every: int = 20              # validation loss on the slice's held-out documents
     eval_batches: int = 4
     threads: int = 0                  # 0: all cores
+    # QLoRA (Dettmers et al. 2023): "4bit" loads the frozen base as NF4 through
+    # bitsandbytes (the `gpu` extra) and needs a CUDA GPU; "none" trains on the full base.
+    quantization: Literal["none", "4bit"] = "none"
 
     def validate(self) -> list[str]:
         return (_check(self.r >= 1, "r", "must be >= 1")
+                + _check(self.quantization in ("none", "4bit"), "quantization",
+                         "must be none or 4bit")
                 + _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
                 + _check(self.steps >= 1, "steps", "must be >= 1")
                 + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -596,6 +657,71 @@ class Lora:
                 + _check(self.eval_batches >= 1, "eval_batches", "must be >= 1")
                 + _check(self.threads >= 0, "threads", "must be >= 0")
                 + _check(bool(self.target_modules), "target_modules", "must name a module"))
+
+
+@dataclass(frozen=True)
+class EvaluateMath:
+    """Arithmetic word problems (redrobe.evaluate.math_task): LoRA-adapt, then exact match."""
+    enabled: bool = True
+    train_problems: int = 256
+    test_problems: int = 32
+    steps: int = 40
+    batch_size: int = 8
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 4
+    weight_decay: float = 0.01
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "v_proj", "up_proj", "down_proj"])
+    max_new_tokens: int = 6           # an answer is at most 3 digits
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+
+    def validate(self) -> list[str]:
+        return (_check(self.train_problems >= 1, "train_problems", "must be >= 1")
+                + _check(self.test_problems >= 1, "test_problems", "must be >= 1")
+                + _check(self.steps >= 1, "steps", "must be >= 1")
+                + _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+                + _check(self.warmup_steps < self.steps, "warmup_steps", "must be < steps")
+                + _check(0.0 <= self.min_lr <= self.lr, "min_lr", "must be in [0, lr]")
+                + _check(self.r >= 1, "r", "must be >= 1")
+                + _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+                + _check(bool(self.target_modules), "target_modules", "must name a module")
+                + _check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"))
+
+
+@dataclass(frozen=True)
+class EvaluateHumanEval:
+    """HumanEval pass@1 (redrobe.evaluate.humaneval), completions run in a sandbox."""
+    enabled: bool = True
+    max_problems: int = 20            # the first N of the 164 problems; 0: all
+    max_new_tokens: int = 128
+    timeout_s: float = 10.0           # wall clock per program
+    cpu_s: int = 10                   # RLIMIT_CPU per program
+    memory_mb: int = 1024             # RLIMIT_AS per program
+    max_processes: int = 16           # RLIMIT_NPROC per program
+
+    def validate(self) -> list[str]:
+        return (_check(self.max_problems >= 0, "max_problems", "must be >= 0 (0: all)")
+                + _check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+                + _check(self.timeout_s > 0, "timeout_s", "must be > 0")
+                + _check(self.cpu_s >= 1, "cpu_s", "must be >= 1")
+                + _check(self.memory_mb >= 64, "memory_mb", "must be >= 64")
+                + _check(self.max_processes >= 1, "max_processes", "must be >= 1"))
+
+
+@dataclass(frozen=True)
+class EvaluateAttention:
+    """Attention maps (redrobe.evaluate.attention): one PNG per head + the head mean."""
+    prompt: str = "The cat sat on the mat because it was tired."
+    layer: int = -1                   # counts from 0; negative: from the last layer
+    heads: list[int] = field(default_factory=list)  # empty: every head
+
+    def validate(self) -> list[str]:
+        return (_check(bool(self.prompt.strip()), "prompt", "must not be empty")
+                + _check(all(h >= 0 for h in self.heads), "heads", "must be >= 0"))
 
 
 @dataclass(frozen=True)
@@ -612,6 +738,9 @@ class Evaluate:
     model_name: str = "redrobe-llama"
     max_bits_per_byte: float = 8.0    # 8.0: a uniform guess over the 256 byte values
     min_improvement: float = 0.0      # bits/byte
+    math: EvaluateMath = field(default_factory=EvaluateMath)
+    humaneval: EvaluateHumanEval = field(default_factory=EvaluateHumanEval)
+    attention: EvaluateAttention = field(default_factory=EvaluateAttention)
 
     def validate(self) -> list[str]:
         return (_check(self.max_tokens_per_slice >= 1, "max_tokens_per_slice", "must be >= 1")
