@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -338,8 +339,14 @@ class ModelRegistry:
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in flatten(metrics).items()
+    return {metric_name(k): float(v) for k, v in flatten(metrics).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def metric_name(key: str) -> str:
+    """``key`` as MLflow accepts it (alphanumerics and ``_ - . : / space``): ``pass@1`` is
+    logged as ``pass_at_1``, any other character becomes ``_``."""
+    return re.sub(r"[^\w\-.:/ ]", "_", key.replace("@", "_at_"))
 
 
 def _quote(value: str) -> str:
