@@ -437,7 +437,7 @@ def _dvc_invocation_key() -> str | None:
         except OSError:
             return None
         if any(Path(arg.decode(errors="replace")).name == "dvc" for arg in cmdline[:2]) or \
-                b"dvc" in cmdline[1:3] and cmdline[0].endswith(b"python"):
+                b"dvc" in cmdline[1:3] and Path(cmdline[0].decode(errors="replace")).name.startswith("python"):
             return f"{pid}-{stat[19]}"  # field 22 of /proc/pid/stat: start time
         pid = int(stat[1])  # field 4: ppid
     return None
