@@ -14,7 +14,7 @@ import pytest
 
 from redrobe.config import GopherQuality
 from redrobe.text import gopher
-from redrobe.text.gopher import STOP_WORDS, _lines, _paragraphs, _repeats, word_stats
+from redrobe.text.gopher import STOP_WORDS, _lines, _paragraphs, repeated_items, word_stats
 
 FILLER = "Bright green apples grow quickly near quiet mountain villages"   # no stop word
 
@@ -65,4 +65,4 @@ def test_paragraph_and_line_splits_equal_the_regexes() -> None:
     ([], (0, 0)), (["a", "bb"], (0, 0)), (["ab", "c", "ab", "ab", "c"], (3, 5)), ([""], (0, 0)),
 ])
 def test_repeats_counts_items_after_the_first(items: list[str], expected: tuple[int, int]) -> None:
-    assert _repeats(items) == expected
+    assert repeated_items(items) == expected

@@ -11,7 +11,7 @@ constants next to the rules that produce them, so stats and tests share them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from redrobe.documents import Document
 
@@ -50,6 +50,14 @@ class SignalRule(Protocol):
     needs_signals: bool
 
     def check_signals(self, signals: Mapping[str, Sequence[Sequence[Any]]]) -> Decision: ...
+
+
+def first_failure(failures: Iterator[str]) -> Decision:
+    """KEEP, or remove for the first reason a lazy sequence of failed checks yields (so
+    the checks after it never run). Rule sets whose ``reasons(text)`` lists every failed
+    check share that sequence with ``check(text)``."""
+    reason = next(failures, None)
+    return KEEP if reason is None else remove(reason)
 
 
 def ratio(part: float, whole: float) -> float:

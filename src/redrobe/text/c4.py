@@ -2,6 +2,7 @@
 
     rules = C4Rules(params.clean.c4)
     rules(doc)   # Decision(text=<kept lines>) or remove(C4_CURLY_BRACKET), ...
+    rules.report(text)   # every rule on its own: page-level reasons + dropped lines per filter
 
 Line by line (each line stripped): drop lines with a word longer than
 ``max_word_length``; remove Wikipedia-style citation marks ("[1]", "[edit]",
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import operator
 import re
+from dataclasses import dataclass
 
 from redrobe.config import C4Rules as C4Config
 from redrobe.documents import Document
@@ -31,6 +33,12 @@ from redrobe.text.base import Decision, remove
 C4_LOREM_IPSUM = "c4_lorem_ipsum"
 C4_CURLY_BRACKET = "c4_curly_bracket"
 C4_TOO_FEW_SENTENCES = "c4_too_few_sentences"
+# line filters (a dropped line, not a removed document; :meth:`C4Rules.report` names them)
+C4_LINE_LONG_WORD = "c4_line_long_word"
+C4_LINE_NO_TERMINAL_PUNCTUATION = "c4_line_no_terminal_punctuation"
+C4_LINE_TOO_FEW_WORDS = "c4_line_too_few_words"
+C4_LINE_JAVASCRIPT = "c4_line_javascript"
+C4_LINE_POLICY = "c4_line_policy"
 
 END_PUNCTUATION = (".", "?", "!", '"', "'")
 ELLIPSIS = "..."
@@ -41,6 +49,22 @@ _CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 _SENTENCE = re.compile(r"\b[^.!?]+[.!?]*")  # RedPajama-V2 rps_doc_num_sentences
 _POLICY = re.compile("|".join(map(re.escape, POLICY_SUBSTRINGS)))   # one scan, not six
 _MAY_END_A_SENTENCE = operator.methodcaller("endswith", END_PUNCTUATION + ("]",))
+
+
+@dataclass(frozen=True)
+class C4Report:
+    """Every C4 rule on one text, each page-level rule judged on its own.
+
+    ``reasons``: the page-level rules that fire (each with the line filters before it,
+    as if it were the only page-level rule), in C4's order; ``dropped``: line-filter
+    reason -> the (stripped) lines that filter drops, a line going to the first filter
+    that drops it; ``text``: the kept lines joined by newlines (what :meth:`C4Rules.check`
+    keeps when ``reasons`` is empty).
+    """
+
+    reasons: list[str]
+    dropped: dict[str, list[str]]
+    text: str
 
 
 class C4Rules:
@@ -55,34 +79,74 @@ class C4Rules:
         return self.check(doc.text)
 
     def check(self, text: str) -> Decision:
+        """Remove for the first page-level rule that fires, else keep the kept lines."""
+        scan = self._scan(text, every=False)
+        if scan.reasons:
+            return remove(scan.reasons[0])
+        return Decision(text=scan.text if scan.text != text else None)
+
+    def report(self, text: str) -> C4Report:
+        """Every rule's verdict (:class:`C4Report`): per-rule removal counts, as FineWeb
+        App. E.4 and Dolma count them (Dolma tags C4's no-punctuation lines on their own)."""
+        return self._scan(text, every=True)
+
+    def reasons(self, text: str) -> list[str]:
+        """Every page-level rule that fires, each on its own (the first is :meth:`check`'s)."""
+        return self.report(text).reasons
+
+    def _scan(self, text: str, every: bool) -> C4Report:
+        # every=False stops at the first page-level drop and records no dropped lines
         c = self.config
         kept: list[str] = []
+        reasons: list[str] = []
+        dropped: dict[str, list[str]] = {}
         sentences = 0
-        # a line must end in terminal punctuation, or in "]" of a citation mark whose
-        # removal may uncover it; dropping the others first (in C) is safe because
-        # every line filter only drops the line
-        for stripped in filter(_MAY_END_A_SENTENCE, map(str.strip, text.splitlines())):
+
+        def drop(reason: str, line: str) -> None:
+            if every:
+                dropped.setdefault(reason, []).append(line)
+
+        lines = map(str.strip, text.splitlines())
+        if not every:
+            # a line must end in terminal punctuation, or in "]" of a citation mark whose
+            # removal may uncover it; dropping the others first (in C) is safe because
+            # every line filter only drops the line
+            lines = filter(_MAY_END_A_SENTENCE, lines)
+        for stripped in lines:
             # only a line longer than the limit can hold a word longer than the limit
             if len(stripped) > c.max_word_length and any(len(w) > c.max_word_length
                                                          for w in stripped.split()):
+                drop(C4_LINE_LONG_WORD, stripped)
                 continue
             line = _CITATION.sub("", stripped) if "[" in stripped else stripped
             if not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS):
+                drop(C4_LINE_NO_TERMINAL_PUNCTUATION, stripped)
                 continue
             if len(stripped.split()) < c.min_words_per_line:  # C4 counts before citations go
+                drop(C4_LINE_TOO_FEW_WORDS, stripped)
                 continue
             lower = line.lower()
             if c.filter_lorem_ipsum and "lorem ipsum" in lower:
-                return remove(C4_LOREM_IPSUM)
+                if not every:
+                    return C4Report([C4_LOREM_IPSUM], dropped, "")
+                _add_once(reasons, C4_LOREM_IPSUM)
             if c.filter_javascript_lines and "javascript" in lower:
+                drop(C4_LINE_JAVASCRIPT, stripped)
                 continue
             if c.filter_curly_bracket and "{" in line:
-                return remove(C4_CURLY_BRACKET)
+                if not every:
+                    return C4Report([C4_CURLY_BRACKET], dropped, "")
+                _add_once(reasons, C4_CURLY_BRACKET)
             if c.filter_policy_lines and _POLICY.search(lower):
+                drop(C4_LINE_POLICY, stripped)
                 continue
             sentences += len(_SENTENCE.findall(line))
             kept.append(line)
         if sentences < c.min_sentences:
-            return remove(C4_TOO_FEW_SENTENCES)
-        new_text = "\n".join(kept)
-        return Decision(text=new_text if new_text != text else None)
+            reasons.append(C4_TOO_FEW_SENTENCES)
+        return C4Report(reasons, dropped, "\n".join(kept))
+
+
+def _add_once(reasons: list[str], reason: str) -> None:
+    if reason not in reasons:
+        reasons.append(reason)

@@ -2,6 +2,7 @@
 
     rules = FineWebRules(params.clean.fineweb)
     rules(doc)          # Decision: KEEP or remove(FINEWEB_LINE_PUNCT_RATIO), ...
+    rules.reasons(text) # every check that fails, each on its own
 
 The four checks run in datatrove's ``FineWebQualityFilter`` order and with its
 semantics (lines are ``text.split("\\n")``, nothing stripped); the first failing one
@@ -26,10 +27,12 @@ newline ratio of 0 where datatrove divides by zero.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from redrobe.config import FineWebRules as FineWebConfig
 from redrobe.documents import Document
-from redrobe.text.base import KEEP, Decision, ratio, remove
-from redrobe.text.gopher import _repeats as repeated_items
+from redrobe.text.base import Decision, first_failure, ratio
+from redrobe.text.gopher import repeated_items
 from redrobe.text.normalize import raw_words
 
 FINEWEB_LINE_PUNCT_RATIO = "fineweb_line_punct_ratio"
@@ -53,18 +56,27 @@ class FineWebRules:
         return self.check(doc.text)
 
     def check(self, text: str) -> Decision:
+        """KEEP, or remove for the first check that fails (datatrove's order)."""
+        return first_failure(self._failures(text))
+
+    def reasons(self, text: str) -> list[str]:
+        """Every check that fails, each judged on its own, in check order (the first is
+        what :meth:`check` reports): FineWeb App. E.4 Table 2 counts each rule alone."""
+        return list(self._failures(text))
+
+    def _failures(self, text: str) -> Iterator[str]:
+        # a generator: check() stops at the first failure, reasons() runs every check
         c = self.config
         lines = text.split("\n")  # never empty: "".split("\n") == [""]
         punct = sum(1 for line in lines if line.endswith(LINE_END_PUNCTUATION)) / len(lines)
         if punct <= c.line_punct_thr and not (punct == 0 and c.line_punct_exclude_zero):
-            return remove(FINEWEB_LINE_PUNCT_RATIO)
+            yield FINEWEB_LINE_PUNCT_RATIO
         short = sum(1 for line in lines if len(line) <= c.short_line_length) / len(lines)
         if short >= c.short_line_thr:
-            return remove(FINEWEB_SHORT_LINE_RATIO)
+            yield FINEWEB_SHORT_LINE_RATIO
         newlines = len(lines) - 1
         _, dup_chars = repeated_items([line for line in lines if line.strip()])
         if ratio(dup_chars, len(text) - newlines) >= c.char_duplicates_ratio:
-            return remove(FINEWEB_CHAR_DUP_RATIO)
+            yield FINEWEB_CHAR_DUP_RATIO
         if ratio(newlines, len(raw_words(text))) > c.new_line_ratio:
-            return remove(FINEWEB_LIST_RATIO)
-        return KEEP
+            yield FINEWEB_LIST_RATIO

@@ -2,6 +2,7 @@
 
     rules = GopherQualityRules(params.clean.gopher_quality)
     rules(doc)          # Decision: KEEP or remove(GOPHER_SHORT_DOC), ...
+    rules.reasons(text) # every check that fails, each on its own: [GOPHER_SHORT_DOC, ...]
 
 Checks run in datatrove's order and the first failing one names the reason; the
 reason strings follow datatrove's, prefixed ``gopher_`` (one renamed: datatrove's
@@ -31,11 +32,11 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from redrobe.config import GopherQuality, GopherRepetition
 from redrobe.documents import Document
-from redrobe.text.base import KEEP, Decision, ratio, remove
+from redrobe.text.base import Decision, first_failure, ratio
 from redrobe.text.normalize import normalized_words
 from redrobe.text.signals import NgramIndex
 
@@ -98,42 +99,51 @@ class GopherQualityRules:
         return self.check(doc.text)
 
     def check(self, text: str) -> Decision:
+        """KEEP, or remove for the first check that fails (datatrove's order)."""
+        return first_failure(self._failures(text))
+
+    def reasons(self, text: str) -> list[str]:
+        """Every check that fails, each judged on its own, in check order (the first is
+        what :meth:`check` reports): per-rule removal counts, as FineWeb App. E.4 counts."""
+        return list(self._failures(text))
+
+    def _failures(self, text: str) -> Iterator[str]:
+        # a generator: check() stops at the first failure, reasons() runs every check
         c = self.config
         n_tokens, n_words, word_chars, alpha_tokens, stop_words = word_stats(text)
         if n_words < c.min_words:
-            return remove(GOPHER_SHORT_DOC)
+            yield GOPHER_SHORT_DOC
         if n_words > c.max_words:
-            return remove(GOPHER_LONG_DOC)
+            yield GOPHER_LONG_DOC
         mean_length = ratio(word_chars, n_words)
         if mean_length < c.min_mean_word_length:
-            return remove(GOPHER_BELOW_AVG_WORD_LENGTH)
+            yield GOPHER_BELOW_AVG_WORD_LENGTH
         if mean_length > c.max_mean_word_length:
-            return remove(GOPHER_ABOVE_AVG_WORD_LENGTH)
+            yield GOPHER_ABOVE_AVG_WORD_LENGTH
         # symbol-to-word ratio, separately for "#" and for ellipses
         if ratio(text.count("#"), n_tokens) > c.max_symbol_word_ratio:
-            return remove(GOPHER_TOO_MANY_HASHES)
+            yield GOPHER_TOO_MANY_HASHES
         if ratio(text.count("...") + text.count("\u2026"), n_tokens) > c.max_symbol_word_ratio:
-            return remove(GOPHER_TOO_MANY_ELLIPSIS)
-        return self._check_lines(text) or self._check_words(n_tokens, alpha_tokens, stop_words)
+            yield GOPHER_TOO_MANY_ELLIPSIS
+        yield from self._line_failures(text)
+        yield from self._word_failures(n_tokens, alpha_tokens, stop_words)
 
-    def _check_lines(self, text: str) -> Decision | None:
+    def _line_failures(self, text: str) -> Iterator[str]:
         lines = text.splitlines() or [""]
         bullets = sum(1 for line in lines if line.lstrip().startswith(BULLETS))
         if bullets / len(lines) > self.config.max_bullet_lines_ratio:
-            return remove(GOPHER_TOO_MANY_BULLETS)
+            yield GOPHER_TOO_MANY_BULLETS
         ellipsis_ended = sum(1 for line in lines if line.rstrip().endswith(ELLIPSES))
         if ellipsis_ended / len(lines) > self.config.max_ellipsis_lines_ratio:
-            return remove(GOPHER_TOO_MANY_END_ELLIPSIS)
-        return None
+            yield GOPHER_TOO_MANY_END_ELLIPSIS
 
-    def _check_words(self, n_tokens: int, alpha_tokens: int, stop_words: int) -> Decision:
+    def _word_failures(self, n_tokens: int, alpha_tokens: int, stop_words: int) -> Iterator[str]:
         # "max_non_alpha_words_ratio" (datatrove's name) is the minimum share of tokens
         # that contain a letter: Gopher keeps documents where >= 80 % of words do.
         if ratio(alpha_tokens, n_tokens) < self.config.max_non_alpha_words_ratio:
-            return remove(GOPHER_BELOW_ALPHA_THRESHOLD)
+            yield GOPHER_BELOW_ALPHA_THRESHOLD
         if stop_words < self.config.min_stop_words:
-            return remove(GOPHER_TOO_FEW_STOP_WORDS)
-        return KEEP
+            yield GOPHER_TOO_FEW_STOP_WORDS
 
 
 def word_stats(text: str) -> tuple[int, int, int, int, int]:
@@ -180,30 +190,40 @@ class GopherRepetitionRules:
         return self.check(doc.text)
 
     def check(self, text: str) -> Decision:
+        """KEEP, or remove for the first check that fails (Table A1's order)."""
+        return first_failure(self._failures(text))
+
+    def reasons(self, text: str) -> list[str]:
+        """Every check that fails, each judged on its own, in check order (the first is
+        what :meth:`check` reports)."""
+        return list(self._failures(text))
+
+    def _failures(self, text: str) -> Iterator[str]:
+        # a generator: check() stops at the first failure (and never builds the n-gram
+        # index when a line or paragraph check already failed); reasons() runs them all
         c = self.config
         stripped = text.strip()
         paragraphs = _paragraphs(stripped)
-        repeats, repeat_chars = _repeats(paragraphs)
+        repeats, repeat_chars = repeated_items(paragraphs)
         if ratio(repeats, len(paragraphs)) > c.dup_para_frac:
-            return remove(GOPHER_DUP_PARA_FRAC)
+            yield GOPHER_DUP_PARA_FRAC
         if ratio(repeat_chars, len(text)) > c.dup_para_char_frac:
-            return remove(GOPHER_DUP_PARA_CHAR_FRAC)
+            yield GOPHER_DUP_PARA_CHAR_FRAC
         lines = _lines(stripped)
-        repeats, repeat_chars = _repeats(lines)
+        repeats, repeat_chars = repeated_items(lines)
         if ratio(repeats, len(lines)) > c.dup_line_frac:
-            return remove(GOPHER_DUP_LINE_FRAC)
+            yield GOPHER_DUP_LINE_FRAC
         if ratio(repeat_chars, len(text)) > c.dup_line_char_frac:
-            return remove(GOPHER_DUP_LINE_CHAR_FRAC)
-        return self._check_ngrams(NgramIndex(normalized_words(text)))
+            yield GOPHER_DUP_LINE_CHAR_FRAC
+        yield from self._ngram_failures(NgramIndex(normalized_words(text)))
 
-    def _check_ngrams(self, index: NgramIndex) -> Decision:
+    def _ngram_failures(self, index: NgramIndex) -> Iterator[str]:
         for n, limit in self.top_n_grams:
             if index.frac_chars_top_ngram(n) > limit:
-                return remove(top_ngram_reason(n))
+                yield top_ngram_reason(n)
         for n, limit in self.dup_n_grams:
             if index.frac_chars_dupe_ngrams(n) > limit:
-                return remove(dup_ngram_reason(n))
-        return KEEP
+                yield dup_ngram_reason(n)
 
 
 def _paragraphs(stripped: str) -> list[str]:
@@ -223,7 +243,7 @@ def _lines(stripped: str) -> list[str]:
     return [line for line in lines if line] if "\n\n" in stripped else lines
 
 
-def _repeats(items: Sequence[str]) -> tuple[int, int]:
+def repeated_items(items: Sequence[str]) -> tuple[int, int]:
     """(number of items equal to an earlier item, their characters)."""
     counts = Counter(items)
     if len(counts) == len(items):   # the common case: nothing repeats
