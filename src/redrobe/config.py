@@ -773,6 +773,8 @@ class Params:
     lora: Lora = field(default_factory=Lora)
     evaluate: Evaluate = field(default_factory=Evaluate)
     tracking: Tracking = field(default_factory=Tracking)
+    # per paper table (redrobe.tables): settings checked by the table's own dataclass
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> list[str]:
         return _check(self.lora.slice in self.shared.slices, "lora.slice",
@@ -804,6 +806,17 @@ def params_from_dict(raw: Any, source: str = "params.yaml") -> Params:
     if problems:
         raise ConfigError(problems, source)
     return params
+
+
+def build_section(cls: type, raw: Any, path: str) -> Any:
+    """Build one settings dataclass from a mapping; raise ConfigError naming each bad key."""
+    problems: list[str] = []
+    section = _build(cls, raw, path + ".", problems)
+    if not problems:
+        problems.extend(_validate_tree(section, path + "."))
+    if problems:
+        raise ConfigError(problems, path)
+    return section
 
 
 def merge_profile(base: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:

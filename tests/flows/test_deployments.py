@@ -89,18 +89,20 @@ def _run_deployment(deployed: dict, name: str, timeout: float = 300):
 def test_schedules_are_registered_on_the_process_pool(deployed):
     with api_client(deployed["url"]) as client:
         deployments = {name: client.read_deployment_by_name(name) for name in
-                       (REFRESH, "redrobe-pipeline/weekly-full-run", "redrobe-adapt/adapt")}
+                       (REFRESH, "redrobe-pipeline/weekly-full-run", "redrobe-adapt/adapt",
+                        "redrobe-reproduce/reproduce")}
     crons = {name: [(s.schedule.cron, s.schedule.timezone, s.active) for s in d.schedules]
              for name, d in deployments.items()}
     assert crons == {REFRESH: [("0 2 * * *", "UTC", True)],
                      "redrobe-pipeline/weekly-full-run": [("0 4 * * 0", "UTC", True)],
-                     "redrobe-adapt/adapt": []}
+                     "redrobe-adapt/adapt": [], "redrobe-reproduce/reproduce": []}
     for d in deployments.values():
         assert d.work_pool_name == POOL
         (step,) = d.pull_steps  # nothing pulled: the runs use this checkout
         assert step["prefect.deployments.steps.set_working_directory"] == {
             "directory": str(deployed["root"].resolve())}
     assert deployments["redrobe-adapt/adapt"].parameters["base"] == "data/models/base"
+    assert deployments["redrobe-reproduce/reproduce"].parameters["scale"] == "sample"
 
 
 def test_a_run_while_another_holds_the_lock_is_skipped_with_a_clear_message(deployed):

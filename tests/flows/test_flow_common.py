@@ -150,7 +150,7 @@ def test_eval_rows_and_summary_markdown():
 def test_prefect_yaml_declares_the_three_deployments_on_the_process_pool():
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
-    assert set(deployments) == {"nightly-refresh", "weekly-full-run", "adapt"}
+    assert set(deployments) == {"nightly-refresh", "weekly-full-run", "adapt", "reproduce"}
     assert {d["work_pool"]["name"] for d in deployments.values()} == {"redrobe-process"}
     assert [s["cron"] for s in deployments["nightly-refresh"]["schedules"]] == ["0 2 * * *"]
     assert [s["cron"] for s in deployments["weekly-full-run"]["schedules"]] == ["0 4 * * 0"]

@@ -1,0 +1,58 @@
+"""`redrobe reproduce` through DVC, in a git repo copied from this checkout.
+
+The table's variants are DVC stages: a second run reruns nothing, and changing one rule
+set's threshold reruns that rule set's variant (and the table) only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_pipeline import _copy_repo, _set_params, _sh  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+TABLE = "rule-removal"
+
+
+def _reproduce(root: Path) -> str:
+    return _sh(["redrobe", "reproduce", TABLE, "--scale", "tiny"], root)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tables") / "repo"
+    root.mkdir()
+    _copy_repo(root)
+    _sh(["git", "init", "-q"], root)
+    _sh(["git", "add", "-A"], root)
+    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    return root, _reproduce(root)
+
+
+def test_first_run_builds_the_table_through_dvc(repo):
+    root, log = repo
+    stages = yaml.safe_load((root / "data/tables/tiny/dvc.yaml").read_text())["stages"]
+    ran = [name for name in stages if f"Running stage '{name}'" in log]
+    assert ran == ["corpus", "tokenizer"] + [s for s in stages if s.startswith(TABLE)]
+    markdown = (root / f"data/tables/tiny/{TABLE}.md").read_text()
+    assert markdown in log and "## Claims" in markdown
+    assert (root / "data/tables/tiny/dvc.lock").is_file()
+
+
+def test_rerun_with_nothing_changed_runs_nothing(repo):
+    root, _ = repo
+    log = _reproduce(root)
+    assert "Running stage" not in log
+
+
+def test_a_changed_threshold_reruns_only_its_variant(repo):
+    root, _ = repo
+    _set_params(root, {"clean": {"fineweb": {"short_line_thr": 0.5}}})
+    log = _reproduce(root)
+    ran = sorted(line.split("'")[1] for line in log.splitlines() if "Running stage" in line)
+    assert ran == [TABLE, f"{TABLE}-fineweb"]

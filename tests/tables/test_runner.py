@@ -1,0 +1,172 @@
+"""The table runner and renderer: params resolution, variants, the generated dvc.yaml,
+result files, Markdown/CSV, on a small table defined here (counts per slice)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from redrobe.config import ConfigError, params_from_dict
+from redrobe.documents import Document
+from redrobe.errors import InputError
+from redrobe.tables import TABLES, get_spec, runner
+from redrobe.tables.render import MISSING, cell, to_csv, to_markdown
+from redrobe.tables.spec import CORPUS, Claim, Context, Table, TableSpec, Variant
+
+from .conftest import write_corpus
+
+
+@dataclass(frozen=True)
+class CountSettings:
+    slices: list[str] = field(default_factory=lambda: ["c4", "books"])
+    min_chars: int = 0
+
+    def validate(self) -> list[str]:
+        return [] if self.min_chars >= 0 else ["min_chars: must be >= 0"]
+
+
+def _variants(ctx: Context) -> list[Variant]:
+    s = ctx.settings
+    counts = [Variant(name, {"slice": name, "min_chars": s.min_chars}) for name in s.slices]
+    return counts + [Variant("total", {}, after=tuple(s.slices))]
+
+
+def _run(variant: Variant, ctx: Context) -> dict:
+    if variant.name == "total":
+        parts = [json.loads((ctx.artifacts(n) / "count.json").read_text()) for n in variant.after]
+        return {"docs": sum(p["docs"] for p in parts)}
+    docs = [d for d in ctx.documents(variant.params["slice"])
+            if len(d.text) >= variant.params["min_chars"]]
+    (ctx.artifacts(variant.name) / "count.json").write_text(json.dumps({"docs": len(docs)}))
+    return {"docs": len(docs), "chars": sum(len(d.text) for d in docs)}
+
+
+def _build(results: dict, ctx: Context) -> Table:
+    rows = [{"slice": n, "docs": r["docs"], "chars": r.get("chars")} for n, r in results.items()]
+    total = results["total"]["docs"]
+    claim = Claim("c4 has more documents than books", results["c4"]["docs"] > results["books"]["docs"],
+                  f"{results['c4']['docs']} vs {results['books']['docs']}")
+    return Table("counts", "Documents per slice", ["slice", "docs", "chars"], rows, [claim],
+                 [f"{total} documents in all"])
+
+
+COUNTS = TableSpec(name="doc-counts", title="Documents per slice", paper="none (a test table)",
+                   differences=["not a paper table"], settings=CountSettings, variants=_variants,
+                   run_variant=_run, build=_build, needs=(CORPUS,))
+
+
+@pytest.fixture
+def counts_table(monkeypatch, tmp_path):
+    """Register COUNTS as the only table; a params.yaml and a `test` scale profile in tmp."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REDROBE_TRACKING", "off")
+    monkeypatch.setattr(runner, "TABLES", {"doc-counts": "doc_counts"})
+    monkeypatch.setattr(runner, "get_spec", lambda name: {"doc-counts": COUNTS}[name])
+    Path("params.yaml").write_text(yaml.safe_dump({"shared": {"seed": 7}}))
+    Path("profiles").mkdir()
+    Path("profiles/tables-test.yaml").write_text(yaml.safe_dump(
+        {"tables": {"doc_counts": {"min_chars": 5}}}))
+    layout = runner.Layout(Path("data/tables"), "test")
+    docs = [Document(f"c{i}", "word " * (i + 1), "c4") for i in range(5)] + \
+           [Document("b0", "a long book text", "books"), Document("b1", "tiny", "books")]
+    runner.prepare("params.yaml", layout)
+    write_corpus(layout.corpus, docs)
+    return layout
+
+
+def test_every_registered_table_has_a_spec_with_its_name():
+    for name in TABLES:
+        spec = get_spec(name)
+        assert spec.name == name and spec.key == name.replace("-", "_")
+        assert spec.differences and spec.paper
+    with pytest.raises(KeyError, match="unknown table 'nope'"):
+        get_spec("nope")
+
+
+def test_prepare_writes_merged_params_variants_and_a_dvc_file(counts_table):
+    layout = counts_table
+    merged = yaml.safe_load(layout.params.read_text())
+    assert merged["shared"]["seed"] == 7 and merged["tables"]["doc_counts"]["min_chars"] == 5
+    variants = yaml.safe_load(layout.variants.read_text())
+    assert variants == {"doc_counts": {"c4": {"slice": "c4", "min_chars": 5},
+                                       "books": {"slice": "books", "min_chars": 5}, "total": {}}}
+    stages = yaml.safe_load(layout.dvc_file.read_text())["stages"]
+    assert list(stages) == ["corpus", "tokenizer", "doc-counts-c4", "doc-counts-books",
+                            "doc-counts-total", "doc-counts"]
+    c4 = stages["doc-counts-c4"]
+    assert c4["wdir"] == "../../.."
+    assert c4["cmd"].endswith("--step variant --variant c4")
+    assert {str(layout.variants): ["doc_counts.c4"]} in c4["params"]
+    assert str(layout.corpus) in c4["deps"] and "data/tables/test/tokenizer" not in c4["deps"]
+    total = stages["doc-counts-total"]
+    assert "data/tables/test/doc-counts/work/artifacts/c4" in total["deps"]
+    assert stages["doc-counts"]["deps"][1:] == [
+        f"data/tables/test/doc-counts/variants/{v}.json" for v in ("c4", "books", "total")]
+    # rewriting with nothing changed leaves the files untouched (DVC sees no change)
+    before = layout.dvc_file.stat().st_mtime_ns
+    runner.prepare("params.yaml", layout)
+    assert layout.dvc_file.stat().st_mtime_ns == before
+
+
+def test_variants_then_render_write_results_markdown_csv_and_verdicts(counts_table):
+    layout = counts_table
+    for name in ("c4", "books", "total"):
+        runner.run_variant(COUNTS, layout, name)
+    c4 = json.loads(layout.result(COUNTS, "c4").read_text())
+    assert c4["docs"] == 5 and c4["chars"] == sum(5 * (i + 1) for i in range(5))
+    assert json.loads(layout.result(COUNTS, "books").read_text())["docs"] == 1   # "tiny" < 5 chars
+    assert json.loads(layout.result(COUNTS, "total").read_text())["docs"] == 6
+    table, markdown = runner.render(COUNTS, layout)
+    assert "| slice | docs | chars |" in markdown and "| total | 6 | — |" in markdown
+    assert "- **holds**: c4 has more documents than books (5 vs 1)" in markdown
+    assert "## What differs from the paper" in markdown
+    rows = list(csv.DictReader(io.StringIO(layout.output(COUNTS, "csv").read_text())))
+    assert rows[-1] == {"slice": "total", "docs": "6", "chars": ""}
+    summary = json.loads(layout.output(COUNTS, "json").read_text())
+    assert summary["claims"][0]["verdict"] == "holds" and summary["rows"] == 3
+
+
+def test_render_names_a_missing_variant_result(counts_table):
+    with pytest.raises(InputError, match="c4.json: missing"):
+        runner.render(COUNTS, counts_table)
+
+
+def test_unknown_scale_and_bad_settings_are_named(counts_table):
+    with pytest.raises(InputError, match=r"tables-huge.yaml.*known: test"):
+        runner.resolve_params("params.yaml", "huge")
+    Path("profiles/tables-bad.yaml").write_text(yaml.safe_dump(
+        {"tables": {"doc_counts": {"min_chars": -1, "colour": "red"}}}))
+    runner.resolve_params("params.yaml", "bad")   # the tables section is checked per table
+    with pytest.raises(ConfigError) as err:
+        runner.prepare("params.yaml", runner.Layout(Path("data/tables"), "bad"))
+    assert "tables.doc_counts.colour: unknown key" in str(err.value)
+    assert runner.main(["doc-counts", "--scale", "bad", "--no-dvc"]) == 2
+
+
+def test_variant_names_and_order_are_checked():
+    bad = TableSpec(name="x", title="x", paper="x", differences=["x"], settings=CountSettings,
+                    variants=lambda ctx: [Variant("B-1", {})], run_variant=_run, build=_build)
+    ctx = Context(params_from_dict({}), CountSettings(), "test", Path("."))
+    with pytest.raises(ValueError, match="variant name 'B-1'"):
+        runner.table_variants(bad, ctx)
+    late = TableSpec(name="x", title="x", paper="x", differences=["x"], settings=CountSettings,
+                     variants=lambda ctx: [Variant("a", {}, after=("b",)), Variant("b", {})],
+                     run_variant=_run, build=_build)
+    with pytest.raises(ValueError, match=r"runs after \['b'\]"):
+        runner.table_variants(late, ctx)
+
+
+def test_cells_and_csv():
+    assert [cell(None), cell(True), cell(0.123456), cell(12), cell("a|b")] == \
+        [MISSING, "yes", "0.1235", "12", "a\\|b"]
+    table = Table("t", "T", ["a", "b"], [{"a": 1.5, "b": None}])
+    assert to_csv(table) == "a,b\n1.5,\n"
+    spec = TableSpec(name="t", title="T", paper="P", differences=[], settings=CountSettings,
+                     variants=_variants, run_variant=_run, build=_build)
+    assert "## Claims" not in to_markdown(table, spec, "tiny")
