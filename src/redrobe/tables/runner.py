@@ -177,7 +177,9 @@ def dvc_stages(layout: Layout, specs: Sequence[TableSpec]) -> dict[str, Any]:
         inputs = [str(layout.corpus)] * (CORPUS in spec.needs) + \
                  [str(layout.tokenizer.parent)] * (TOKENIZER in spec.needs)
         results = []
-        for variant in table_variants(spec, ctx):
+        found = table_variants(spec, ctx)
+        producers = {name for v in found for name in v.after}   # whose artifacts others read
+        for variant in found:
             result = str(layout.result(spec, variant.name))
             results.append(result)
             stages[_stage_name(spec, variant.name)] = {
@@ -188,7 +190,7 @@ def dvc_stages(layout: Layout, specs: Sequence[TableSpec]) -> dict[str, Any]:
                 # settings, rule thresholds...): a change reruns only the variants it touches
                 "params": [{params_file: ["shared"]},
                            {variants_file: [f"{spec.key}.{variant.name}"]}],
-                "outs": [result, str(ctx.artifacts(variant.name))]}
+                "outs": [result] + [str(ctx.artifacts(variant.name))] * (variant.name in producers)}
         stages[_stage_name(spec)] = {
             "wdir": wdir,
             "cmd": f"{base.format(table=spec.name)} --step render",
