@@ -54,8 +54,9 @@ NO_BITSANDBYTES = ("lora.quantization=4bit needs bitsandbytes, which is not inst
                    "(pip install 'redrobe[gpu]')")
 
 
-def _llama_projections(config: Any) -> dict[str, tuple[int, int]]:
-    """(d_in, d_out) of each linear projection of a LLaMA decoder layer."""
+def projection_shapes(config: Any) -> dict[str, tuple[int, int]]:
+    """(d_in, d_out) of each linear projection of a LLaMA decoder layer (the matrices
+    LoRA can adapt; a rank r is only a low rank while r <= min(d_in, d_out))."""
     d, ffn = config.hidden_size, config.intermediate_size
     head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
     q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
@@ -68,7 +69,7 @@ def lora_parameter_count(config: Any, r: int, target_modules: Sequence[str]) -> 
 
     Computed from the model config alone, so it checks the count peft actually made.
     """
-    shapes = _llama_projections(config)
+    shapes = projection_shapes(config)
     unknown = sorted(set(target_modules) - set(shapes))
     if unknown:
         raise ValueError(f"no LLaMA projection named {unknown}; known: {sorted(shapes)}")
