@@ -340,7 +340,10 @@ def reproduce(name: str, scale: str = "sample", *, params_path: str | Path = "pa
         use_dvc = in_dvc_repo()
     if use_dvc:
         target = f"{layout.dvc_file}:{_stage_name(spec)}"
-        subprocess.run([sys.executable, "-m", "dvc", "repro", target], check=True)
+        # the stages call `redrobe`: find this interpreter's one even without an activated venv
+        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                      os.environ.get("PATH", "")])}
+        subprocess.run([sys.executable, "-m", "dvc", "repro", target], check=True, env=env)
         return layout.output(spec, "md").read_text(encoding="utf-8")
     if CORPUS in spec.needs or TOKENIZER in spec.needs:
         build_corpus(layout, cache_dir)
