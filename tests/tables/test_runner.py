@@ -106,7 +106,9 @@ def test_prepare_writes_merged_params_variants_and_a_dvc_file(counts_table):
     assert str(layout.corpus) in c4["deps"] and "data/tables/test/tokenizer" not in c4["deps"]
     total = stages["doc-counts-total"]
     assert "data/tables/test/doc-counts/work/artifacts/c4" in total["deps"]
-    assert stages["doc-counts"]["deps"][1:] == [
+    assert c4["deps"][0] == "src/redrobe/tables/doc_counts.py"   # its own module, not the others
+    assert "src/redrobe/tables" not in c4["deps"]
+    assert stages["doc-counts"]["deps"][3:] == [
         f"data/tables/test/doc-counts/variants/{v}.json" for v in ("c4", "books", "total")]
     # rewriting with nothing changed leaves the files untouched (DVC sees no change)
     before = layout.dvc_file.stat().st_mtime_ns

@@ -48,10 +48,12 @@ from redrobe.tables.spec import CORPUS, TOKENIZER, Context, Table, TableSpec, Va
 
 PROFILES = Path("profiles")
 VARIANT_NAME = re.compile(r"^[a-z0-9_-]+$")
-#: library code every table variant may run (DVC deps: a change reruns the variants)
-CODE = ("src/redrobe/tables", "src/redrobe/text", "src/redrobe/dedup", "src/redrobe/train",
-        "src/redrobe/model", "src/redrobe/lora.py", "src/redrobe/tokenizer.py",
-        "src/redrobe/config.py", "src/redrobe/documents.py", "src/redrobe/curriculum/split.py")
+#: library code any table variant may run besides its own module (DVC deps: a change
+#: reruns the variants; the runner and the other tables' modules are not among them)
+CODE = ("src/redrobe/tables/spec.py", "src/redrobe/tables/lm.py", "src/redrobe/text",
+        "src/redrobe/dedup", "src/redrobe/train", "src/redrobe/model", "src/redrobe/lora.py",
+        "src/redrobe/tokenizer.py", "src/redrobe/config.py", "src/redrobe/documents.py",
+        "src/redrobe/curriculum/split.py")
 INGEST_CODE = ("src/redrobe/stages/ingest.py", "src/redrobe/sources", "src/redrobe/text")
 
 
@@ -149,6 +151,11 @@ def table_variants(spec: TableSpec, ctx: Context) -> list[Variant]:
 
 # ----------------------------------------------------------------------------- DVC file
 
+def module_path(spec: TableSpec) -> str:
+    """The table's own module, relative to the repo root (a DVC dep of its stages)."""
+    return f"src/redrobe/tables/{TABLES[spec.name]}.py"
+
+
 def _stage_name(spec: TableSpec, variant: str | None = None) -> str:
     return spec.name if variant is None else f"{spec.name}-{variant}"
 
@@ -185,7 +192,8 @@ def dvc_stages(layout: Layout, specs: Sequence[TableSpec]) -> dict[str, Any]:
             stages[_stage_name(spec, variant.name)] = {
                 "wdir": wdir,
                 "cmd": f"{base.format(table=spec.name)} --step variant --variant {variant.name}",
-                "deps": list(CODE) + inputs + [str(ctx.artifacts(a)) for a in variant.after],
+                "deps": [module_path(spec)] + list(CODE) + inputs
+                        + [str(ctx.artifacts(a)) for a in variant.after],
                 # a variant's params hold every value it reads besides `shared` (table
                 # settings, rule thresholds...): a change reruns only the variants it touches
                 "params": [{params_file: ["shared"]},
@@ -194,7 +202,8 @@ def dvc_stages(layout: Layout, specs: Sequence[TableSpec]) -> dict[str, Any]:
         stages[_stage_name(spec)] = {
             "wdir": wdir,
             "cmd": f"{base.format(table=spec.name)} --step render",
-            "deps": ["src/redrobe/tables"] + results,
+            "deps": [module_path(spec), "src/redrobe/tables/spec.py",
+                     "src/redrobe/tables/render.py"] + results,
             "params": [{params_file: ["tracking"]}],
             "outs": [{str(layout.output(spec, s)): {"cache": False}} for s in ("md", "csv", "json")]}
     return {"stages": stages}
