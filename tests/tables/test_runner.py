@@ -172,3 +172,12 @@ def test_cells_and_csv():
     spec = TableSpec(name="t", title="T", paper="P", differences=[], settings=CountSettings,
                      variants=_variants, run_variant=_run, build=_build)
     assert "## Claims" not in to_markdown(table, spec, "tiny")
+
+
+@pytest.mark.parametrize("scale", ["sample", "full", "tiny"])
+def test_every_shipped_scale_profile_is_valid_for_every_table(scale, repo_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(repo_root)
+    assert runner.scales() == ["full", "sample", "tiny"]
+    runner.prepare(repo_root / "params.yaml", runner.Layout(tmp_path, scale))
+    variants = yaml.safe_load((tmp_path / scale / "variants.yaml").read_text())
+    assert set(variants) == {name.replace("-", "_") for name in TABLES}
