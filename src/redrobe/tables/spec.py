@@ -16,7 +16,6 @@ each claim's verdict. :mod:`redrobe.tables.runner` drives the three, and
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +28,8 @@ from redrobe.tokenizer import document_encoder
 
 #: shared inputs a table may need (the runner prepares them once per scale)
 CORPUS, TOKENIZER = "corpus", "tokenizer"
+#: under a table's work directory: one directory per variant for files later variants read
+ARTIFACTS = "artifacts"
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Context:
 
     def artifacts(self, variant: str) -> Path:
         """The directory where variant ``variant`` keeps files other variants read."""
-        return self.work / "artifacts" / variant
+        return self.work / ARTIFACTS / variant
 
     @property
     def seed(self) -> int:
@@ -135,9 +136,5 @@ class TableSpec:
         return build_section(self.settings, raw, f"tables.{self.key}")
 
 
-def settings_dict(settings: Any) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
-
-
 __all__ = ["CORPUS", "TOKENIZER", "Claim", "ConfigError", "Context", "Table", "TableSpec",
-           "Variant", "settings_dict"]
+           "Variant"]
