@@ -604,6 +604,8 @@ class Pretrain:
     resume: Literal["auto", "never"] = "auto"   # auto: newest valid checkpoint with these params
     gradient_checkpointing: bool = False        # recompute activations in backward (less memory)
     compile: Literal["auto", True, False] = "auto"   # auto: torch.compile on CUDA only
+    fused: bool = True              # fused LLaMA forward + chunked cross-entropy (model.fused)
+    keep_memory: bool = True        # CPU: glibc keeps freed memory for the next step (train.host)
     peak_flops: float = 0.0         # FLOP/s for MFU; 0: measure once at the start of the run
     distributed: Distributed = field(default_factory=Distributed)
     curriculum: Curriculum = field(default_factory=Curriculum)

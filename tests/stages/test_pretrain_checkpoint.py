@@ -80,7 +80,9 @@ def test_resume_never_and_mfu_metrics(inputs, tmp_path):
     m = run(paths, tmp_path / "b", tmp_path / "ckpt")
     assert m["resumed_from"] is None and m["resume_note"] == ""
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "b" / "base")
-    per_token = flops_per_token(parameter_counts(model)["non_embedding"], 2, 32, 32)
+    counts = parameter_counts(model)
+    per_token = flops_per_token(counts["non_embedding"] + counts["lm_head"], 2, 32, 32)
     assert m["flops_per_token"] == per_token and m["peak_flops"] == 1.0e9
     assert m["mfu"] == pytest.approx(m["tokens_per_s"] * per_token / 1.0e9)
     assert m["compiled"] is False and m["gradient_checkpointing"] is False
+    assert m["fused_forward"] is True

@@ -1,13 +1,18 @@
-"""Loop options: the stepper seam, gradient checkpointing, MFU in the records."""
+"""Loop options: the stepper seam, gradient checkpointing, the fused forward, MFU in the records."""
 
 from dataclasses import replace
 
 import pytest
+import torch
 from test_checkpoint import batches_and_val
 from test_loop import CONFIG, model
 
+from redrobe.model import fused
 from redrobe.train import lr_at, train
 from redrobe.train.loop import PlainStepper
+
+
+fused_next_token_loss = fused.next_token_loss
 
 
 class CountingStepper(PlainStepper):
@@ -53,6 +58,40 @@ def test_gradient_checkpointing_recomputes_to_the_same_losses():
     # Recomputation replays the same fp32 forward, so the curve matches to rounding.
     for a, b in zip(losses(plain), losses(checkpointed)):
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_fused_forward_follows_the_transformers_curve(monkeypatch):
+    config = replace(CONFIG, steps=4, grad_accum=2)
+    batches, val = batches_and_val(config)
+    calls = []
+    monkeypatch.setattr(fused, "next_token_loss",
+                        lambda *a: calls.append(1) or fused_next_token_loss(*a))
+    with_fused = train(model(), batches, config, val=val)
+    assert calls, "the loop did not take the fused path"
+    calls.clear()
+    unfused = train(model(), batches, replace(config, fused=False), val=val)
+    assert not calls
+    # the same math in another order: the curves agree to float rounding
+    for a, b in zip(losses(with_fused), losses(unfused)):
+        assert [x is None for x in a] == [x is None for x in b]
+        assert [x for x in a if x is not None] == pytest.approx([x for x in b if x is not None],
+                                                                rel=1e-4)
+
+
+def test_bucket_losses_come_with_every_evaluation_and_stay_out_of_overall():
+    config = replace(CONFIG, steps=4, eval_every=2)
+    batches, val = batches_and_val(config)
+    easy, hard = val["val"][:1], [torch.flip(w, dims=[1]) for w in val["val"][:1]]
+    plain = train(model(), batches, config, val=val)
+    result = train(model(), batches, config, val=val, val_buckets={"easy": easy, "hard": hard})
+    evaluated = [r for r in result.records if r.val_losses]
+    assert [r.step for r in evaluated] == [2, 4]
+    for record, alone in zip(evaluated, [r for r in plain.records if r.val_losses]):
+        assert set(record.val_losses) == {"val", "overall", "bucket/easy", "bucket/hard"}
+        assert record.val_loss == alone.val_loss            # overall: the slices only
+        assert record.val_losses["bucket/easy"] != record.val_losses["bucket/hard"]
+        assert record.as_metrics()["val_loss_bucket/hard"] == record.val_losses["bucket/hard"]
+    assert set(result.initial_val) == {"val", "overall", "bucket/easy", "bucket/hard"}
 
 
 def test_mfu_is_reported_only_with_a_peak():

@@ -45,14 +45,15 @@ from redrobe.config import Params
 from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
-from redrobe.model import build_model, llama_config, parameter_counts, save_model
+from redrobe.model import build_model, fused, llama_config, parameter_counts, save_model
 from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.tokenizer import load_tokenizer
 from redrobe.curriculum.order import DocTable, write_data_order
-from redrobe.train import TrainConfig, estimate_loss, eval_windows, train, write_curve
+from redrobe.train import TrainConfig, eval_windows, train, write_curve
 from redrobe.train.data import bucket_windows, make_batches
 from redrobe.train.checkpoint import Checkpointer, fingerprint
+from redrobe.train.loop import BUCKET_PREFIX
 from redrobe.train.deepspeed import build_stepper, distributed_context, full_weights
 from redrobe.train.mfu import flops_per_token, measure_peak_flops
 
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Pretrain params that do not change the loss curve: a resume may change them.
-NOT_FINGERPRINTED = ("checkpoint_every", "keep_checkpoints", "resume", "threads", "peak_flops")
+NOT_FINGERPRINTED = ("checkpoint_every", "keep_checkpoints", "resume", "threads", "peak_flops",
+                     "keep_memory")
 
 
 def run_fingerprint(params: Params, args: argparse.Namespace, precision: str, device: str,
@@ -156,7 +158,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     val_tokens = pt.eval_batches * pt.batch_size * (seq_len + 1)
     val_buckets = {b: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches)
                    for b, a in table.val_by_bucket(val_tokens).items() if a.size > seq_len}
-    per_token = flops_per_token(counts["non_embedding"], params.model.num_layers,
+    # the untied lm_head is a matmul every token pays (0 when tied): counted, as in
+    # transformers' num_parameters(exclude_embeddings=True) and the issue's MFU target
+    per_token = flops_per_token(counts["non_embedding"] + counts["lm_head"], params.model.num_layers,
                                 params.model.hidden_size, seq_len)
     peak = pt.peak_flops or measure_peak_flops(device)
     train_config = TrainConfig(
@@ -164,7 +168,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         weight_decay=pt.weight_decay, beta1=pt.beta1, beta2=pt.beta2, grad_clip=pt.grad_clip,
         grad_accum=pt.grad_accum, eval_every=pt.eval_every, precision=precision, device=device,
         seed=params.shared.seed, gradient_checkpointing=pt.gradient_checkpointing,
-        compile=use_compile(pt.compile, device), flops_per_token=per_token, peak_flops=peak)
+        compile=use_compile(pt.compile, device), fused=pt.fused,
+        keep_memory=pt.keep_memory, flops_per_token=per_token, peak_flops=peak)
     checkpointer = None
     if args.checkpoint_dir:  # ZeRO partitions the optimizer state: one directory per rank
         directory = Path(args.checkpoint_dir) / (f"rank-{ctx.rank}" if ctx.active else "")
@@ -176,7 +181,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         result = train(model, ctx.shard(batches), train_config, val=val,
                        on_step=ctx.on_step(training_steps(progress, lambda r: tracker.log_metrics(
                            r.as_metrics(), step=r.step))),
-                       stepper=stepper, checkpointer=checkpointer, resume=pt.resume == "auto")
+                       stepper=stepper, checkpointer=checkpointer, resume=pt.resume == "auto",
+                       val_buckets=val_buckets)
     result = ctx.reduce_result(result)
     if result.resume_note:
         print(f"redrobe pretrain: {result.resume_note}", file=sys.stderr)
@@ -185,8 +191,6 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         if not ctx.is_main:
             return None
         model.to("cpu")
-        val_by_bucket = estimate_loss(model, val_buckets, precision, "cpu")
-        val_by_bucket.pop("overall", None)
         with atomic_dir(args.output) as out:
             save_model(model, out)
             tokenizer.save_pretrained(out)
@@ -216,14 +220,17 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         flops_per_token=per_token, peak_flops=peak,
         mfu=result.tokens / result.train_seconds * per_token / peak,
         gradient_checkpointing=pt.gradient_checkpointing, compiled=train_config.compile,
+        fused_forward=train_config.fused and fused.supports(stepper.module if stepper else model),
         checkpoint_dir=args.checkpoint_dir, checkpoints_written=len(result.checkpoints),
         resumed_from=result.resumed_from, resume_note=result.resume_note,
         final_train_loss=last.loss,
         initial_val_loss=result.initial_val.get("overall"),
         final_val_loss=result.final_val.get("overall"),
-        val_loss_by_slice={k: v for k, v in result.final_val.items() if k != "overall"},
+        val_loss_by_slice={k: v for k, v in result.final_val.items()
+                           if k != "overall" and not k.startswith(BUCKET_PREFIX)},
         precision=precision, device=device, threads=torch.get_num_threads(),
-        val_loss_by_bucket=val_by_bucket,
+        val_loss_by_bucket={k.removeprefix(BUCKET_PREFIX): v for k, v in result.final_val.items()
+                            if k.startswith(BUCKET_PREFIX)},
         curriculum={"schedule": cur.schedule, "replay": cur.replay,
                     "phases": [p.as_dict(tokens_per_step) for p in getattr(batches, "plan", [])],
                     "bucket_windows": dict(zip(names, bucket_windows(batches, pt.steps).tolist()))},

@@ -14,9 +14,23 @@ forward/backward under the chosen precision, gradient clipping, an AdamW update
 the mean validation loss on fixed windows. Everything random is seeded from
 ``config.seed``, so on CPU the same inputs give the same loss curve.
 
-Options: ``gradient_checkpointing`` (recompute activations in the backward pass,
-``use_reentrant=False``), ``compile`` (``torch.compile`` the forward module), and
-``flops_per_token`` + ``peak_flops`` for a per-step MFU (:mod:`redrobe.train.mfu`).
+Options:
+
+- ``fused`` (default on): a plain ``LlamaForCausalLM`` runs the fused forward and
+  chunked cross-entropy of :mod:`redrobe.model.fused`, with the same parameters and
+  the same loss up to float rounding. Any other model runs its own forward.
+- ``keep_memory`` (default on): on CPU, glibc keeps freed memory for the next step
+  (:mod:`redrobe.train.host`).
+- ``gradient_checkpointing``: recompute activations in the backward pass
+  (``use_reentrant=False``).
+- ``compile``: ``torch.compile`` the loss function.
+- ``flops_per_token`` + ``peak_flops``: a per-step MFU (:mod:`redrobe.train.mfu`).
+
+Validation: ``val`` maps slice names to fixed windows; each evaluation reports the loss
+per slice and "overall" (mean over all of them). ``val_buckets`` (optional) maps
+curriculum buckets to windows of the same held-out documents, regrouped by difficulty:
+their losses come as ``bucket/<name>`` beside the slices and stay out of "overall". So
+every evaluation says which slice and which bucket a validation loss comes from.
 
 Checkpoints and resume: pass a :class:`~redrobe.train.checkpoint.Checkpointer`; every
 ``every`` steps and after the last one the loop saves the stepper state (model,
@@ -48,6 +62,7 @@ checkpoint, in every process; the Checkpointer decides where it goes.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -56,8 +71,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from redrobe.model import fused as fused_llama
 from redrobe.train.checkpoint import Checkpointer, rng_state, set_rng_state
 from redrobe.train.data import CurriculumBatches, curriculum_plan, eval_windows
+from redrobe.train.host import keep_freed_memory
 from redrobe.train.mfu import mfu
 from redrobe.train.precision import autocast
 from redrobe.train.schedule import lr_at
@@ -81,9 +98,15 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     gradient_checkpointing: bool = False
-    compile: bool = False          # torch.compile the forward module
+    compile: bool = False          # torch.compile the loss function
+    fused: bool = True             # fused LLaMA forward where the model allows (redrobe.model.fused)
+    keep_memory: bool = True       # on CPU, glibc keeps freed blocks (redrobe.train.host)
     flops_per_token: float = 0.0   # model FLOPs per trained token (redrobe.train.mfu)
     peak_flops: float = 0.0        # measured peak FLOP/s; 0: no MFU
+
+
+#: prefix of the per-bucket validation losses in StepRecord.val_losses
+BUCKET_PREFIX = "bucket/"
 
 
 @dataclass(frozen=True)
@@ -129,8 +152,12 @@ class TrainResult:
         return evaluated[-1].val_losses if evaluated else {}
 
 
-def next_token_loss(model: torch.nn.Module, windows: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting ``windows[:, 1:]`` from ``windows[:, :-1]``."""
+def next_token_loss(model: torch.nn.Module, windows: torch.Tensor,
+                    fused: bool = True) -> torch.Tensor:
+    """Mean cross-entropy of predicting ``windows[:, 1:]`` from ``windows[:, :-1]``;
+    through :mod:`redrobe.model.fused` when ``fused`` and the model allows it."""
+    if fused and fused_llama.supports(model):
+        return fused_llama.next_token_loss(model, windows)
     x, y = windows[:, :-1], windows[:, 1:]                 # (B, T), (B, T)
     logits = model(input_ids=x, use_cache=False).logits    # (B, T, V)
     return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
@@ -198,7 +225,7 @@ class PlainStepper:
 
 @torch.no_grad()
 def estimate_loss(model: torch.nn.Module, val: Mapping[str, Sequence[torch.Tensor]],
-                  precision: str, device: str) -> dict[str, float]:
+                  precision: str, device: str, fused: bool = True) -> dict[str, float]:
     """Mean loss per slice over fixed windows, plus "overall" (mean over all windows)."""
     was_training = model.training
     model.eval()
@@ -210,13 +237,23 @@ def estimate_loss(model: torch.nn.Module, val: Mapping[str, Sequence[torch.Tenso
         s, n = 0.0, 0
         for windows in batches:
             with autocast(precision, device):
-                s += next_token_loss(model, windows.to(device)).item() * len(windows)
+                s += next_token_loss(model, windows.to(device), fused).item() * len(windows)
             n += len(windows)
         losses[name] = s / n
         total, count = total + s, count + n
     if count:
         losses["overall"] = total / count
     model.train(was_training)
+    return losses
+
+
+def evaluate(model: torch.nn.Module, val: Mapping[str, Sequence[torch.Tensor]],
+             val_buckets: Mapping[str, Sequence[torch.Tensor]], config: TrainConfig
+             ) -> dict[str, float]:
+    """Losses per slice and "overall", then per bucket as ``bucket/<name>``."""
+    losses = estimate_loss(model, val, config.precision, config.device, config.fused)
+    by_bucket = estimate_loss(model, val_buckets, config.precision, config.device, config.fused)
+    losses.update({BUCKET_PREFIX + b: v for b, v in by_bucket.items() if b != "overall"})
     return losses
 
 
@@ -234,22 +271,27 @@ def train(model: torch.nn.Module, batches: Batches, config: TrainConfig,
           val: Mapping[str, Sequence[torch.Tensor]] | None = None,
           on_step: Callable[[StepRecord], None] | None = None,
           stepper: Stepper | None = None, checkpointer: Checkpointer | None = None,
-          resume: bool = False) -> TrainResult:
+          resume: bool = False,
+          val_buckets: Mapping[str, Sequence[torch.Tensor]] | None = None) -> TrainResult:
     """Train ``model`` in place for ``config.steps`` optimizer steps (see the module docstring)."""
     torch.manual_seed(config.seed)  # dropout (LoRA) is the only randomness left here
-    device, val = config.device, val or {}
+    device, val, val_buckets = config.device, val or {}, val_buckets or {}
+    if device == "cpu" and config.keep_memory:
+        keep_freed_memory()  # no page faults for the same tensors every step
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     if stepper is None:
         model.to(device)
         stepper = PlainStepper(model, config)
     stepper.module.train()
-    forward = torch.compile(stepper.module) if config.compile else stepper.module
+    model_loss = functools.partial(next_token_loss, stepper.module, fused=config.fused)
+    if config.compile:
+        model_loss = torch.compile(model_loss)
 
     state, note = checkpointer.latest() if checkpointer is not None and resume else (None, "")
     if state is None:
         records: list[StepRecord] = []
-        initial_val = estimate_loss(forward, val, config.precision, device)
+        initial_val = evaluate(stepper.module, val, val_buckets, config)
         train_seconds = 0.0
     else:
         stepper.load_state_dict(state["stepper"])
@@ -273,7 +315,7 @@ def train(model: torch.nn.Module, batches: Batches, config: TrainConfig,
         for micro in range(config.grad_accum):
             windows = batches(step, micro).to(device)      # (B, T + 1)
             with autocast(config.precision, device):
-                loss = next_token_loss(forward, windows) / config.grad_accum
+                loss = model_loss(windows) / config.grad_accum
             stepper.backward(loss)
             step_loss += loss.item()
             step_tokens += windows[:, 1:].numel()
@@ -284,7 +326,7 @@ def train(model: torch.nn.Module, batches: Batches, config: TrainConfig,
         tokens += step_tokens
         val_losses = {}
         if step == config.steps or (config.eval_every and step % config.eval_every == 0):
-            val_losses = estimate_loss(forward, val, config.precision, device)
+            val_losses = evaluate(stepper.module, val, val_buckets, config)
         tokens_per_s = step_tokens / elapsed
         record = StepRecord(step=step, loss=step_loss, lr=lr, tokens=tokens,
                             tokens_per_s=tokens_per_s, grad_norm=grad_norm,

@@ -10,14 +10,16 @@ size H (= heads x head dim) and sequence length T:
 
 6N is the matmul work on the weights (2 forward + 4 backward per parameter); 12 L H T
 is the attention score and value matmuls (QK^T and AV, forward and backward). N
-excludes the vocabulary matrices (Kaplan et al. 2020 §2.1), as in
-:func:`redrobe.model.parameter_counts`.
+excludes the input embedding, a lookup with no matmul; the pretrain stage counts an
+untied lm_head, which is a matmul per token, as transformers'
+``num_parameters(exclude_embeddings=True)`` does (Kaplan et al. 2020 §2.1 exclude it
+too; :func:`redrobe.model.parameter_counts` reports it apart so either can be used).
 
 The peak is measured, not taken from a datasheet: the best of several large square
 matmuls on all threads (fp32 on a CPU, bf16 on CUDA), a few seconds per run:
 
     peak = measure_peak_flops("cpu")                         # FLOP/s
-    per_token = flops_per_token(counts["non_embedding"], layers, hidden, seq_len)
+    per_token = flops_per_token(counts["non_embedding"] + counts["lm_head"], layers, hidden, seq_len)
     print(mfu(tokens_per_s, per_token, peak))                 # 0.0 .. 1.0
 
 Shared with the training benchmark, so both divide by the same kind of peak.
@@ -38,10 +40,10 @@ CPU_SIZES = (1024, 2048)
 CUDA_SIZES = (4096, 8192)
 
 
-def flops_per_token(non_embedding_params: int, num_layers: int, hidden_size: int,
+def flops_per_token(matmul_params: int, num_layers: int, hidden_size: int,
                     seq_len: int) -> float:
-    """Training FLOPs per token: 6 N + 12 L H T (PaLM App. B)."""
-    return 6.0 * non_embedding_params + 12.0 * num_layers * hidden_size * seq_len
+    """Training FLOPs per token: 6 N + 12 L H T (PaLM App. B), N = ``matmul_params``."""
+    return 6.0 * matmul_params + 12.0 * num_layers * hidden_size * seq_len
 
 
 def mfu(tokens_per_s: float, per_token: float, peak_flops: float) -> float:
