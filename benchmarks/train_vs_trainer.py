@@ -2,7 +2,7 @@
 
     nice -n 10 python benchmarks/train_vs_trainer.py          # -> benchmarks/results/train_vs_trainer.json
     nice -n 10 python benchmarks/train_vs_trainer.py --steps 8 --rounds 1 --no-options   # quicker
-    nice -n 10 python benchmarks/train_vs_trainer.py --compile   # also try torch.compile (slow to build)
+    nice -n 10 python benchmarks/train_vs_trainer.py --memory    # + a step's memory, fused vs not
 
 What is compared (issue 4, benchmark 1):
 
@@ -17,12 +17,15 @@ What is compared (issue 4, benchmark 1):
 3. The same optimisation: AdamW (betas 0.9/0.95, weight decay 0.1), linear warmup then
    cosine to ``min_lr``, clip 1.0; the Trainer with ``cosine_with_min_lr``, no eval,
    no saving, no logging, ``report_to=[]``, ``dataloader_num_workers=0``, ``use_cpu``.
-4. Timing: wall clock (and process CPU time) between the end of step ``--warmup`` and
+4. Three sides: our loop as it is (the fused forward of :mod:`redrobe.model.fused`),
+   our loop with ``fused=False`` (transformers' forward: what the loop itself adds),
+   and the Trainer.
+5. Timing: wall clock (and process CPU time) between the end of step ``--warmup`` and
    the end of the last step, so model build, optimizer creation and the first (slow,
-   allocator-warming) steps are excluded. The sides alternate for ``--rounds`` rounds
-   (ours first in odd rounds, the Trainer first in even ones); the best round per side
-   is reported (the machine is shared, so the best is the least disturbed), with the
-   median and the load average alongside.
+   allocator-warming) steps are excluded. The sides take turns for ``--rounds`` rounds
+   (who goes first rotates each round); the best round per side is reported (the
+   machine is shared, so the best is the least disturbed), with the median and the load
+   average alongside.
 
 MFU (PaLM App. B, via :mod:`redrobe.train.mfu`): tokens/s x FLOPs per token / peak,
 where the peak is measured in this run (best of 1024..4096 square fp32 matmuls on all
@@ -30,10 +33,15 @@ threads). FLOPs per token are reported three ways: 6 N with N the non-embedding
 parameters (Kaplan: the lm_head excluded, the issue's counting), + the attention term
 12 L H T, and 6 (N + lm_head) + 12 L H T (every matmul the step really runs).
 
+Each timed run is a fresh child process (``--side``), so no side inherits another's
+process state: the allocator setting our loop makes (:mod:`redrobe.train.host`),
+thread pools, compiled kernels. The peak is measured in the parent, in the same run.
+
 Options (each a variant of *our* side, measured in the same run so the lead can adopt
-what pays): ``attn_implementation`` eager vs sdpa, torch.compile (``--compile``), a
-profile of our step (top ops by self CPU time, the share spent in matmuls), and an
-optimizer micro-benchmark (AdamW for-loop vs foreach vs fused on the model's params).
+what pays): ``attn_implementation`` eager vs sdpa, AdamW foreach / for-loop instead of
+fused, a profile of our step (top ops by self CPU time, the share spent in matmuls), an
+optimizer micro-benchmark, and with ``--memory`` the peak RSS growth of two training
+steps at a 32k vocabulary, fused forward vs transformers' forward.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import dataclasses
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +70,7 @@ from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.model.llama import build_model, llama_config, parameter_counts
 from redrobe.train import loop
 from redrobe.train.data import CurriculumBatches, curriculum_plan
+from redrobe.train.host import keep_freed_memory
 from redrobe.train.loop import TrainConfig, train
 from redrobe.train.mfu import flops_per_token, measure_peak_flops, mfu
 
@@ -145,8 +155,8 @@ class Clock:
 # ---------------------------------------------------------------- the two sides
 def adamw_variant(impl: str) -> Callable[[torch.nn.Module, TrainConfig], torch.optim.AdamW]:
     """The loop's :func:`configure_optimizer` (same groups, same hyper-parameters) with
-    the AdamW implementation swapped: "foreach" (the loop's choice), "fused" or "for_loop"."""
-    flags = {"foreach": {"foreach": True}, "fused": {"fused": True},
+    the AdamW implementation swapped: "fused" (the loop's choice), "foreach" or "for_loop"."""
+    flags = {"fused": {"fused": True}, "foreach": {"foreach": True},
              "for_loop": {"foreach": False}}[impl]
 
     def configure(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -158,13 +168,14 @@ def adamw_variant(impl: str) -> Callable[[torch.nn.Module, TrainConfig], torch.o
 
 
 def run_ours(args: argparse.Namespace, batches: CurriculumBatches, attn: str | None = None,
-             compile_model: bool = False, adamw: str = "foreach") -> dict[str, float]:
-    """Our loop as it is; the options swap one thing: the attention implementation,
-    ``TrainConfig.compile``, or the AdamW implementation (patched into the loop module)."""
+             adamw: str = "fused", **changes: bool) -> dict[str, float]:
+    """Our loop as it is; the options swap one thing: the attention implementation, the
+    AdamW implementation (patched into the loop module) or a ``TrainConfig`` field
+    (``fused=False``: transformers' forward; ``compile=True``)."""
     model = make_model(args, attn)
-    config = dataclasses.replace(train_config(args), compile=compile_model)
+    config = dataclasses.replace(train_config(args), **changes)
     clock = Clock()
-    loop.configure_optimizer = ORIGINAL_CONFIGURE if adamw == "foreach" else adamw_variant(adamw)
+    loop.configure_optimizer = ORIGINAL_CONFIGURE if adamw == "fused" else adamw_variant(adamw)
     try:
         train(model, batches, config, on_step=clock.tick)
     finally:
@@ -217,6 +228,70 @@ def run_trainer(args: argparse.Namespace, dataset: WindowDataset, out_dir: Path)
     return {**clock.rate(args.warmup, args.batch * args.seq),
             "optimizer": f"{type(trainer.optimizer).__name__}(foreach={defaults.get('foreach')}, "
                          f"fused={defaults.get('fused')})"}
+
+
+# ---------------------------------------------------------------- one side per process
+#: the timed sides: our loop as it is, with torch.compile, with one thing switched off;
+#: the Trainer as users run it, and with the allocator setting our loop makes
+SIDES = ("ours", "ours_compile", "ours_unfused", "ours_malloc_default", "trainer",
+         "trainer_kept_memory")
+
+
+def run_side(side: str, args: argparse.Namespace) -> dict:
+    """Run one side in this (fresh) process: a timed run, or a step's peak memory."""
+    if side.startswith("memory_"):
+        return step_memory(args, fused=side == "memory_fused")
+    arrays, _ = load_tokens(args.vocab, 1 << 20, args.seed)
+    plan = curriculum_plan([(f"b{i}", len(a)) for i, a in enumerate(arrays)], args.steps,
+                           min_tokens=args.seq + 1)
+    batches = CurriculumBatches(arrays, plan, args.seq, args.batch, grad_accum=1, seed=args.seed)
+    if side.startswith("trainer"):
+        if side == "trainer_kept_memory":
+            keep_freed_memory()
+        return run_trainer(args, WindowDataset(batches, args.steps), Path("/tmp/train_vs_trainer"))
+    if side.startswith("ours_adamw_"):
+        return run_ours(args, batches, adamw=side.removeprefix("ours_adamw_"))
+    changes = {"ours": {}, "ours_unfused": {"fused": False},
+               "ours_malloc_default": {"keep_memory": False}, "ours_compile": {"compile": True},
+               "ours_eager": {}}[side]
+    return run_ours(args, batches, attn="eager" if side == "ours_eager" else None, **changes)
+
+
+def spawn(side: str, args: argparse.Namespace) -> dict:
+    """``run_side`` in a child process, so no side inherits another's process state
+    (allocator settings, thread pools, compiled kernels, warm caches)."""
+    shape = ["--hidden", args.hidden, "--layers", args.layers, "--heads", args.heads,
+             "--intermediate", args.intermediate, "--vocab", args.vocab, "--seq", args.seq,
+             "--batch", args.batch, "--steps", args.steps, "--warmup", args.warmup,
+             "--seed", args.seed, "--threads", args.threads, "--memory-vocab", args.memory_vocab]
+    done = subprocess.run([sys.executable, __file__, "--side", side, *map(str, shape)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"side {side} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def step_memory(args: argparse.Namespace, fused: bool, steps: int = 2) -> dict:
+    """Peak RSS over ``steps`` training steps of the model at ``--memory-vocab``, minus the
+    RSS just before them (model built): what the steps need above the weights, with and
+    without the fused forward. The process peak is reset first (Linux clear_refs)."""
+    model = make_model(argparse.Namespace(**{**vars(args), "vocab": args.memory_vocab}))
+    gen = torch.Generator().manual_seed(args.seed)
+    windows = torch.randint(0, args.memory_vocab, (args.batch, args.seq + 1), generator=gen)
+    config = dataclasses.replace(train_config(args), steps=steps, fused=fused, keep_memory=False)
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
+    before = rss_kb("VmRSS")
+    train(model, lambda step, micro: windows, config)
+    return {"vocab": args.memory_vocab, "fused": fused, "rss_before_mb": before / 1024,
+            "peak_rss_mb": rss_kb("VmHWM") / 1024, "step_rss_mb": (rss_kb("VmHWM") - before) / 1024}
+
+
+def rss_kb(field: str) -> int:
+    """A memory field of /proc/self/status, in kB (VmRSS: now, VmHWM: peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 # ---------------------------------------------------------------- diagnostics
@@ -296,11 +371,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-options", action="store_true", help="skip the eager/profile/optimizer options")
-    ap.add_argument("--compile", action="store_true", help="also time our loop on torch.compile(model)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also compare a step's peak memory, fused vs transformers forward")
+    ap.add_argument("--memory-vocab", type=int, default=32000,
+                    help="vocabulary of the step-memory comparison (fused vs transformers forward)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--side", help=argparse.SUPPRESS)  # internal: run one side, print JSON
     args = ap.parse_args(argv)
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
+    if args.side:
+        print(json.dumps(run_side(args.side, args)))
+        return 0
     load_before = os.getloadavg()
 
     peak = measure_peak_flops("cpu", sizes=PEAK_SIZES, repeats=3)
@@ -312,29 +394,27 @@ def main(argv: list[str] | None = None) -> int:
     plan = curriculum_plan([(f"b{i}", len(a)) for i, a in enumerate(arrays)], args.steps,
                            min_tokens=args.seq + 1)
     batches = CurriculumBatches(arrays, plan, args.seq, args.batch, grad_accum=1, seed=args.seed)
-    dataset = WindowDataset(batches, args.steps)
 
-    ours, theirs = [], []
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
     for r in range(args.rounds):
-        order = ("ours", "trainer") if r % 2 == 0 else ("trainer", "ours")
-        for side in order:
-            if side == "ours":
-                ours.append(run_ours(args, batches))
-            else:
-                theirs.append(run_trainer(args, dataset, Path("/tmp") / "train_vs_trainer"))
-            last = (ours if side == "ours" else theirs)[-1]
-            print(f"round {r + 1} {side:8s} {last['tokens_per_s']:8.0f} tok/s "
+        for side in SIDES[r % len(SIDES):] + SIDES[:r % len(SIDES)]:  # rotate who goes first
+            runs[side].append(spawn(side, args))
+            last = runs[side][-1]
+            print(f"round {r + 1} {side:20s} {last['tokens_per_s']:8.0f} tok/s "
                   f"({last['s_per_step']:.3f} s/step, {last['tokens_per_cpu_s']:.0f} tok/cpu-s)",
                   flush=True)
+    summaries = {side: summarize(rounds) for side, rounds in runs.items()}
 
     counts = parameter_counts(make_model(args))
     per_token = {
         "6N": flops_per_token(counts["non_embedding"], 0, 0, 0),
         "6N+attn": flops_per_token(counts["non_embedding"], args.layers, args.hidden, args.seq),
+        # the issue's counting: all parameters but the input embedding (lm_head included)
+        "6(N+head)": flops_per_token(counts["non_embedding"] + counts["lm_head"], 0, 0, 0),
         "6(N+head)+attn": flops_per_token(counts["non_embedding"] + counts["lm_head"],
                                           args.layers, args.hidden, args.seq),
     }
-    ours_s, theirs_s = summarize(ours), summarize(theirs)
+    ours_s, theirs_s = summaries["ours"], summaries["trainer"]
     speedup = ours_s["best"]["tokens_per_s"] / theirs_s["best"]["tokens_per_s"]
 
     def mfus(tps: float) -> dict[str, float]:
@@ -352,39 +432,48 @@ def main(argv: list[str] | None = None) -> int:
         "params": counts,
         "flops_per_token": per_token,
         "peak_flops": peak, "peak_sizes": list(PEAK_SIZES),
-        "ours": ours_s, "trainer": theirs_s,
+        "sides": summaries,
         "speedup_vs_trainer": speedup,
+        "speedup_vs_trainer_median": ours_s["median_tokens_per_s"] / theirs_s["median_tokens_per_s"],
+        "vs_trainer": {side: summ["best"]["tokens_per_s"] / theirs_s["best"]["tokens_per_s"]
+                       for side, summ in summaries.items()},
         "speedup_vs_trainer_cpu_time": ours_s["best_tokens_per_cpu_s"] / theirs_s["best_tokens_per_cpu_s"],
         "peak_flops_per_cpu_s": peak_cpu,
         "mfu_ours": mfus(ours_s["best"]["tokens_per_s"]),
         "mfu_ours_cpu_time": {k: mfu(ours_s["best_tokens_per_cpu_s"], v, peak_cpu)
                               for k, v in per_token.items()},
-        "mfu_trainer": mfus(theirs_s["best"]["tokens_per_s"]),
-        "targets": {"speedup": 1.3, "mfu_6N": 0.60},
+        "mfu": {side: mfus(summ["best"]["tokens_per_s"]) for side, summ in summaries.items()},
+        "targets": {"speedup": 1.3, "mfu_6(N+head)": 0.60},
     }
-    print(f"speedup vs Trainer: {speedup:.2f}x; MFU ours (6N) {result['mfu_ours']['6N']:.1%}, "
+    print(f"speedup vs Trainer: {speedup:.2f}x (median {result['speedup_vs_trainer_median']:.2f}x); "
+          + ", ".join(f"{side} {v:.2f}x" for side, v in result["vs_trainer"].items()), flush=True)
+    print(f"MFU ours (6(N+head)) {result['mfu_ours']['6(N+head)']:.1%}, (6N) {result['mfu_ours']['6N']:.1%}, "
           f"(6(N+head)+attn) {result['mfu_ours']['6(N+head)+attn']:.1%}; "
-          f"Trainer (6N) {result['mfu_trainer']['6N']:.1%}", flush=True)
+          f"Trainer (6N) {result['mfu']['trainer']['6N']:.1%}", flush=True)
 
     options: dict = {}
+    best = ours_s["best"]["tokens_per_s"]
+    variants = ["ours_eager", "ours_adamw_foreach", "ours_adamw_for_loop"] if not args.no_options else []
+    for side in variants:
+        run = spawn(side, args)
+        options[side] = {**run, "vs_default": run["tokens_per_s"] / best}
+        print(f"option {side}: {run['tokens_per_s']:.0f} tok/s ({run['tokens_per_s'] / best:.2f}x)",
+              flush=True)
     if not args.no_options:
-        eager = run_ours(args, batches, attn="eager")
-        options["attn_eager"] = {**eager, "vs_default": eager["tokens_per_s"] / ours_s["best"]["tokens_per_s"]}
-        print(f"option attn=eager: {eager['tokens_per_s']:.0f} tok/s", flush=True)
-        for impl in ("fused", "for_loop"):
-            run = run_ours(args, batches, adamw=impl)
-            options[f"adamw_{impl}"] = {**run, "vs_default": run["tokens_per_s"] / ours_s["best"]["tokens_per_s"]}
-            print(f"option adamw={impl}: {run['tokens_per_s']:.0f} tok/s", flush=True)
+        keep_freed_memory()  # the loop's setting, for the in-process diagnostics below
         options["optimizer_s_per_step"] = bench_optimizers(args)
         options["optimizer_s_per_step"]["step_s"] = ours_s["best"]["s_per_step"]
         print(f"optimizer step: {options['optimizer_s_per_step']}", flush=True)
         options["profile_ours"] = profile_ours(args, batches)
         print(f"profile: matmul share {options['profile_ours']['matmul_share']:.1%}", flush=True)
-    if args.compile:
-        compiled = run_ours(args, batches, compile_model=True)
-        options["torch_compile"] = {**compiled,
-                                    "vs_default": compiled["tokens_per_s"] / ours_s["best"]["tokens_per_s"]}
-        print(f"option torch.compile: {compiled['tokens_per_s']:.0f} tok/s", flush=True)
+    if args.memory:
+        memory = {side: spawn(side, args) for side in ("memory_fused", "memory_unfused")}
+        memory["ratio_unfused_over_fused"] = (memory["memory_unfused"]["step_rss_mb"]
+                                              / memory["memory_fused"]["step_rss_mb"])
+        result["step_memory"] = memory
+        print(f"step memory at vocab {args.memory_vocab}: fused "
+              f"{memory['memory_fused']['step_rss_mb']:.0f} MB, transformers forward "
+              f"{memory['memory_unfused']['step_rss_mb']:.0f} MB", flush=True)
     result["options"] = options
     result["load_average"] = {"before": load_before, "after": os.getloadavg()}
 
