@@ -66,15 +66,22 @@ def _set_params(root: Path, overrides: dict) -> None:
     path.write_text(yaml.safe_dump(merged, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e") / "repo"
+def _git_repo(root: Path, profile: str | None = None) -> Path:
+    """A git repository at ``root`` (created) holding a copy of this checkout, with
+    ``profiles/<profile>.yaml`` merged into its params.yaml, all committed."""
     root.mkdir()
     _copy_repo(root)
-    _set_params(root, yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text()))
+    if profile is not None:
+        _set_params(root, yaml.safe_load((REPO / "profiles" / f"{profile}.yaml").read_text()))
     _sh(["git", "init", "-q"], root)
     _sh(["git", "add", "-A"], root)
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = _git_repo(tmp_path_factory.mktemp("e2e") / "repo", profile="tiny")
     log = _dvc(root, "repro")
     return root, log
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_pipeline import _copy_repo, _set_params, _sh  # noqa: E402
+from test_pipeline import _git_repo, _set_params, _sh  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 TABLE = "rule-removal"
@@ -31,12 +31,7 @@ def _reproduce(root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tables") / "repo"
-    root.mkdir()
-    _copy_repo(root)
-    _sh(["git", "init", "-q"], root)
-    _sh(["git", "add", "-A"], root)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    root = _git_repo(tmp_path_factory.mktemp("tables") / "repo")
     return root, _reproduce(root)
 
 

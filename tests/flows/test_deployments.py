@@ -22,11 +22,10 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-import yaml
 from prefect_helpers import BIN, api_client, artifacts, start, stop, tail
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from test_pipeline import REPO, _copy_repo, _env, _set_params, _sh  # noqa: E402
+from test_pipeline import _env, _git_repo  # noqa: E402
 
 from flows.common import LOCK_FILE, SKIPPED, SKIPPED_STATE, RunLock  # noqa: E402
 
@@ -41,13 +40,7 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 def deployed(prefect_server, tmp_path_factory):
     """A repo copy whose deployments are registered, with a worker polling the pool."""
     tmp = tmp_path_factory.mktemp("deployments")
-    root = tmp / "repo"
-    root.mkdir()
-    _copy_repo(root)
-    _set_params(root, yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text()))
-    _sh(["git", "init", "-q"], root)
-    _sh(["git", "add", "-A"], root)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    root = _git_repo(tmp / "repo", profile="tiny")
 
     env = _env(root) | {"PREFECT_API_URL": prefect_server["url"],
                         "PREFECT_HOME": str(tmp / "client-home"),
