@@ -9,7 +9,7 @@ from test_loop import CONFIG, model
 
 from redrobe.model import fused
 from redrobe.train import lr_at, train
-from redrobe.train.loop import PlainStepper
+from redrobe.train.loop import PlainStepper, split_bucket_losses
 
 
 fused_next_token_loss = fused.next_token_loss
@@ -78,6 +78,18 @@ def test_fused_forward_follows_the_transformers_curve(monkeypatch):
                                                                 rel=1e-4)
 
 
+def test_the_fused_choice_is_made_once_per_loop_not_per_micro_batch(monkeypatch):
+    supports, asked, counts = fused.supports, [], []
+    monkeypatch.setattr(fused, "supports", lambda m: asked.append(m) or supports(m))
+    for grad_accum in (1, 4):
+        asked.clear()
+        config = replace(CONFIG, steps=2, grad_accum=grad_accum)
+        batches, val = batches_and_val(config)
+        train(model(), batches, config, val=val)
+        counts.append(len(asked))
+    assert counts[0] == counts[1] > 0        # however many micro-batches a step has
+
+
 def test_bucket_losses_come_with_every_evaluation_and_stay_out_of_overall():
     config = replace(CONFIG, steps=4, eval_every=2)
     batches, val = batches_and_val(config)
@@ -92,6 +104,10 @@ def test_bucket_losses_come_with_every_evaluation_and_stay_out_of_overall():
         assert record.val_losses["bucket/easy"] != record.val_losses["bucket/hard"]
         assert record.as_metrics()["val_loss_bucket/hard"] == record.val_losses["bucket/hard"]
     assert set(result.initial_val) == {"val", "overall", "bucket/easy", "bucket/hard"}
+    by_slice, by_bucket = split_bucket_losses(result.final_val)
+    assert by_slice == {"val": result.final_val["val"]}
+    assert by_bucket == {"easy": result.final_val["bucket/easy"],
+                         "hard": result.final_val["bucket/hard"]}
 
 
 def test_mfu_is_reported_only_with_a_peak():

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from transformers import LlamaForCausalLM
+from transformers.integrations.sdpa_attention import repeat_kv
 from transformers.models.llama.modeling_llama import rotate_half
 
 from redrobe.model import variants
@@ -122,7 +123,7 @@ def attention(attn: torch.nn.Module, a: torch.Tensor, cos: torch.Tensor,
     dropout = attn.attention_dropout if attn.training else 0.0
     if config._attn_implementation == variants.SLIDING_WINDOW:
         groups = heads // kv_heads
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)
         out = variants.blockwise_window_attention(
             q, k, v, getattr(config, variants.CONFIG_WINDOW), scaling=attn.scaling,
             dropout=dropout)

@@ -53,7 +53,7 @@ from redrobe.curriculum.order import DocTable, write_data_order
 from redrobe.train import TrainConfig, eval_windows, train, write_curve
 from redrobe.train.data import bucket_windows, make_batches
 from redrobe.train.checkpoint import Checkpointer, fingerprint
-from redrobe.train.loop import BUCKET_PREFIX
+from redrobe.train.loop import split_bucket_losses
 from redrobe.train.deepspeed import build_stepper, distributed_context, full_weights
 from redrobe.train.mfu import flops_per_token, measure_peak_flops
 
@@ -208,6 +208,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
 
     last = result.records[-1]
     tokens_per_step = pt.batch_size * pt.grad_accum * seq_len
+    by_slice, by_bucket = split_bucket_losses(result.final_val)
     return common.metrics_payload(
         "pretrain",
         parameters=counts,
@@ -226,11 +227,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         final_train_loss=last.loss,
         initial_val_loss=result.initial_val.get("overall"),
         final_val_loss=result.final_val.get("overall"),
-        val_loss_by_slice={k: v for k, v in result.final_val.items()
-                           if k != "overall" and not k.startswith(BUCKET_PREFIX)},
+        val_loss_by_slice=by_slice,
         precision=precision, device=device, threads=torch.get_num_threads(),
-        val_loss_by_bucket={k.removeprefix(BUCKET_PREFIX): v for k, v in result.final_val.items()
-                            if k.startswith(BUCKET_PREFIX)},
+        val_loss_by_bucket=by_bucket,
         curriculum={"schedule": cur.schedule, "replay": cur.replay,
                     "phases": [p.as_dict(tokens_per_step) for p in getattr(batches, "plan", [])],
                     "bucket_windows": dict(zip(names, bucket_windows(batches, pt.steps).tolist()))},

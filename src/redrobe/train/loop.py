@@ -156,8 +156,20 @@ def next_token_loss(model: torch.nn.Module, windows: torch.Tensor,
                     fused: bool = True) -> torch.Tensor:
     """Mean cross-entropy of predicting ``windows[:, 1:]`` from ``windows[:, :-1]``;
     through :mod:`redrobe.model.fused` when ``fused`` and the model allows it."""
+    return loss_function(model, fused)(windows)
+
+
+def loss_function(model: torch.nn.Module,
+                  fused: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`next_token_loss` of ``model`` with the fused-or-not choice made once (it
+    walks the model's modules, so a loop asks once rather than every micro-batch)."""
     if fused and fused_llama.supports(model):
-        return fused_llama.next_token_loss(model, windows)
+        return functools.partial(fused_llama.next_token_loss, model)
+    return functools.partial(transformers_loss, model)
+
+
+def transformers_loss(model: torch.nn.Module, windows: torch.Tensor) -> torch.Tensor:
+    """:func:`next_token_loss` through the model's own forward (any causal LM)."""
     x, y = windows[:, :-1], windows[:, 1:]                 # (B, T), (B, T)
     logits = model(input_ids=x, use_cache=False).logits    # (B, T, V)
     return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
@@ -231,13 +243,14 @@ def estimate_loss(model: torch.nn.Module, val: Mapping[str, Sequence[torch.Tenso
     model.eval()
     losses: dict[str, float] = {}
     total, count = 0.0, 0
+    loss = loss_function(model, fused)
     for name, batches in val.items():
         if not batches:
             continue
         s, n = 0.0, 0
         for windows in batches:
             with autocast(precision, device):
-                s += next_token_loss(model, windows.to(device), fused).item() * len(windows)
+                s += loss(windows.to(device)).item() * len(windows)
             n += len(windows)
         losses[name] = s / n
         total, count = total + s, count + n
@@ -255,6 +268,18 @@ def evaluate(model: torch.nn.Module, val: Mapping[str, Sequence[torch.Tensor]],
     by_bucket = estimate_loss(model, val_buckets, config.precision, config.device, config.fused)
     losses.update({BUCKET_PREFIX + b: v for b, v in by_bucket.items() if b != "overall"})
     return losses
+
+
+def split_bucket_losses(losses: Mapping[str, float]
+                        ) -> tuple[dict[str, float], dict[str, float]]:
+    """:func:`evaluate`'s losses back into (per slice, per bucket), "overall" left out."""
+    slices, buckets = {}, {}
+    for name, value in losses.items():
+        if name.startswith(BUCKET_PREFIX):
+            buckets[name.removeprefix(BUCKET_PREFIX)] = value
+        elif name != "overall":
+            slices[name] = value
+    return slices, buckets
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
@@ -284,7 +309,7 @@ def train(model: torch.nn.Module, batches: Batches, config: TrainConfig,
         model.to(device)
         stepper = PlainStepper(model, config)
     stepper.module.train()
-    model_loss = functools.partial(next_token_loss, stepper.module, fused=config.fused)
+    model_loss = loss_function(stepper.module, config.fused)
     if config.compile:
         model_loss = torch.compile(model_loss)
 
