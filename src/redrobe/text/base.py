@@ -60,6 +60,33 @@ def first_failure(failures: Iterator[str]) -> Decision:
     return KEEP if reason is None else remove(reason)
 
 
+class FailureChecks:
+    """Base of the rule sets whose checks are one lazy sequence, ``_failures(text)``,
+    yielding a reason for each check that fails, in check order: :meth:`check` stops at
+    the first, :meth:`reasons` runs them all."""
+
+    name: str
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def __call__(self, doc: Document) -> Decision:
+        return self.check(doc.text)
+
+    def check(self, text: str) -> Decision:
+        """KEEP, or remove for the first check that fails."""
+        return first_failure(self._failures(text))
+
+    def reasons(self, text: str) -> list[str]:
+        """Every check that fails, each judged on its own, in check order (the first is
+        what :meth:`check` reports): per-rule removal counts, as FineWeb App. E.4 Table 2
+        counts each rule alone."""
+        return list(self._failures(text))
+
+    def _failures(self, text: str) -> Iterator[str]:
+        raise NotImplementedError
+
+
 def ratio(part: float, whole: float) -> float:
     """``part / whole``, 0 for an empty whole (an empty document has no repeated lines)."""
     return part / whole if whole else 0.0

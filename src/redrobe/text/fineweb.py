@@ -30,8 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from redrobe.config import FineWebRules as FineWebConfig
-from redrobe.documents import Document
-from redrobe.text.base import Decision, first_failure, ratio
+from redrobe.text.base import FailureChecks, ratio
 from redrobe.text.gopher import repeated_items
 from redrobe.text.normalize import raw_words
 
@@ -44,25 +43,12 @@ FINEWEB_LIST_RATIO = "fineweb_list_ratio"
 LINE_END_PUNCTUATION = (".", "'", '"', "!", "?")
 
 
-class FineWebRules:
-    """Document-level FineWeb heuristics (the rules FineWeb added on top of C4/Gopher)."""
+class FineWebRules(FailureChecks):
+    """Document-level FineWeb heuristics (the rules FineWeb added on top of C4/Gopher),
+    checked in datatrove's order."""
 
     name = "fineweb"
-
-    def __init__(self, config: FineWebConfig) -> None:
-        self.config = config
-
-    def __call__(self, doc: Document) -> Decision:
-        return self.check(doc.text)
-
-    def check(self, text: str) -> Decision:
-        """KEEP, or remove for the first check that fails (datatrove's order)."""
-        return first_failure(self._failures(text))
-
-    def reasons(self, text: str) -> list[str]:
-        """Every check that fails, each judged on its own, in check order (the first is
-        what :meth:`check` reports): FineWeb App. E.4 Table 2 counts each rule alone."""
-        return list(self._failures(text))
+    config: FineWebConfig
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure, reasons() runs every check

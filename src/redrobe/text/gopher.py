@@ -35,8 +35,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from redrobe.config import GopherQuality, GopherRepetition
-from redrobe.documents import Document
-from redrobe.text.base import Decision, first_failure, ratio
+from redrobe.text.base import FailureChecks, ratio
 from redrobe.text.normalize import normalized_words
 from redrobe.text.signals import NgramIndex
 
@@ -87,25 +86,11 @@ _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 _LINE_BREAK = re.compile(r"\n+")
 
 
-class GopherQualityRules:
-    """Document-level Gopher quality heuristics."""
+class GopherQualityRules(FailureChecks):
+    """Document-level Gopher quality heuristics, checked in datatrove's order."""
 
     name = "gopher_quality"
-
-    def __init__(self, config: GopherQuality) -> None:
-        self.config = config
-
-    def __call__(self, doc: Document) -> Decision:
-        return self.check(doc.text)
-
-    def check(self, text: str) -> Decision:
-        """KEEP, or remove for the first check that fails (datatrove's order)."""
-        return first_failure(self._failures(text))
-
-    def reasons(self, text: str) -> list[str]:
-        """Every check that fails, each judged on its own, in check order (the first is
-        what :meth:`check` reports): per-rule removal counts, as FineWeb App. E.4 counts."""
-        return list(self._failures(text))
+    config: GopherQuality
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure, reasons() runs every check
@@ -174,29 +159,19 @@ def word_stats(text: str) -> tuple[int, int, int, int, int]:
     return n_tokens, n_words, word_chars, alpha_tokens, len(stop_words)
 
 
-class GopherRepetitionRules:
-    """Gopher repetition heuristics (Table A1): repeated lines, paragraphs and n-grams."""
+class GopherRepetitionRules(FailureChecks):
+    """Gopher repetition heuristics (Table A1): repeated lines, paragraphs and n-grams,
+    checked in Table A1's order."""
 
     name = "gopher_repetition"
+    config: GopherRepetition
 
     def __init__(self, config: GopherRepetition) -> None:
-        self.config = config
+        super().__init__(config)
         # params keys are strings ("2": 0.2); check n-grams in increasing n, which is
         # also the order NgramIndex builds them in
         self.top_n_grams = sorted((int(n), limit) for n, limit in config.top_n_grams.items())
         self.dup_n_grams = sorted((int(n), limit) for n, limit in config.dup_n_grams.items())
-
-    def __call__(self, doc: Document) -> Decision:
-        return self.check(doc.text)
-
-    def check(self, text: str) -> Decision:
-        """KEEP, or remove for the first check that fails (Table A1's order)."""
-        return first_failure(self._failures(text))
-
-    def reasons(self, text: str) -> list[str]:
-        """Every check that fails, each judged on its own, in check order (the first is
-        what :meth:`check` reports)."""
-        return list(self._failures(text))
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure (and never builds the n-gram
