@@ -71,19 +71,31 @@ def test_adapted_model_starts_at_the_base_model():
     assert torch.allclose(plain, wrapped)  # B = 0 at initialization
 
 
-def test_merged_logits_equal_unmerged_and_saved_outputs_load(tmp_path):
+class NoTokenizer:
+    """save_lora saves the tokenizer beside the merged weights: record where."""
+
+    def __init__(self):
+        self.saved_to = []
+
+    def save_pretrained(self, path):
+        self.saved_to.append(path)
+
+
+def finetuned_and_logits():
+    """A fine-tuned adapted model in eval mode, a batch of ids and its unmerged logits."""
     model = adapted()
     finetune(model)
     model.eval()
     x = torch.randint(0, VOCAB, (2, SEQ))
     with torch.no_grad():
-        unmerged = model(input_ids=x).logits
+        return model, x, model(input_ids=x).logits
 
-    class NoTokenizer:  # save_lora saves the tokenizer beside the merged weights
-        def save_pretrained(self, path):
-            (tmp_path / "tokenizer-saved").write_text(str(path))
 
-    merged = save_lora(model, NoTokenizer(), tmp_path)
+def test_merged_logits_equal_unmerged_and_saved_outputs_load(tmp_path):
+    model, x, unmerged = finetuned_and_logits()
+    tokenizer = NoTokenizer()
+    merged = save_lora(model, tokenizer, tmp_path)
+    assert tokenizer.saved_to == [tmp_path / MERGED_DIR]
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=x).logits, unmerged, atol=1e-5)
         reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / MERGED_DIR).eval()
@@ -174,17 +186,7 @@ def test_nf4_config_is_qlora_s():
 
 
 def test_merge_into_a_full_precision_base_equals_in_memory_merge(tmp_path):
-    model = adapted()
-    finetune(model)
-    model.eval()
-    x = torch.randint(0, VOCAB, (2, SEQ))
-    with torch.no_grad():
-        unmerged = model(input_ids=x).logits
-
-    class NoTokenizer:
-        def save_pretrained(self, path):
-            pass
-
+    model, x, unmerged = finetuned_and_logits()
     merged = save_lora(model, NoTokenizer(), tmp_path, full_precision_base=base())
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=x).logits, unmerged, atol=1e-5)

@@ -46,7 +46,6 @@ DOCS = corpus()
 
 @pytest.fixture
 def setup(tmp_path, monkeypatch, repo_root):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     monkeypatch.chdir(tmp_path)
     for (slice_name, index) in LAYOUT:
         with ShardWriter(shard_path(tmp_path / "dedup", slice_name, index), batch_size=8) as w:

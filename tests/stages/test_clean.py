@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from text.test_rules import PROSE_LINES as PROSE  # tests/ is on sys.path (its conftest)
 
 from redrobe.accounting import check_accounting
 from redrobe.config import QUALITY_SIGNALS, Params, as_dict
@@ -20,15 +21,6 @@ from redrobe.stages import clean
 from redrobe.text import c4, gopher, rpv2
 from redrobe.text.gopher import GopherQualityRules
 
-PROSE = (
-    "The history of the river valley is long and varied. Farmers settled along the banks "
-    "and built small villages with stone walls. Over the centuries, the towns grew into "
-    "market centres that traded grain, wool and timber with distant cities. Travellers "
-    "described the landscape as green and quiet, with orchards that bloomed every spring. "
-    "Today the valley is known for its walking trails and for the old mills that still stand "
-    "beside the water, and local historians have collected letters and maps that show how "
-    "the people of the region adapted to floods and droughts."
-).replace(". ", ".\n")
 JS_LINE = "Please enable JavaScript to view the comments."
 LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit."
 REPEATED = "\n".join(["The same line of the old play, again and again."] * 6)
@@ -85,7 +77,6 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     write_raw(tmp_path / "raw")
     return tmp_path
 

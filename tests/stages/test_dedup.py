@@ -43,7 +43,6 @@ LAYOUT = {
 
 @pytest.fixture
 def setup(tmp_path, monkeypatch, repo_root):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     monkeypatch.chdir(tmp_path)
     for (slice_name, index), docs in LAYOUT.items():
         with ShardWriter(shard_path(tmp_path / "clean", slice_name, index)) as w:
@@ -189,7 +188,6 @@ def test_verification_keeps_true_near_duplicates(setup):
 
 
 def test_missing_input_is_one_clear_error(tmp_path, monkeypatch, capsys, repo_root):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     monkeypatch.chdir(tmp_path)
     code = main(["--params", str(repo_root / "params.yaml"), "--input", "nope", "--output", "o",
                  "--removed", "r", "--metrics", "m.json"])

@@ -40,10 +40,6 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("dists")
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
-
 
 def test_eval_json(models, cache, tmp_path):
     argv = fx.evaluate_argv({**models, "params": models["tasks_params"]}, models["base"],

@@ -21,10 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 TREES = ("raw", "removed", "quarantine")
 
 
-@pytest.fixture(autouse=True)
-def tracking_off(monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
-
 
 def run_stage(tmp_path: Path, params: dict, name: str, cache: Path | None = None) -> tuple[int, Path]:
     out = tmp_path / name

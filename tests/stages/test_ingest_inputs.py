@@ -20,10 +20,6 @@ TREES = ("raw", "removed", "quarantine")
 PROSE = "The tide tables list the times of high and low water for every harbour on the coast."
 
 
-@pytest.fixture(autouse=True)
-def tracking_off(monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
-
 
 def write_inputs(root: Path) -> None:
     root.mkdir()

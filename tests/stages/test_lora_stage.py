@@ -25,10 +25,6 @@ def inputs(tmp_path_factory):
     return {**paths, "base": root / "base"}
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
-
 
 def run(inputs, out):
     assert lora.main(fx.lora_argv(inputs, inputs["base"], out / "lora", out / "metrics")) == 0

@@ -15,10 +15,6 @@ def inputs(tmp_path_factory):
     return fx.write_inputs(tmp_path_factory.mktemp("pretrain-inputs"))
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
-
 
 def run(inputs, out):
     assert pretrain.main(fx.pretrain_argv(inputs, out / "base", out / "metrics")) == 0

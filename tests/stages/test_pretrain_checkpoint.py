@@ -18,10 +18,6 @@ def inputs(tmp_path_factory):
     return fx.write_inputs(tmp_path_factory.mktemp("pretrain-ckpt-inputs"))
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
-
 
 def with_pretrain(inputs, tmp_path, name, **changes):
     params = yaml.safe_load(inputs["params"].read_text())

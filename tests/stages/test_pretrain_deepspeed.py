@@ -32,7 +32,6 @@ def curve(metrics_dir):
 
 @pytest.mark.timeout(900)
 def test_stage_under_torchrun_zero2_matches_single_process(tmp_path, monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     inputs = fx.write_inputs(tmp_path / "inputs")
     assert pretrain.main(fx.pretrain_argv(inputs, tmp_path / "plain", tmp_path / "plain-metrics")) == 0
 

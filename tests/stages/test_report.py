@@ -55,7 +55,6 @@ def run_report(tmp: Path, name: str) -> tuple[int, Path]:
 
 
 def test_report_writes_plot_tables_and_summary(tmp_path, monkeypatch):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     (tmp_path / "metrics").mkdir()
     write_metrics(tmp_path / "metrics")
     code, out = run_report(tmp_path, "a")
@@ -77,7 +76,6 @@ def test_report_writes_plot_tables_and_summary(tmp_path, monkeypatch):
 
 
 def test_rerun_gives_identical_outputs_and_a_missing_file_is_named(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     (tmp_path / "metrics").mkdir()
     write_metrics(tmp_path / "metrics")
     (_, a), (_, b) = run_report(tmp_path, "a"), run_report(tmp_path, "b")

@@ -23,7 +23,6 @@ def first_validation_id(prefix: str) -> str:
 
 @pytest.fixture
 def setup(tmp_path, monkeypatch, repo_root):
-    monkeypatch.setenv("REDROBE_TRACKING", "off")
     monkeypatch.chdir(tmp_path)
     rng = random.Random(0)
     layout = {("books", 0): 40, ("books", 1): 30, ("c4", 0): 50}
