@@ -101,6 +101,16 @@ def test_ray_started_on_demand_is_shut_down():
     assert not ray.is_initialized()
 
 
+def test_a_stage_stops_the_ray_it_started(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDROBE_TRACKING", "off")
+    raw = tmp_path / "raw"
+    _write_raw(raw)
+    assert not ray.is_initialized()
+    metrics, files = _run_clean(tmp_path, raw, "ray", "ray")
+    assert metrics["accounting"]["slices"]["c4"]["in"] == 9 and len(files) == 15
+    assert not ray.is_initialized()  # at the end of the stage, not at interpreter exit
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray for the module, started here, so executors use it and leave it up."""

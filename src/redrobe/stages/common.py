@@ -19,6 +19,7 @@ from redrobe.accounting import AccountingError, Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
 from redrobe.documents import file_digest, write_json
 from redrobe.errors import GateError, InputError
+from redrobe.parallel import shutdown as stop_ray
 
 
 def parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -86,6 +87,8 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
         return _fail(stage, str(exc), 1)
     except GateError as exc:
         return _fail(stage, f"quality gate failed: {exc}", 1)
+    finally:
+        stop_ray()  # a local Ray the stage started ends with it, not at interpreter exit
     print(f"redrobe {stage}: done in {time.time() - started:.1f}s -> {args.metrics}")
     return 0
 
