@@ -161,3 +161,17 @@ def test_prefect_yaml_declares_the_three_deployments_on_the_process_pool():
         assert f"def {name}(" in (REPO / path).read_text()
     (pull,) = spec["pull"]
     assert "prefect.deployments.steps.set_working_directory" in pull
+
+
+def test_the_flows_give_a_first_ephemeral_prefect_server_time_to_migrate():
+    # in a fresh process, as `python -m flows.pipeline` starts: prefect must read the
+    # longer start-up timeout, and a value the user set must win
+    code = ("import flows, prefect.settings as s; "
+            "print(s.PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    for given, expected in ((None, 180), ("45", 45)):
+        run_env = env if given is None else {
+            **env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": given}
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=run_env,
+                             capture_output=True, text=True, check=True).stdout
+        assert int(out.split()[-1]) == expected
