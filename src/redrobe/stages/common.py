@@ -19,7 +19,6 @@ from redrobe.accounting import AccountingError, Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
 from redrobe.documents import file_digest, write_json
 from redrobe.errors import GateError, InputError
-from redrobe.parallel import shutdown as stop_ray
 
 
 def parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -88,9 +87,18 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
     except GateError as exc:
         return _fail(stage, f"quality gate failed: {exc}", 1)
     finally:
-        stop_ray()  # a local Ray the stage started ends with it, not at interpreter exit
+        _stop_ray()
     print(f"redrobe {stage}: done in {time.time() - started:.1f}s -> {args.metrics}")
     return 0
+
+
+def _stop_ray() -> None:
+    """End the local Ray a stage started with the stage, not at interpreter exit. Only a
+    stage that imported redrobe.parallel can have started one, so the others do not import
+    it (dvc.yaml lists as a stage's code deps exactly the modules it imports)."""
+    parallel = sys.modules.get("redrobe.parallel")
+    if parallel is not None:
+        parallel.shutdown()
 
 
 def _fail(stage: str, message: str, code: int) -> int:
