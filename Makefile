@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install browser-deps run repro test ui clean-data
+.PHONY: install browser-deps run repro test lint ui clean-data
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ browser-deps:
 
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
+
+# Static checks: ruff (lint, import order) and mypy, both configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check src flows tasks
+	$(BIN)/mypy
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
