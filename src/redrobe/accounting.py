@@ -27,7 +27,7 @@ class SliceCounts:
     def removed_total(self) -> int:
         return sum(self.removed.values())
 
-    def add(self, other: "SliceCounts") -> None:
+    def add(self, other: SliceCounts) -> None:
         self.docs_in += other.docs_in
         self.docs_out += other.docs_out
         self.quarantined += other.quarantined
@@ -73,7 +73,7 @@ class Ledger:
     def quarantined(self, slice_name: str) -> None:
         self.slices[slice_name].quarantined += 1
 
-    def merge(self, other: "Ledger") -> None:
+    def merge(self, other: Ledger) -> None:
         """Add another ledger's counts (e.g. from a worker process)."""
         for name, counts in other.slices.items():
             self.slices[name].add(counts)

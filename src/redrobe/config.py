@@ -284,7 +284,8 @@ class Clean:
         resolved: list[str] = []
         problems = []
         for entry in entries:
-            expanded = self.presets.get(entry, [entry]) if not entry.startswith(EXPRESSION_PREFIX) else [entry]
+            expanded = (self.presets.get(entry, [entry]) if not entry.startswith(EXPRESSION_PREFIX)
+                        else [entry])
             for name in expanded:
                 problems += self._entry_problems(name)
                 if name in resolved:

@@ -41,10 +41,10 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def with_extra(self, **columns: Any) -> "Document":
+    def with_extra(self, **columns: Any) -> Document:
         return replace(self, extra={**self.extra, **columns})
 
-    def with_text(self, text: str) -> "Document":
+    def with_text(self, text: str) -> Document:
         return replace(self, text=text)
 
 
@@ -163,7 +163,7 @@ class ShardWriter:
         else:
             self._writer.close()
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

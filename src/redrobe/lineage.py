@@ -60,7 +60,7 @@ class Run:
     record: Mapping[str, Any] = field(compare=False)
 
     @classmethod
-    def from_mapping(cls, run: Mapping[str, Any]) -> "Run":
+    def from_mapping(cls, run: Mapping[str, Any]) -> Run:
         inputs_of: dict[FileRef, set[FileRef]] = defaultdict(set)
         for i, edge in enumerate(run.get("edges", [])):
             try:

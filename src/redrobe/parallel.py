@@ -120,7 +120,7 @@ class Executor:
     def close(self) -> None:
         """Release what this executor holds (a no-op for the local pool)."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -100,7 +100,7 @@ class Progress:
         self._closed = True
         self._write(self.summary(self.clock(), ok), end=True)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -60,7 +60,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Toke
     return tok
 
 
-def wrap(tok: Tokenizer) -> "PreTrainedTokenizerFast":
+def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     """The HF ``transformers`` view of a trained tokenizer (what save_pretrained writes)."""
     from transformers import PreTrainedTokenizerFast
 
@@ -72,18 +72,18 @@ def wrap(tok: Tokenizer) -> "PreTrainedTokenizerFast":
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int,
-                    min_frequency: int) -> "PreTrainedTokenizerFast":
+                    min_frequency: int) -> PreTrainedTokenizerFast:
     """Train byte-level BPE on ``texts`` and return it as a PreTrainedTokenizerFast."""
     return wrap(train_bpe(texts, vocab_size, min_frequency))
 
 
-def save_tokenizer(tokenizer: "PreTrainedTokenizerFast", path: str | os.PathLike) -> Path:
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | os.PathLike) -> Path:
     """Write HF files (tokenizer.json, tokenizer_config.json) into directory ``path``."""
     tokenizer.save_pretrained(str(path))
     return Path(path) / TOKENIZER_FILE
 
 
-def load_tokenizer(path: str | os.PathLike) -> "PreTrainedTokenizerFast":
+def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
     """Load a saved tokenizer directory (``AutoTokenizer.from_pretrained``); InputError if unreadable."""
     from transformers import AutoTokenizer
 

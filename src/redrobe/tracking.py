@@ -253,7 +253,7 @@ class Tracker:
             order_by=[{"field_name": "creation_time", "ascending": False}])
         return found[0].model_id if found else None
 
-    def registry(self, name: str) -> "ModelRegistry":
+    def registry(self, name: str) -> ModelRegistry:
         return ModelRegistry(name)
 
 
@@ -281,7 +281,7 @@ class NullTracker(Tracker):
     def find_logged_model(self, *a: Any, **k: Any) -> str | None:
         return None
 
-    def registry(self, name: str) -> "ModelRegistry":
+    def registry(self, name: str) -> ModelRegistry:
         raise RuntimeError("tracking is off (REDROBE_TRACKING=off): no model registry")
 
 
@@ -437,7 +437,8 @@ def _dvc_invocation_key() -> str | None:
         except OSError:
             return None
         if any(Path(arg.decode(errors="replace")).name == "dvc" for arg in cmdline[:2]) or \
-                b"dvc" in cmdline[1:3] and Path(cmdline[0].decode(errors="replace")).name.startswith("python"):
+                b"dvc" in cmdline[1:3] and \
+                Path(cmdline[0].decode(errors="replace")).name.startswith("python"):
             return f"{pid}-{stat[19]}"  # field 22 of /proc/pid/stat: start time
         pid = int(stat[1])  # field 4: ppid
     return None

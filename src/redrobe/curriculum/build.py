@@ -34,10 +34,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redrobe.curriculum.buckets import assign_buckets, bucket_name, quantile_edges
-from redrobe.curriculum.difficulty import (SCORE_NAME, SCORES, Scorer, ScoreOptions, TrainStats,
-                                           bigram_counts, fit_scorer)
-from redrobe.curriculum.layout import (DOCS_FILE, INDEX_FILE, SPLIT_TRAIN, SPLIT_VAL,
-                                       bucket_file, dtype_name, token_dtype, val_file)
+from redrobe.curriculum.difficulty import (
+    SCORE_NAME,
+    SCORES,
+    ScoreOptions,
+    Scorer,
+    TrainStats,
+    bigram_counts,
+    fit_scorer,
+)
+from redrobe.curriculum.layout import (
+    DOCS_FILE,
+    INDEX_FILE,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    bucket_file,
+    dtype_name,
+    token_dtype,
+    val_file,
+)
 from redrobe.curriculum.tokens import DocRecord, TokenFileWriter
 from redrobe.documents import write_json
 

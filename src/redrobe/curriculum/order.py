@@ -39,8 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from redrobe.curriculum.buckets import assign_buckets, bucket_name
-from redrobe.curriculum.layout import (DOCS_FILE, SPLIT_TRAIN, SPLIT_VAL, open_tokens,
-                                       read_index, val_file)
+from redrobe.curriculum.layout import DOCS_FILE, SPLIT_TRAIN, SPLIT_VAL, open_tokens, read_index, val_file
 from redrobe.documents import atomic_file
 
 ORDER_SCHEMA = pa.schema([
@@ -67,7 +66,7 @@ class DocTable:
     val: pa.Table                                           # the validation rows
 
     @classmethod
-    def read(cls, root: str | os.PathLike) -> "DocTable":
+    def read(cls, root: str | os.PathLike) -> DocTable:
         root = Path(root)
         index = read_index(root)
         docs = pq.read_table(root / DOCS_FILE, columns=["id", "source", "split", "bucket",

@@ -53,8 +53,7 @@ def encode_documents(encoder: Tokenizer, docs: Iterable[Document],
                      batch_size: int) -> Iterator[tuple[Document, list[int]]]:
     """(document, token ids) pairs, encoding ``batch_size`` documents at a time."""
     for batch in batched(docs, batch_size):
-        for doc, ids in zip(batch, encode_texts(encoder, [d.text or "" for d in batch])):
-            yield doc, ids
+        yield from zip(batch, encode_texts(encoder, [d.text or "" for d in batch]))
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ class TokenFileWriter:
         self.path = Path(path)
         self.dtype = np.dtype(dtype)
         self._eos = np.asarray([eos_id], dtype=self.dtype).tobytes()
-        self._fh = open(self.path, "wb")
+        self._fh = open(self.path, "wb")  # noqa: SIM115 (closed by close())
         self.tokens = 0   # tokens written, eos included (== file length in tokens)
         self.docs = 0
 
@@ -151,7 +150,7 @@ class TokenFileWriter:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "TokenFileWriter":
+    def __enter__(self) -> TokenFileWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -387,7 +387,8 @@ def find_duplicates(shards: Sequence[ShardEmbedding], params: DedupSemantic,
         s = int(np.searchsorted(store.offsets, i, side="right")) - 1
         row = int(shards[s].rows[i - int(store.offsets[s])])
         removals[s][row] = (ids[i], SEMANTIC_DUPLICATE, ids[roots[i]])
-    return SemanticResult(removals=removals, stats={**stats, "removed": int((roots != np.arange(len(roots))).sum())})
+    return SemanticResult(removals=removals,
+                          stats={**stats, "removed": int((roots != np.arange(len(roots))).sum())})
 
 
 # ----------------------------------------------------------------------------- drivers

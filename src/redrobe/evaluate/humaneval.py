@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -29,10 +29,15 @@ from typing import Iterator
 
 from redrobe.documents import Document
 from redrobe.sources.archive import is_permissive
-from redrobe.sources.base import (BINARY, LICENSE_NOT_PERMISSIVE, NOT_CODE, VENDORED, Origin,
-                                  removed)
-from redrobe.sources.code import (TREE_LANGUAGES, decode_source, is_license_file, is_vendored,
-                                  language_of, license_of)
+from redrobe.sources.base import BINARY, LICENSE_NOT_PERMISSIVE, NOT_CODE, VENDORED, Origin, removed
+from redrobe.sources.code import (
+    TREE_LANGUAGES,
+    decode_source,
+    is_license_file,
+    is_vendored,
+    language_of,
+    license_of,
+)
 from redrobe.sources.fileio import Source
 
 #: version-control metadata directories: not files of the project

@@ -56,30 +56,29 @@ class Source:
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
         """A binary reader that decompresses by file name (.gz, .bz2, .zst, .xz)."""
-        with self.open_raw() as raw:
-            with decompressed(raw, self.basename) as fh:
-                yield fh
+        with self.open_raw() as raw, decompressed(raw, self.basename) as fh:
+            yield fh
 
     def sha256(self) -> str:
         """sha256 of the stored bytes; for a directory, of its sorted (path, sha256) list."""
         h = hashlib.sha256()
         if self.is_dir:
             for rel, member in self.walk():
-                h.update(f"{rel}\x00{member.sha256()}\n".encode("utf-8"))
+                h.update(f"{rel}\x00{member.sha256()}\n".encode())
             return h.hexdigest()
         with self.open_raw() as fh:
             for chunk in iter(lambda: fh.read(_CHUNK), b""):
                 h.update(chunk)
         return h.hexdigest()
 
-    def children(self) -> list["Source"]:
+    def children(self) -> list[Source]:
         """The files directly inside a directory (not its subdirectories), sorted by name."""
         entries = self.fs.ls(self.path.rstrip("/"), detail=True)
         return [Source(f"{self.name.rstrip('/')}/{e['name'].rstrip('/').rsplit('/', 1)[-1]}",
                        self.fs, e["name"])
                 for e in sorted(entries, key=lambda e: e["name"]) if e["type"] == "file"]
 
-    def walk(self) -> Iterator[tuple[str, "Source"]]:
+    def walk(self) -> Iterator[tuple[str, Source]]:
         """Every file under a directory as (posix path relative to it, Source), sorted."""
         root = self.path.rstrip("/")
         for path in sorted(self.fs.find(root, withdirs=False)):

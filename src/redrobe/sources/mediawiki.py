@@ -32,13 +32,21 @@ from urllib.parse import quote
 
 import mwparserfromhell
 import mwxml
-from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HTMLEntity, Tag,
-                                    Template, Text, Wikilink)
+from mwparserfromhell.nodes import (
+    Argument,
+    Comment,
+    ExternalLink,
+    Heading,
+    HTMLEntity,
+    Tag,
+    Template,
+    Text,
+    Wikilink,
+)
 from mwparserfromhell.wikicode import Wikicode
 
 from redrobe.documents import Document
 from redrobe.sources.base import WIKI_NON_ARTICLE, WIKI_REDIRECT, Origin, quarantined, removed
-
 
 _URL_SAFE = ":/(),'!*@;$"  # characters Wikipedia leaves unescaped in article URLs
 

@@ -49,8 +49,7 @@ from redrobe.sources.code import decode_source, is_vendored, language_of
 from redrobe.sources.gutenberg import strip_gutenberg
 from redrobe.sources.mediawiki import SiteInfo, WikiPage, page_document, page_meta, read_dump
 from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
-from redrobe.sources.warc import (WarcResponse, iter_html_responses, response_document,
-                                  response_meta)
+from redrobe.sources.warc import WarcResponse, iter_html_responses, response_document, response_meta
 from redrobe.sources.webpage import extract_page
 
 # ----------------------------------------------------------------------------- pins

@@ -28,11 +28,18 @@ import numpy as np
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.curriculum.build import TokenSpec, fit_difficulty, score_documents, write_curriculum
 from redrobe.curriculum.buckets import assign_buckets, bucket_name
+from redrobe.curriculum.build import TokenSpec, fit_difficulty, score_documents, write_curriculum
 from redrobe.curriculum.difficulty import SCORES, ScoreOptions
-from redrobe.curriculum.layout import (INDEX_FILE, REMOVED_FILE, SPLIT_TRAIN,
-                                       bucket_file, memmap_tokens, token_dtype, val_file)
+from redrobe.curriculum.layout import (
+    INDEX_FILE,
+    REMOVED_FILE,
+    SPLIT_TRAIN,
+    bucket_file,
+    memmap_tokens,
+    token_dtype,
+    val_file,
+)
 from redrobe.curriculum.split import split_thresholds
 from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
 from redrobe.documents import ShardWriter, atomic_dir, count_documents, list_shards

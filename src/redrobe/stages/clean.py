@@ -40,12 +40,11 @@ import redrobe.text
 from redrobe import accounting, documents
 from redrobe.accounting import Ledger
 from redrobe.config import Clean, Params, as_dict
-from redrobe.documents import (ShardWriter, atomic_dir, count_documents, list_shards,
-                                read_documents)
+from redrobe.documents import ShardWriter, atomic_dir, count_documents, list_shards, read_documents
 from redrobe.errors import InputError
 from redrobe.parallel import executor_for
-from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.progress import countable_total, documents_seen, map_tracked
+from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.stages import common
 from redrobe.text.rules import KEPT, REMOVED, SIGNAL_COLUMNS, Cleaner, CleanStats
 

@@ -65,10 +65,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         slices = [s for s in sample.SAMPLE_SLICES if s in params.shared.slices]
         archives = sample.fetch_all(slices, args.cache_dir)  # before any output is touched
     with atomic_dir(args.output) as raw, atomic_dir(args.removed) as removed, \
-            atomic_dir(args.quarantine) as quarantine:
-        with common.progress(STAGE, len(slices) or None, unit="slice") as progress:
-            reports, inputs = _ingest(params, slices, archives,
-                                      OutputDirs(raw, removed, quarantine), progress)
+            atomic_dir(args.quarantine) as quarantine, \
+            common.progress(STAGE, len(slices) or None, unit="slice") as progress:
+        reports, inputs = _ingest(params, slices, archives,
+                                  OutputDirs(raw, removed, quarantine), progress)
     ledger = Ledger()
     for report in reports:
         ledger.merge(report.ledger)

@@ -30,9 +30,18 @@ from redrobe.config import ConfigError, Params, load_params
 from redrobe.curriculum.split import is_validation, split_thresholds
 from redrobe.documents import atomic_dir, file_digest, list_shards, read_documents, write_json
 from redrobe.errors import InputError
-from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, TASK_FILE, apply_lora, load_model,
-                          lora_parameter_count, quantization_problem, save_lora, token_buffers,
-                          trainable_parameters)
+from redrobe.lora import (
+    ADAPTER_DIR,
+    MERGED_DIR,
+    TASK_FILE,
+    apply_lora,
+    load_model,
+    lora_parameter_count,
+    quantization_problem,
+    save_lora,
+    token_buffers,
+    trainable_parameters,
+)
 from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.train import TrainConfig, train_on_array, write_curve

@@ -43,18 +43,18 @@ import torch
 
 from redrobe.config import Params
 from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
+from redrobe.curriculum.order import DocTable, write_data_order
 from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
 from redrobe.model import build_model, fused, llama_config, parameter_counts, save_model
 from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.tokenizer import load_tokenizer
-from redrobe.curriculum.order import DocTable, write_data_order
 from redrobe.train import TrainConfig, eval_windows, train, write_curve
-from redrobe.train.data import bucket_windows, make_batches
 from redrobe.train.checkpoint import Checkpointer, fingerprint
-from redrobe.train.loop import split_bucket_losses
+from redrobe.train.data import bucket_windows, make_batches
 from redrobe.train.deepspeed import build_stepper, distributed_context, full_weights
+from redrobe.train.loop import split_bucket_losses
 from redrobe.train.mfu import flops_per_token, measure_peak_flops
 
 WEIGHTS_FILE = "model.safetensors"

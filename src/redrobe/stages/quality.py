@@ -147,8 +147,10 @@ def build_audit_parser() -> argparse.ArgumentParser:
 
 def _audit_export(params: Params, args: argparse.Namespace, tracker: Any) -> None:
     seed = params.shared.seed if args.seed is None else args.seed
-    sources = [audit.Source("clean", "kept", args.clean), audit.Source("clean", "removed", args.clean_removed),
-               audit.Source("dedup", "kept", args.dedup), audit.Source("dedup", "removed", args.dedup_removed)]
+    sources = [audit.Source("clean", "kept", args.clean),
+               audit.Source("clean", "removed", args.clean_removed),
+               audit.Source("dedup", "kept", args.dedup),
+               audit.Source("dedup", "removed", args.dedup_removed)]
     sample, strata = audit.export_sample(sources, params.quality.audit, seed,
                                          params.shared.batch_docs)
     with atomic_dir(args.output) as out:

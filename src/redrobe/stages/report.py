@@ -23,8 +23,17 @@ from typing import Any, Sequence
 from redrobe.config import Params
 from redrobe.documents import atomic_dir, atomic_file
 from redrobe.errors import InputError
-from redrobe.reporting import (EVAL_COLUMNS, FUNNEL_COLUMNS, eval_table, funnel_table,
-                               key_metrics, plot_curve, read_curve, render_report, write_csv)
+from redrobe.reporting import (
+    EVAL_COLUMNS,
+    FUNNEL_COLUMNS,
+    eval_table,
+    funnel_table,
+    key_metrics,
+    plot_curve,
+    read_curve,
+    render_report,
+    write_csv,
+)
 from redrobe.stages import common
 
 STAGE_FILES = ("ingest", "clean", "dedup", "quality", "tokenize", "bucket", "pretrain",

@@ -180,7 +180,7 @@ def deduplicate(docs: Sequence[Document], dedup: Dedup, workdir: Path, batch_doc
             sketches.append(sketch_shard(str(path), dedup, batch_docs))
         plan = plan_removals(sketches, dedup)   # verification re-reads the shards: inside
     kept = []
-    for (name, items), removals in zip(sorted(by_slice.items()), plan.removals):
+    for (_name, items), removals in zip(sorted(by_slice.items()), plan.removals):
         for row, doc in enumerate(items):
             if row in removals:
                 removed[removals[row][1]] += 1

@@ -45,8 +45,7 @@ import torch
 
 from redrobe.config import ConfigError
 from redrobe.errors import InputError
-from redrobe.lora import (apply_lora, lora_parameter_count, projection_shapes,
-                          trainable_parameters)
+from redrobe.lora import apply_lora, lora_parameter_count, projection_shapes, trainable_parameters
 from redrobe.model import variants as model_variants
 from redrobe.model.llama import llama_config
 from redrobe.tables.lm import LMSettings, held_out_loss, model_params, new_model, pack, train_lm

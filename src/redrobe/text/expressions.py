@@ -86,7 +86,9 @@ def _eval(node: ast.AST, signals: Signals) -> Any:
         return all(values) if isinstance(node.op, ast.And) else any(values)
     if isinstance(node, ast.UnaryOp):
         value = _eval(node.operand, signals)
-        return not value if isinstance(node.op, ast.Not) else (-value if isinstance(node.op, ast.USub) else +value)
+        if isinstance(node.op, ast.Not):
+            return not value
+        return -value if isinstance(node.op, ast.USub) else +value
     if isinstance(node, ast.BinOp):
         return _BINARY[type(node.op)](_eval(node.left, signals), _eval(node.right, signals))
     if isinstance(node, ast.Compare):  # chained, as Python: a < b < c

@@ -17,7 +17,8 @@ Quality signals (RedPajama-V2, :mod:`redrobe.text.rpv2`) are computed once per
 document, on the normalized text the rules see (before any rule edits lines), when
 ``store_signals`` is on or an expression needs them; with ``store_signals`` the outcome
 carries them as the ``quality_signals`` JSON column plus a ``language`` column
-(:mod:`redrobe.text.langid`, the same pass that scores ``redrobe_lang_score``), for kept and removed documents alike.
+(:mod:`redrobe.text.langid`, the same pass that scores ``redrobe_lang_score``), for kept
+and removed documents alike.
 
 The reason constants live with their rule sets (:mod:`redrobe.text.gopher`,
 :mod:`redrobe.text.c4`, :mod:`redrobe.text.code`, :mod:`redrobe.text.fineweb`,
@@ -106,7 +107,7 @@ class Cleaner:
         self.needs_signals = store_signals or any(_reads_signals(r) for r in self.rule_sets)
 
     @classmethod
-    def for_slice(cls, slice_name: str, clean: Clean) -> "Cleaner":
+    def for_slice(cls, slice_name: str, clean: Clean) -> Cleaner:
         names = clean.resolve(clean.rule_sets.get(slice_name, []))
         return cls(clean.normalization, build_rule_sets(names, clean), clean.store_signals)
 
@@ -181,7 +182,7 @@ class CleanStats:
             self.rule_set_totals[name]["docs_edited"] += 1
             self.rule_set_totals[name]["chars_edited"] += chars
 
-    def merge(self, other: "CleanStats") -> None:
+    def merge(self, other: CleanStats) -> None:
         self.rule_sets_by_slice.update(other.rule_sets_by_slice)
         for name, counts in other.chars_removed.items():
             self.chars_removed[name].update(counts)

@@ -229,8 +229,9 @@ class DeepSpeedStepper:
     def state_dict(self) -> dict[str, Any]:
         """This rank's share of the training state, as tensors and plain containers
         (``torch.load(..., weights_only=True)``): the full model weights and the AdamW
-        moments of this rank's ZeRO partitions (hyper-parameters come from the config). Every rank saves (and later loads) its own,
-        on the same world size. Collective at ZeRO-3 (the weights are gathered)."""
+        moments of this rank's ZeRO partitions (hyper-parameters come from the config). Every
+        rank saves (and later loads) its own, on the same world size. Collective at ZeRO-3 (the
+        weights are gathered)."""
         with full_weights(self):
             weights = {k: v.detach().clone() for k, v in self.engine.module.state_dict().items()}
         base = self._base_optimizer()
