@@ -1,6 +1,7 @@
 """Benchmark: our Gopher quality + Gopher repetition + C4 rule sets against datatrove's
 GopherQualityFilter, GopherRepetitionFilter and C4QualityFilter on the same documents
-(REFERENCES §3 and §7): throughput per core and per-document decision agreement.
+(docs/references.md, "Rule sets: Gopher, C4, FineWeb" and "Benchmark anchors"): throughput
+per core and per-document decision agreement.
 
     python benchmarks/clean_vs_datatrove.py --setup     # once: builds .venv-bench from PyPI
     python benchmarks/clean_vs_datatrove.py             # -> benchmarks/results/clean_vs_datatrove.json
@@ -51,7 +52,7 @@ FILTERS = ("gopher_quality", "gopher_repetition", "c4")   # chain order, as para
 # datatrove's); a disagreement whose removing side used one of these is "by design".
 BY_DESIGN = {
     # datatrove's words are spaCy tokens (every punctuation mark a word of its own);
-    # ours are whitespace tokens (src/redrobe/text/gopher.py docstring, REFERENCES §7)
+    # ours are whitespace tokens (src/redrobe/text/gopher.py docstring; docs/references.md)
     "gopher_short_doc": "word count: spaCy tokens vs whitespace words",
     "gopher_long_doc": "word count: spaCy tokens vs whitespace words",
     "gopher_below_avg_threshold": "mean word length: spaCy tokens vs whitespace words without edge punctuation",

@@ -3,7 +3,7 @@
     python benchmarks/minhash.py                 # -> benchmarks/results/minhash.json
     python benchmarks/minhash.py --max-docs 200  # quicker
 
-1. Throughput (REFERENCES §7): documents/s of signatures + LSH on the same real
+1. Throughput (docs/references.md, "Benchmark anchors"): documents/s of signatures + LSH on the same real
    documents (the cleaned shards under ``--input``, default data/interim/clean; the
    ingest output data/raw when those are missing; generated prose when neither exists).
    datasketch side: ``MinHash(num_perm=128, seed=42).update_batch(13-gram shingles)``

@@ -33,7 +33,9 @@ cluster and its workers start once, not per stage; local pool workers fork from 
 driver and inherit its imports); speedup = stage_s(1 worker) / stage_s(2 workers)
 for each executor and size.
 Dedup (local, one worker) runs on the 1x and 4x clean output for its peak RSS; its
-MinHash/LSH index grows with documents by design (REFERENCES, issue 3 item 6).
+MinHash/LSH index grows with documents by design: it holds a content digest and band keys
+per document, never the text (docs/references.md, "Deduplication at scale", describes how
+the reference systems partition it further).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
     HF_HUB_OFFLINE=1 python benchmarks/semantic_choice.py [--shards data/interim/clean]
         [--stdlib 300] [--prose 200] [--threshold 0.9]
 
-Evidence for the ``dedup.semantic`` defaults (issue 3, item 4):
+Evidence for the ``dedup.semantic`` defaults (which slices are embedded, and which view of
+each document's text):
 
 - code: on the real github shard (``<shards>/github``; when absent, ``redrobe ingest``
   writes the pinned sample into a temporary directory first) and on a seeded sample of

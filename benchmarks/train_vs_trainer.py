@@ -4,7 +4,7 @@
     nice -n 10 python benchmarks/train_vs_trainer.py --steps 8 --rounds 1 --no-options   # quicker
     nice -n 10 python benchmarks/train_vs_trainer.py --memory    # + a step's memory, fused vs not
 
-What is compared (issue 4, benchmark 1):
+What is compared:
 
 1. The same model: the pipeline's LLaMA (params.yaml ``model``: hidden 256, 4 layers,
    4 heads, intermediate 688, untied head, vocabulary ``--vocab`` 8192), a fresh
@@ -30,7 +30,7 @@ What is compared (issue 4, benchmark 1):
 MFU (PaLM App. B, via :mod:`redrobe.train.mfu`): tokens/s x FLOPs per token / peak,
 where the peak is measured in this run (best of 1024..4096 square fp32 matmuls on all
 threads). FLOPs per token are reported three ways: 6 N with N the non-embedding
-parameters (Kaplan: the lm_head excluded, the issue's counting), + the attention term
+parameters (Kaplan: the lm_head excluded), + the attention term
 12 L H T, and 6 (N + lm_head) + 12 L H T (every matmul the step really runs).
 
 Each timed run is a fresh child process (``--side``), so no side inherits another's
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     per_token = {
         "6N": flops_per_token(counts["non_embedding"], 0, 0, 0),
         "6N+attn": flops_per_token(counts["non_embedding"], args.layers, args.hidden, args.seq),
-        # the issue's counting: all parameters but the input embedding (lm_head included)
+        # the MFU target's counting: all parameters but the input embedding (lm_head included)
         "6(N+head)": flops_per_token(counts["non_embedding"] + counts["lm_head"], 0, 0, 0),
         "6(N+head)+attn": flops_per_token(counts["non_embedding"] + counts["lm_head"],
                                           args.layers, args.hidden, args.seq),

@@ -52,7 +52,8 @@ class Shared:
 
 @dataclass(frozen=True)
 class IngestSample:
-    """Kept documents per slice from the pinned sample distributions (REFERENCES §6)."""
+    """Kept documents per slice from the pinned sample distributions
+    (docs/references.md, "Real text available offline")."""
     books: int = 60
     wikipedia: int = 120
     c4: int = 300
@@ -171,7 +172,7 @@ class C4Rules:
 
 @dataclass(frozen=True)
 class CodeRules:
-    """RedPajama-1T github rules (REFERENCES §1)."""
+    """RedPajama-1T github rules (docs/references.md, "RedPajama-1T slices")."""
     max_line_length: int = 1000
     max_mean_line_length: float = 100.0
     min_alnum_fraction: float = 0.25
@@ -206,9 +207,10 @@ class FineWebRules:
                 + _check(self.new_line_ratio >= 0, "new_line_ratio", "must be >= 0"))
 
 
-#: RedPajama-V2 quality signals the clean stage stores (REFERENCES §2; ccnet_* need cc_net
-#: and are not computed) plus redrobe's language score; redrobe.text.rpv2 computes exactly
-#: these (a test keeps them equal). ``rps_lines_*`` have one span per line.
+#: RedPajama-V2 quality signals the clean stage stores (docs/references.md, "RedPajama-V2
+#: quality signals"; ccnet_* need cc_net and are not computed) plus redrobe's language
+#: score; redrobe.text.rpv2 computes exactly these (a test keeps them equal).
+#: ``rps_lines_*`` have one span per line.
 QUALITY_SIGNALS: tuple[str, ...] = (
     "rps_doc_word_count", "rps_doc_mean_word_length", "rps_doc_frac_unique_words",
     "rps_doc_unigram_entropy", "rps_doc_stop_word_fraction", "rps_doc_symbol_to_word_ratio",
@@ -227,9 +229,9 @@ LINE_SIGNAL_PREFIX = "rps_lines_"
 EXPRESSION_AGGREGATES = ("mean", "sum", "min", "max", "count")
 EXPRESSION_PREFIX = "expr:"
 
-# The RedPajama-V2 dataset card's example filter (REFERENCES §2), one expression per
-# rule so each removal is counted under its own reason. The card's bullet rule divides
-# by ccnet_nlines; mean() over the per-line signal is the same ratio.
+# The RedPajama-V2 dataset card's example filter (docs/references.md, "RedPajama-V2 quality
+# signals"), one expression per rule so each removal is counted under its own reason. The
+# card's bullet rule divides by ccnet_nlines; mean() over the per-line signal is the same ratio.
 RPV2_EXAMPLE_EXPRESSIONS = {
     "rpv2_word_count": "rps_doc_word_count < 50 or rps_doc_word_count > 100000",
     "rpv2_mean_word_length": "rps_doc_mean_word_length < 3 or rps_doc_mean_word_length > 10",
@@ -384,7 +386,8 @@ def _check_signal_name(name: str) -> None:
 
 @dataclass(frozen=True)
 class MinHashParams:
-    """RedPajama-V2 MinHash parameters (REFERENCES §4), 14 x 9 bands verified at Jaccard 0.8."""
+    """RedPajama-V2 MinHash parameters, 14 x 9 bands verified at Jaccard 0.8
+    (docs/references.md, "Deduplication parameters")."""
     enabled: bool = True
     ngram: int = 13
     num_perm: int = 128
@@ -392,7 +395,7 @@ class MinHashParams:
     rows: int = 9
     seed: int = 42
     verify: bool = True            # link an LSH candidate pair only if its exact Jaccard >= threshold
-    threshold: float = 0.8         # SlimPajama's Jaccard threshold (REFERENCES §4)
+    threshold: float = 0.8         # SlimPajama's Jaccard threshold
 
     def validate(self) -> list[str]:
         return (_check(self.bands * self.rows <= self.num_perm, "bands",
@@ -407,7 +410,9 @@ class MinHashParams:
 
 @dataclass(frozen=True)
 class DedupSemantic:
-    """SemDeDup with all-MiniLM-L6-v2 (REFERENCES §4): k-means clusters, cosine pairs inside.
+    """SemDeDup with all-MiniLM-L6-v2: k-means clusters, cosine pairs inside.
+
+    Recipe: docs/references.md, "Deduplication parameters".
 
     ``slices`` are the slices whose documents are embedded (prose by default: on code the
     shared license headers dominate what MiniLM reads, see benchmarks/semantic_choice.py);
@@ -444,7 +449,8 @@ class DedupSemantic:
 
 @dataclass(frozen=True)
 class Dedup:
-    """Exact (normalized-content hash) and MinHash-LSH deduplication (REFERENCES §4)."""
+    """Exact (normalized-content hash) and MinHash-LSH deduplication (docs/references.md,
+    "Deduplication parameters")."""
     exact: bool = True
     cross_slice: bool = True       # duplicates are found across slices, as SlimPajama does
     minhash: MinHashParams = field(default_factory=MinHashParams)
@@ -457,7 +463,7 @@ class QualityAudit:
     sample_size: int = 1300          # with 0 errors the 95 % Wilson lower bound reaches
     per_stratum_min: int = 5         # 0.997 only from n = 1277 reviewed documents on
     excerpt_chars: int = 1000        # characters of text shown to the reviewer
-    target: float = 0.997            # the seed's audited label accuracy (99.7 %)
+    target: float = 0.997            # audited label accuracy to reach (99.7 %): the project's bar
 
     def validate(self) -> list[str]:
         return (_check(self.sample_size >= 1, "sample_size", "must be >= 1")

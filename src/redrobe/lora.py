@@ -142,7 +142,7 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, Any]:
     """Trainable and total parameter counts and the trainable fraction.
 
     For LoRA each adapted d_out x d_in matrix adds r * (d_in + d_out) trainable
-    parameters (LoRA paper §4; REFERENCES §5, Table 16).
+    parameters (LoRA paper §4.1; docs/references.md, "Paper tables").
     """
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

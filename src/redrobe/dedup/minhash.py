@@ -1,7 +1,7 @@
 """MinHash signatures and LSH band keys for near-duplicate detection, in numpy.
 
-Recipe of RedPajama-V2 (REFERENCES §4): word 13-grams of the normalized words,
-128 permutations, seed 42; the signature is cut into 9 bands of 13 rows, and two
+Recipe of RedPajama-V2 (docs/references.md, "Deduplication parameters"): word 13-grams
+of the normalized words, 128 permutations, seed 42; the signature is cut into 9 bands of 13 rows, and two
 documents whose signatures agree on every row of at least one band are a candidate
 pair. With b bands of r rows the chance of that is 1 - (1 - J^r)^b for Jaccard
 similarity J, which crosses 1/2 near J = 0.8 for 9 x 13.

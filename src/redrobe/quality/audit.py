@@ -2,8 +2,8 @@
 
 A stratified random sample of kept and removed documents goes to a reviewer, who marks
 each decision correct or incorrect; the label accuracy's Wilson 95 % score interval
-must have its lower bound at or above ``quality.audit.target`` (0.997, the seed's
-figure). Strata are stage × slice × decision, with removed documents split by their
+must have its lower bound at or above ``quality.audit.target`` (0.997: the accuracy the
+project requires of its decisions). Strata are stage × slice × decision, with removed documents split by their
 ``reason`` (clean: each rule; dedup: exact_duplicate, near_duplicate, ...).
 
 Sampling is bottom-k by a keyed hash: a document's priority is

@@ -10,7 +10,7 @@ Multi-file papers: the main file is the ``.tex`` file with ``\\documentclass`` (
 with ``\\begin{document}``, then the shallowest path, then name order), and its
 ``\\input{}`` / ``\\include{}`` of other files of the paper are inlined (depth 8).
 
-Cleaning, in order (RedPajama-1T, rp_v1 ``data_prep/arxiv``; REFERENCES §1):
+Cleaning, in order (RedPajama-1T, rp_v1 ``data_prep/arxiv``; docs/references.md, "RedPajama-1T slices"):
 
 1. comments: from an unescaped ``%`` to the end of the line; lines that were only a
    comment go entirely;

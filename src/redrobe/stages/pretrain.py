@@ -159,7 +159,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
     val_buckets = {b: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches)
                    for b, a in table.val_by_bucket(val_tokens).items() if a.size > seq_len}
     # the untied lm_head is a matmul every token pays (0 when tied): counted, as in
-    # transformers' num_parameters(exclude_embeddings=True) and the issue's MFU target
+    # transformers' num_parameters(exclude_embeddings=True) and the project's MFU target do
     per_token = flops_per_token(counts["non_embedding"] + counts["lm_head"], params.model.num_layers,
                                 params.model.hidden_size, seq_len)
     peak = pt.peak_flops or measure_peak_flops(device)

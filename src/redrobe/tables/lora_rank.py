@@ -51,7 +51,7 @@ from redrobe.model.llama import llama_config
 from redrobe.tables.lm import LMSettings, held_out_loss, model_params, new_model, pack, train_lm
 from redrobe.tables.spec import CORPUS, TOKENIZER, Claim, Context, Table, TableSpec, Variant
 
-#: LoRA Table 16 (GPT-2 Medium on E2E NLG): validation loss by rank r (REFERENCES §5)
+#: LoRA Table 16 (GPT-2 Medium on E2E NLG): validation loss by rank r (docs/references.md, "Paper tables")
 PAPER_LOSS = {1: 1.23, 2: 1.21, 4: 1.18, 8: 1.17, 16: 1.16, 32: 1.16, 64: 1.16, 128: 1.16,
               256: 1.16, 512: 1.16, 1024: 1.17}
 BASE, FULL = "base", "full"

@@ -49,8 +49,8 @@ RULE_SETS = {"gopher": ("gopher_quality", "gopher_repetition"), "c4": ("c4",), "
 ANY, LINE_EDITS, WEB = "any", "line_edits", "web"
 TOP_NGRAMS, DUP_NGRAMS = "gopher_top_ngrams", "gopher_dup_ngrams"
 
-#: FineWeb App. E.4 Table 2, % of tokens removed by one rule (REFERENCES §5); FineWeb's
-#: top-n-gram thresholds were 0.13/0.087/0.079, ours are Gopher's (params.clean)
+#: FineWeb App. E.4 Table 2, % of tokens removed by one rule (docs/references.md, "Paper tables");
+#: FineWeb's top-n-gram thresholds were 0.13/0.087/0.079, ours are Gopher's (params.clean)
 PAPER_TOKENS = {
     ("fineweb", fineweb.FINEWEB_LINE_PUNCT_RATIO): 10.14,
     ("fineweb", fineweb.FINEWEB_CHAR_DUP_RATIO): 12.47,

@@ -1,5 +1,5 @@
 """Paper table "slimpajama": short-document filter and cross-slice byte dedup rates, and
-token shares before and after, per slice (SlimPajama card; REFERENCES.md §5).
+token shares before and after, per slice (SlimPajama card; docs/references.md, "Paper tables").
 
     redrobe reproduce slimpajama --scale sample
 
@@ -67,8 +67,8 @@ from redrobe.tables.spec import (
 from redrobe.text.normalize import normalize_unicode
 from redrobe.tokenizer import token_counts
 
-#: SlimPajama card (REFERENCES §5), per slice: short-document filter rate (% of documents),
-#: byte dedup rate (% of bytes), token share after and before (%)
+#: SlimPajama card (docs/references.md, "Paper tables"), per slice: short-document filter rate
+#: (% of documents), byte dedup rate (% of bytes), token share after and before (%)
 PAPER = {
     "common_crawl": (0.02, 63.76, 52.2, 72.6),
     "c4": (4.70, 6.85, 26.7, 14.4),

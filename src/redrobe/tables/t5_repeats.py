@@ -42,9 +42,9 @@ from redrobe.tables.lm import LMSettings
 from redrobe.tables.spec import Claim, Context, Table, TableSpec, Variant
 from redrobe.tokenizer import special_ids
 
-#: T5 Table 9 (REFERENCES §5) keyed by our denominator: both ladders shrink the data 4x per
-#: row, so our row 1/4^k sits beside the paper's k-th row. (data, repeats, GLUE, SQuAD);
-#: the full C4 run sees its data less than once (no repeats: None).
+#: T5 Table 9 (docs/references.md, "Paper tables") keyed by our denominator: both ladders
+#: shrink the data 4x per row, so our row 1/4^k sits beside the paper's k-th row.
+#: (data, repeats, GLUE, SQuAD); the full C4 run sees its data less than once (no repeats: None).
 PAPER: dict[int, tuple[str, int | None, float, float]] = {
     1: ("full C4", None, 83.28, 80.88),
     4: ("2^29 tokens", 64, 82.87, 80.97),

@@ -1,7 +1,9 @@
-"""Code rule set: RedPajama-1T's github filters (REFERENCES §1; rp_v1 data_prep/github).
+"""Code rule set: RedPajama-1T's github filters (branch rp_v1, data_prep/github).
 
     rules = CodeRules(params.clean.code)
     rules(doc)   # KEEP or remove(CODE_MAX_LINE_LENGTH), ...
+
+Thresholds and source: docs/references.md, "RedPajama-1T slices".
 
 A file is removed when it is empty, its longest line exceeds ``max_line_length``
 characters, its mean line length (characters / lines, as RedPajama computes it)

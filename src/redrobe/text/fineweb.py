@@ -1,8 +1,10 @@
-"""FineWeb quality rule set (Penedo et al. 2024, App. E.4 Table 2; REFERENCES §3).
+"""FineWeb quality rule set (Penedo et al. 2024, App. E.4 Table 2).
 
     rules = FineWebRules(params.clean.fineweb)
     rules(doc)          # Decision: KEEP or remove(FINEWEB_LINE_PUNCT_RATIO), ...
     rules.reasons(text) # every check that fails, each on its own
+
+Sources and thresholds: docs/references.md, "Rule sets: Gopher, C4, FineWeb".
 
 The four checks run in datatrove's ``FineWebQualityFilter`` order and with its
 semantics (lines are ``text.split("\\n")``, nothing stripped); the first failing one

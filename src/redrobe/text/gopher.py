@@ -1,8 +1,10 @@
-"""Gopher quality and repetition rule sets (Rae et al. 2021, App. A; REFERENCES §3).
+"""Gopher quality and repetition rule sets (Rae et al. 2021, App. A and Table A1).
 
     rules = GopherQualityRules(params.clean.gopher_quality)
     rules(doc)          # Decision: KEEP or remove(GOPHER_SHORT_DOC), ...
     rules.reasons(text) # every check that fails, each on its own: [GOPHER_SHORT_DOC, ...]
+
+Sources and thresholds: docs/references.md, "Rule sets: Gopher, C4, FineWeb".
 
 Checks run in datatrove's order and the first failing one names the reason; the
 reason strings follow datatrove's, prefixed ``gopher_`` (one renamed: datatrove's
@@ -12,8 +14,8 @@ Differences from datatrove, by design:
 
 - Words for the quality rules are whitespace tokens, not tokenizer tokens. datatrove
   splits with a spaCy/NLTK tokenizer where every punctuation mark is a word of its
-  own (REFERENCES §7); that split is most of its cost and it makes verse and plays
-  fail the "80 % of words contain a letter" rule (a Shakespeare play scores about
+  own (docs/references.md, "Benchmark anchors"); that split is most of its cost and it makes
+  verse and plays fail the "80 % of words contain a letter" rule (a Shakespeare play scores about
   0.79 that way, about 1.0 on whitespace tokens). A token counts as a word when it
   holds a letter or digit; its length is measured without the punctuation at its
   ends, and stop words are matched the same way (case-sensitive, as datatrove does).

@@ -7,9 +7,10 @@ Uses py3langid (a maintained fork of langid.py, Lui & Baldwin 2012): a naive Bay
 model over byte n-grams for 140 languages that ships inside the wheel, so nothing is
 downloaded. ``norm_probs=True`` turns the scores into a distribution over languages;
 the score returned is the probability of the top language. RedPajama-1T/V2 keep
-cc_net's fastText ``language_score`` for the same purpose (REFERENCES §1, §2);
-fastText's lid.176 model is not available offline, so this score is ours and is
-named ``redrobe_lang_score`` in the quality signals (:mod:`redrobe.text.rpv2`).
+cc_net's fastText ``language_score`` for the same purpose; fastText's lid.176 model
+is not available offline (docs/references.md, "RedPajama-1T slices" and "Many
+languages"), so this score is ours and is named ``redrobe_lang_score`` in the
+quality signals (:mod:`redrobe.text.rpv2`).
 
 Why only the first ``max_chars`` characters: py3langid walks its byte automaton in
 Python, so the cost grows with the text (a 1.4M-character file takes ~600 ms in

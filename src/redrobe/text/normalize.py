@@ -1,9 +1,9 @@
-r"""Unicode normalization and the RedPajama-V2 text views (REFERENCES §2).
+r"""Unicode normalization and the RedPajama-V2 text views.
 
 The clean stage applies :func:`normalize_unicode` (``params.clean.normalization``)
 before any rule runs. The views below are the ones RedPajama-V2 computes its quality
-signals on; dedup reuses them for exact hashing and MinHash shingles, so all stages
-agree on what "the same text" means:
+signals on (docs/references.md, "RedPajama-V2 quality signals"); dedup reuses them for
+exact hashing and MinHash shingles, so all stages agree on what "the same text" means:
 
     normalized_text("Héllo,  WORLD!")     # "he\u0301llo world": no punctuation, lower, NFD
     normalized_words("It's a café-time.")  # ["its", "a", "cafe\u0301time"]

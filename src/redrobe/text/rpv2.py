@@ -18,8 +18,9 @@ line's slice of the raw text, its ``"\n"`` included. Scores are rounded to 8 dec
 a score that is undefined (e.g. mean word length of a text without words) is ``None``
 (JSON ``null``), exactly where RedPajama-V2 stores ``None``.
 
-Definitions (REFERENCES §2, and RedPajama-V2's app/src/core/quality_signals, branch
-main, whose edge cases we follow so stored values compare one to one):
+Definitions (docs/references.md, "RedPajama-V2 quality signals", and RedPajama-V2's
+app/src/core/quality_signals, branch main, whose edge cases we follow so stored values
+compare one to one):
 
 - views: ``normalized`` = :func:`redrobe.text.normalize.normalized_text` (already
   RedPajama-V2's: ASCII punctuation out → lowercase → whitespace collapsed → NFD),

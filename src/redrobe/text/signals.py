@@ -1,10 +1,11 @@
-"""RedPajama-V2 repetition signals over a document's normalized words (REFERENCES §2).
+"""RedPajama-V2 repetition signals over a document's normalized words.
 
     index = NgramIndex(normalized_words(text))
     index.frac_chars_top_ngram(2)     # rps_doc_frac_chars_top_2gram
     index.frac_chars_dupe_ngrams(5)   # rps_doc_frac_chars_dupe_5grams
 
-Definitions, as RedPajama-V2 computes them (core/quality_signals/repetitions.py):
+Definitions, as RedPajama-V2 computes them (core/quality_signals/repetitions.py; see
+docs/references.md, "RedPajama-V2 quality signals"):
 
 - top n-gram: characters of the most common word n-gram (first seen wins a tie) times
   its count, over the characters of all words; 0 when no n-gram occurs twice.

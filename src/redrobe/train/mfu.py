@@ -32,9 +32,10 @@ from typing import Sequence
 
 import torch
 
-#: Matmul sizes for the CPU peak: 2048^3 is the reference size (REFERENCES.md §7), 1024^3
-#: guards against a cache sweet spot. 3072^3 gave the same FLOP/s as 2048^3 on the
-#: 2-core dev machine (33.8 vs 33.2 GFLOP/s) at 3x the time, so it is left out.
+#: Matmul sizes for the CPU peak: 2048^3 is the reference size (docs/references.md,
+#: "Benchmark anchors"), 1024^3 guards against a cache sweet spot. 3072^3 gave the same
+#: FLOP/s as 2048^3 on the 2-core dev machine (33.8 vs 33.2 GFLOP/s) at 3x the time, so it
+#: is left out.
 CPU_SIZES = (1024, 2048)
 #: Large enough to saturate the tensor cores of an A100/H100 in bf16.
 CUDA_SIZES = (4096, 8192)
