@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install browser-deps run repro test lint ui clean-data
+.PHONY: install browser-deps run repro test lint ui clean-data docs
 
 install: $(STAMP)
 
@@ -52,6 +52,9 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
+
+docs: $(STAMP)
+	$(BIN)/python benchmarks/render_docs.py
 
 clean-data:
 	rm -rf data/raw data/interim data/processed data/models data/reports mlflow.db mlartifacts

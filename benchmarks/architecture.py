@@ -238,6 +238,8 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.output} in {payload['seconds']} s")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
 
 
 if __name__ == "__main__":

@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     _print_summary(result)
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
     return 0
 
 

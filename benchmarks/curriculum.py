@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for name, ratio in report["ratio_vs_shuffled"].items():
         print(f"{name:16s} final val {mean[name]:.4f}  ratio vs shuffled {ratio:.4f}")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
     return 0
 
 

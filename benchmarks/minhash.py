@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
     print(f"-> {args.output}")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
     return 0
 
 

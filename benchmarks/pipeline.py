@@ -120,6 +120,8 @@ def main() -> int:
     out_dir.mkdir(exist_ok=True)
     (out_dir / "pipeline.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
     return 0
 
 

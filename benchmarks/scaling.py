@@ -289,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["ratios"], indent=2))
     print(f"-> {args.output} in {result['benchmark_s']}s")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
     return 0
 
 

@@ -152,6 +152,8 @@ def main() -> None:
         print(f"clustering + pairs alone on {scale['embeddings']} embeddings: {scale['seconds']} s "
               f"({scale['kmeans_clusters']} k-means clusters, largest {scale['largest_kmeans_cluster']})")
     print(f"-> {RESULTS}")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
 
 
 if __name__ == "__main__":

@@ -194,6 +194,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS, result)
     report(result, args.threshold)
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
 
 
 def prose_results(encoder: Encoder, prose_slices: dict[str, list[tuple[str, str]]],

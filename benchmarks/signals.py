@@ -124,6 +124,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"wrote {args.out}")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
 
 
 if __name__ == "__main__":

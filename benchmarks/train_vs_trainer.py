@@ -480,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
+    from render_docs import render  # regenerate docs/performance.md from the results
+    render()
     return 0
 
 
