@@ -873,7 +873,7 @@ def _validate_tree(obj: Any, path: str) -> list[str]:
     return problems
 
 
-def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
+def _build(cls: Any, raw: Any, path: str, problems: list[str]) -> Any:
     where = path.rstrip(".") or "<top level>"
     if raw is None:
         raw = {}

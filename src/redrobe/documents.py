@@ -136,7 +136,7 @@ class ShardWriter:
         return pa.schema(fields)
 
     def _table(self, docs: list[Document]) -> pa.Table:
-        data = {
+        data: dict[str, list[str | None]] = {
             "id": [d.id for d in docs],
             "text": [d.text for d in docs],
             "source": [d.source for d in docs],
@@ -205,7 +205,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -214,7 +214,7 @@ def _dataset(datasets: Sequence[Mapping[str, Any]], context: str, sha256: str,
     """The dataset input of ``context`` with this sha256 (its name breaking ties)."""
     found = [d for d in datasets if d.get("context") == context and d.get("sha256") == sha256]
     named = [d for d in found if name_hint is not None and d.get("name") == name_hint]
-    return (named or found or [None])[0]
+    return named[0] if named else found[0] if found else None
 
 
 def _relpath_stem(path: str) -> str:

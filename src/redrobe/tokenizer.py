@@ -122,7 +122,7 @@ def token_counts(encoder: Tokenizer, texts: Sequence[str]) -> list[int]:
     return [len(enc.ids) for enc in encode(list(texts), add_special_tokens=False)]
 
 
-def special_ids(encoder: Tokenizer) -> dict[str, int]:
+def special_ids(encoder: Tokenizer) -> dict[str, int | None]:
     """{"bos": id, "eos": id, "unk": id, "pad": id} of a trained tokenizer."""
     names = ("bos", "eos", "unk", "pad")
     return {name: encoder.token_to_id(token) for name, token in zip(names, SPECIAL_TOKENS)}

@@ -90,9 +90,9 @@ class DocRecord:
 class ShardTokens:
     """What :func:`tokenize_shard` returns: records, removed docs and training counts."""
     task: ShardTask
+    counts: np.ndarray
     records: list[DocRecord] = field(default_factory=list)
     removed: list[Document] = field(default_factory=list)
-    counts: np.ndarray | None = None
     ledger: Ledger = field(default_factory=Ledger)
 
 

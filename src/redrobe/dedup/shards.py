@@ -265,8 +265,11 @@ class LinkPass(Protocol):
     more pass in the list given to :func:`plan_removals`.
     """
 
-    name: str
-    reason: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
     def link(self, corpus: CorpusIndex, uf: UnionFind) -> dict[str, Any]: ...
 

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 MAX_BPB_GATE = "max_bits_per_byte"
 PRODUCTION_GATE = "beats_production"
@@ -72,7 +75,7 @@ class Decision:
                 "production": self.production}
 
 
-def _finite(value: float | None) -> bool:
+def _finite(value: float | None) -> TypeIs[float]:
     return value is not None and math.isfinite(value)
 
 

@@ -98,7 +98,7 @@ def _operands(op: str, rng: random.Random) -> tuple[int, ...]:
     return a, b
 
 
-def _draw(count: int, rng: random.Random, banned_pairs: set[tuple[int, int]],
+def _draw(count: int, rng: random.Random, banned_pairs: set[tuple[int, ...]],
           seen: set[tuple[str, tuple[int, ...]]]) -> list[Problem]:
     problems: list[Problem] = []
     for attempt in range(count * 200):  # rejection sampling; fails loudly when space runs out

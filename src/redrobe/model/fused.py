@@ -168,7 +168,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor,  # type: ignore[override]
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor,
                 targets: torch.Tensor) -> torch.Tensor:
         n, rows = len(targets), ce_chunk_rows(weight.shape[0])
         grad_h = torch.empty(h.shape, dtype=torch.float32, device=h.device)
@@ -191,7 +191,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return total / n
 
     @staticmethod
-    def backward(ctx, grad_loss: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_loss: torch.Tensor):
         grad_h, grad_w = ctx.saved_tensors
         scale = grad_loss / ctx.n
         grad_weight = (grad_w * scale).to(ctx.dtypes[1]) if grad_w.numel() else None

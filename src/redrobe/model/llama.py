@@ -16,6 +16,8 @@ are stored in the config and applied by ``build_model``: see :mod:`redrobe.model
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -70,7 +72,7 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     total = embedding = lm_head = 0
     input_embedding = model.get_input_embeddings().weight
     output = model.get_output_embeddings()
-    head = output.weight if output is not None else None
+    head: Any = output.weight if output is not None else None
     for p in model.parameters():
         if id(p) in seen:
             continue

@@ -263,14 +263,14 @@ def render_html(sample: Sequence[Sampled], strata: list[dict[str, Any]], seed: i
                                    ("stage", "slice", "decision", "reason", "population",
                                     "sampled")) + "</tr>\n")
     out.write("</table>\n")
-    for n, s in enumerate(sample, 1):
-        stage, slice_name, decision, reason = s.stratum
+    for n, d in enumerate(sample, 1):
+        stage, slice_name, decision, reason = d.stratum
         why = f" — {e(reason)}" if reason else ""
-        detail = f"<br><small>{e(s.detail)}</small>" if s.detail else ""
-        cut = f" (first {len(s.excerpt):,} of {s.chars:,} characters)" if s.chars > len(s.excerpt) else ""
-        out.write(f"<article class=\"{e(decision)}\"><h3>{n}. <code>{e(s.id)}</code></h3>"
+        detail = f"<br><small>{e(d.detail)}</small>" if d.detail else ""
+        cut = f" (first {len(d.excerpt):,} of {d.chars:,} characters)" if d.chars > len(d.excerpt) else ""
+        out.write(f"<article class=\"{e(decision)}\"><h3>{n}. <code>{e(d.id)}</code></h3>"
                   f"<p>{e(stage)} · {e(slice_name)} · <b>{e(decision)}</b>{why}{cut}{detail}</p>"
-                  f"<pre>{e(s.excerpt)}</pre>{_original(s)}</article>\n")
+                  f"<pre>{e(d.excerpt)}</pre>{_original(d)}</article>\n")
     out.write("</body></html>\n")
     return out.getvalue()
 

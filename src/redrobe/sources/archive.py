@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
-from typing import IO, Callable, Iterator, Sequence
+from typing import IO, Callable, Generator, Iterator, Sequence
 
 from redrobe.documents import file_digest
 from redrobe.errors import InputError
@@ -91,7 +91,7 @@ class Archive:
     def is_zip(self) -> bool:
         return zipfile.is_zipfile(self.path)
 
-    def iter_members(self, accept: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    def iter_members(self, accept: Callable[[str], bool]) -> Generator[tuple[str, bytes], None, None]:
         """(name, bytes) of the regular-file members ``accept`` takes, in archive order.
 
         Tar archives are streamed once front to back, so memory holds one member.

@@ -92,7 +92,7 @@ def decompressed(raw: IO[bytes], name: str) -> Iterator[IO[bytes]]:
     lower = name.lower()
     if lower.endswith((".gz", ".tgz")):
         with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
-            yield fh
+            yield fh  # type: ignore[misc]  # typeshed: GzipFile is no IO[bytes] (BZ2File is)
     elif lower.endswith(".bz2"):
         with bz2.BZ2File(raw, "rb") as fh:
             yield fh

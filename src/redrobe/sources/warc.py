@@ -56,7 +56,7 @@ class WarcResponse:
 
 def is_html(content_type: str | None) -> bool:
     """True for HTML media types, whatever the parameters (charset...)."""
-    return bool(content_type) and content_type.split(";")[0].strip().lower() in _HTML_TYPES
+    return bool(content_type and content_type.split(";")[0].strip().lower() in _HTML_TYPES)
 
 
 def iter_html_responses(fileobj: IO[bytes]) -> Iterator[WarcResponse]:
@@ -145,12 +145,13 @@ class _Watched(io.RawIOBase):
     takes an EOFError for the end of the file, which would drop the rest silently."""
 
     def __init__(self, inner: IO[bytes]) -> None:
-        self.inner, self.failure = inner, None
+        self.inner = inner
+        self.failure: EOFError | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         read = getattr(self.inner, "read1", self.inner.read)  # read1: what is there, no more
         try:
             data = read(len(buffer))

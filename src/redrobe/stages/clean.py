@@ -125,6 +125,7 @@ def _clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
                 kept.write(outcome.doc.with_extra(**outcome.columns))
                 ledger.kept(task.slice, len(outcome.doc.text))
             elif outcome.status == REMOVED:
+                assert outcome.reason is not None  # what REMOVED means
                 removed.write(outcome.doc.with_extra(reason=outcome.reason, rule_set=outcome.rule_set,
                                                      **outcome.columns))
                 ledger.removed(task.slice, outcome.reason)

@@ -88,12 +88,12 @@ def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any
         plan = plan_removals(sketches, params.dedup, passes + ([semantic] if semantic else []))
     rel = [p.relative_to(args.input) for p in shards]
     with atomic_dir(args.output) as out, atomic_dir(args.removed) as removed:
-        tasks = [WriteTask(input=str(p), output=str(out / r), removed=str(removed / r),
-                           batch_docs=batch, rows=len(s), removals=plan.removals[i])
-                 for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]
+        writes = [WriteTask(input=str(p), output=str(out / r), removed=str(removed / r),
+                            batch_docs=batch, rows=len(s), removals=plan.removals[i])
+                  for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]
         ledger = Ledger()
-        with common.progress("dedup write", len(tasks), items_total=docs) as progress:
-            ledgers = map_tracked(executor, write_shard, tasks, progress,
+        with common.progress("dedup write", len(writes), items_total=docs) as progress:
+            ledgers = map_tracked(executor, write_shard, writes, progress,
                                   items=documents_seen)
         for shard_ledger in ledgers:
             ledger.merge(shard_ledger)

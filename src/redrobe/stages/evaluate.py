@@ -133,9 +133,10 @@ def promote(params: Params, mean_bpb: float | None, model_id: str | None, tracke
     digest in this experiment: the candidate gates are still evaluated and recorded).
     """
     ep = params.evaluate
-    gate_args = dict(max_bits_per_byte=ep.max_bits_per_byte, min_improvement=ep.min_improvement)
-    record = {"model_name": ep.model_name, "model_id": model_id, "version": None, "aliases": [],
-              "incumbent": None, **provenance}
+    gate_args: dict[str, Any] = dict(max_bits_per_byte=ep.max_bits_per_byte,
+                                     min_improvement=ep.min_improvement)
+    record: dict[str, Any] = {"model_name": ep.model_name, "model_id": model_id, "version": None,
+                              "aliases": [], "incumbent": None, **provenance}
     if not ep.register or not tracker.enabled or model_id is None:
         status = ("disabled" if not ep.register else
                   "tracking_off" if not tracker.enabled else "no_logged_model")

@@ -34,12 +34,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from redrobe.config import Clean
 from redrobe.documents import Document
 from redrobe.tables.spec import CORPUS, TOKENIZER, Claim, Context, Table, TableSpec, Variant
 from redrobe.text import c4, fineweb, gopher
+from redrobe.text.base import FailureChecks
 from redrobe.text.normalize import normalize_unicode
 from redrobe.text.rules import QUARANTINED, Cleaner, Outcome, build_rule_sets
 from redrobe.tokenizer import token_counts
@@ -148,7 +149,7 @@ def judge(doc: Document, cleaner: Cleaner, outcome: Outcome) -> Judged:
             alone += result.reasons
             dropped.update(result.dropped)
         else:
-            alone += rule_set.reasons(text)
+            alone += cast(FailureChecks, rule_set).reasons(text)  # named rule sets only
     edited = sum(outcome.chars_edited.values()) if outcome.reason is None else 0
     return Judged(doc.source, text, alone, outcome.reason, dropped, edited,
                   outcome.doc.text if edited else None)
@@ -208,8 +209,9 @@ def count_batch(judged: Sequence[Judged], tokenizer: Any, counts: Counts) -> Non
     """Tokenize a batch's texts in one call and add every document to ``counts``."""
     lines = [(i, rule, dropped) for i, j in enumerate(judged) for rule, dropped in sorted(j.dropped.items())]
     kept = [i for i, j in enumerate(judged) if j.kept_text is not None]
+    kept_texts = [j.kept_text for j in judged if j.kept_text is not None]
     lengths = token_counts(tokenizer, [j.text for j in judged]
-                           + [judged[i].kept_text for i in kept]
+                           + kept_texts
                            + ["\n".join(dropped) for _, _, dropped in lines])
     n = len(judged)
     kept_tokens: dict[int, int] = dict(zip(kept, lengths[n:n + len(kept)]))
@@ -317,7 +319,7 @@ def short_line_claim(rows: Sequence[dict[str, Any]]) -> Claim:
             "removes fewer tokens than the punctuation-line (>= 0.12) and duplicated-line-chars "
             "(<= 0.01) rules. Criterion: on the pooled web slices, each rule alone, ours short-line "
             "% tokens < punctuation-line % tokens and < duplicated-line-chars % tokens.")
-    values = [r and r["ours_alone_tokens_pct"] for r in (short, punct, dup)]
+    values: list[Any] = [r and r["ours_alone_tokens_pct"] for r in (short, punct, dup)]
     if any(v is None for v in values):
         return Claim(text, None, "the fineweb variant or the web slices are missing")
     s, p, d = values
@@ -352,7 +354,7 @@ def build(results: dict[str, dict[str, Any]], ctx: Context) -> Table:
 
 def notes_of(results: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
     clean, s = ctx.params.clean, ctx.settings
-    any_result = next(iter(results.values()), {"slices": {}})
+    any_result: dict[str, Any] = next(iter(results.values()), {"slices": {}})
     docs = sum(v["docs"] for v in any_result["slices"].values())
     quarantined = {f"{name}/{slice_name}": c["quarantined"] for name, r in results.items()
                    for slice_name, c in r["slices"].items() if c["quarantined"]}

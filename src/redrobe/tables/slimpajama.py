@@ -156,7 +156,8 @@ def scan_shard(path: Path, settings: Settings, normalization: str, tokenizer: An
     """Stream one shard: sample, normalize, count bytes/tokens, short-filter, sketch."""
     hasher = MinHasher.from_params(settings.minhash)
     keyer = first_min_hasher(settings.minhash) if settings.partitions > 1 else None
-    docs, ids, chunks = read_documents(path, batch_docs), [], []
+    docs, chunks = read_documents(path, batch_docs), []
+    ids: list[str] = []
     while batch := list(islice(docs, batch_docs)):
         ids.extend(d.id for d in batch)
         chunks.append(_scan_batch(batch, settings, normalization, tokenizer, hasher, keyer))
@@ -226,6 +227,7 @@ def variants(ctx: Context) -> list[Variant]:
 def run_variant(variant: Variant, ctx: Context) -> dict[str, Any]:
     settings: Settings = ctx.settings
     batch = variant.params["batch_docs"]
+    assert ctx.corpus is not None  # needs=(CORPUS, ...)
     scans = [scan_shard(p, settings, variant.params["normalization"], ctx.tokenizer, batch)
              for p in list_shards(ctx.corpus)]
     dedup = dedup_params(settings)

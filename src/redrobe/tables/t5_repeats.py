@@ -159,6 +159,7 @@ def run_variant(variant: Variant, ctx: Context) -> dict[str, Any]:
                          f"tokens, less than one window of lm.seq_len + 1 = {lm.seq_len + 1}; "
                          f"lower the largest denominator or lm.seq_len")
     eos = special_ids(ctx.tokenizer)["eos"]
+    assert eos is not None  # the pipeline's tokenizer has its special tokens
     model = tiny.new_model(ctx.tokenizer, lm, seed)
     result = tiny.train_lm(model, tokens, {}, lm, seed)
     losses = tiny.held_out_loss(model, held_out_streams(ctx), lm)

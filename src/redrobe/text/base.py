@@ -11,7 +11,7 @@ constants next to the rules that produce them, so stats and tests share them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Protocol
 
 from redrobe.documents import Document
 
@@ -49,7 +49,7 @@ class SignalRule(Protocol):
     name: str
     needs_signals: bool
 
-    def check_signals(self, signals: Mapping[str, Sequence[Sequence[Any]]]) -> Decision: ...
+    def check_signals(self, signals: dict[str, list[list[Any]]]) -> Decision: ...
 
 
 def first_failure(failures: Iterator[str]) -> Decision:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from redrobe.config import C4Rules as C4Config
@@ -106,7 +107,7 @@ class C4Rules:
             if every:
                 dropped.setdefault(reason, []).append(line)
 
-        lines = map(str.strip, text.splitlines())
+        lines: Iterator[str] = map(str.strip, text.splitlines())
         if not every:
             # a line must end in terminal punctuation, or in "]" of a citation mark whose
             # removal may uncover it; dropping the others first (in C) is safe because

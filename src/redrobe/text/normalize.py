@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from typing import Literal, cast
 
 #: the Unicode normalization forms ``params.clean.normalization`` may name
 FORMS = ("NFC", "NFKC", "NFD", "NFKD")
+_Form = Literal["NFC", "NFKC", "NFD", "NFKD"]
 
 # RedPajama-V2 removes exactly the ASCII punctuation of ``string.punctuation``
 # (utilities/text/normalization.py); Unicode punctuation such as "…" or "“" stays.
@@ -34,8 +36,9 @@ def normalize_unicode(text: str, form: str = "NFC") -> str:
     """``text`` in Unicode normal form ``form`` (one of :data:`FORMS`)."""
     if form not in FORMS:
         raise ValueError(f"unknown Unicode normalization form {form!r} (known: {list(FORMS)})")
+    nf = cast(_Form, form)  # checked above
     # is_normalized is a fast check that avoids building a copy of already-normal text
-    return text if unicodedata.is_normalized(form, text) else unicodedata.normalize(form, text)
+    return text if unicodedata.is_normalized(nf, text) else unicodedata.normalize(nf, text)
 
 
 def normalized_text(text: str) -> str:

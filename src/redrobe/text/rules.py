@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from redrobe.accounting import AccountingError
 from redrobe.config import EXPRESSION_PREFIX, Clean
@@ -42,6 +42,9 @@ from redrobe.text.expressions import ExpressionRule
 from redrobe.text.fineweb import FineWebRules
 from redrobe.text.gopher import GopherQualityRules, GopherRepetitionRules
 from redrobe.text.normalize import normalize_unicode
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 #: rule-set name -> class; each is built from the params.clean field of the same name
 RULE_SETS: dict[str, type] = {
@@ -148,7 +151,7 @@ class Cleaner:
         return (rpv2.compute_signals(text) if self.needs_signals else {}), {}
 
 
-def _reads_signals(rule: Rule) -> bool:
+def _reads_signals(rule: Rule) -> TypeIs[SignalRule]:
     return getattr(rule, "needs_signals", False)
 
 
@@ -173,6 +176,7 @@ class CleanStats:
         for name in checked:
             self.rule_set_totals[name]["docs_checked"] += 1
         if outcome.status == REMOVED:
+            assert outcome.rule_set is not None  # set with the reason by Cleaner.clean
             chars = outcome.input_chars
             self.chars_removed[slice_name][outcome.reason] += chars
             self.docs_removed[slice_name][outcome.reason] += 1

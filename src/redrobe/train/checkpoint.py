@@ -52,7 +52,9 @@ def rng_state() -> dict[str, Any]:
     version, py_state, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+        # numpy's stub types get_state() (legacy=True by default) as the dict form
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)),  # type: ignore[attr-defined]
+                  "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64),
                    "gauss_next": gauss_next},

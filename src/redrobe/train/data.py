@@ -115,7 +115,7 @@ def lane_starts(n_tokens: int, window: int, lanes: int, position: int, offset: i
     return (offset + lane * (n_tokens // lanes) + position * (window - 1)) % valid
 
 
-def gather(array: np.ndarray, starts: Sequence[int], window: int) -> torch.Tensor:
+def gather(array: np.ndarray, starts: Sequence[int] | np.ndarray, window: int) -> torch.Tensor:
     """Rows ``array[s : s + window]`` as an int64 tensor of shape (len(starts), window)."""
     return torch.from_numpy(np.stack([np.asarray(array[s:s + window], dtype=np.int64)
                                       for s in starts]))

@@ -190,7 +190,8 @@ def configure_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.op
 class Stepper(Protocol):
     """How gradients become an update (see the module docstring)."""
 
-    module: torch.nn.Module
+    @property
+    def module(self) -> torch.nn.Module: ...
 
     def backward(self, loss: torch.Tensor) -> None: ...
 
