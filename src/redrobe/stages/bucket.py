@@ -22,7 +22,7 @@ import argparse
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.stages.common import progress as reporter
 from redrobe.tokenizer import document_encoder, special_ids, tokenizer_file
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 STAGE = "bucket"
 SPILL_DIR = ".spill"
@@ -94,7 +97,7 @@ def _merge(results: Sequence[ShardTokens], vocab_size: int
     return ledger, counts, records
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")

@@ -34,7 +34,7 @@ import pkgutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import redrobe.text
 from redrobe import accounting, documents
@@ -47,6 +47,9 @@ from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.stages import common
 from redrobe.text.rules import KEPT, REMOVED, SIGNAL_COLUMNS, Cleaner, CleanStats
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 REMOVED_COLUMNS = ("reason", "rule_set")
 QUARANTINE_COLUMNS = ("error",)
@@ -136,7 +139,7 @@ def _clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
     return ledger, stats
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")

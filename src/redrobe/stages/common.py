@@ -13,12 +13,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from redrobe.accounting import AccountingError, Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
 from redrobe.documents import file_digest, write_json
 from redrobe.errors import GateError, InputError
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 
 def parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -44,7 +47,7 @@ def progress(name: str, total: int | None, **options: Any) -> Any:
     return Progress(name, total, stream=sys.stderr, live=sys.stderr.isatty(), **options)
 
 
-def log_lineage(tracker: Any, stage: str,
+def log_lineage(tracker: Tracker, stage: str,
                 pairs: Iterable[tuple[str | Path, str | Path]]) -> list[dict[str, str]]:
     """Log ``lineage/<stage>.json``: one edge per (input file, output file) with sha256s."""
     digests: dict[str, str] = {}
@@ -62,7 +65,7 @@ def log_lineage(tracker: Any, stage: str,
 
 
 def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],
-            run: Callable[[Params, argparse.Namespace, Any], dict[str, Any] | None],
+            run: Callable[[Params, argparse.Namespace, Tracker], dict[str, Any] | None],
             sections: Sequence[str]) -> int:
     """Run one stage end to end; return the process exit code."""
     args = build().parse_args(argv)

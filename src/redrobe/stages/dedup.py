@@ -36,7 +36,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
@@ -56,6 +56,9 @@ from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
 
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser("dedup", __doc__.splitlines()[0])
@@ -68,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")

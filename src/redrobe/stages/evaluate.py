@@ -62,7 +62,7 @@ from redrobe.evaluate.math_task import adapt_and_score
 from redrobe.evaluate.sandbox import Sandbox, SandboxLimits
 from redrobe.lora import MERGED_DIR, TASK_FILE, load_model
 from redrobe.stages import common, devices
-from redrobe.tracking import WEIGHTS_TAG
+from redrobe.tracking import WEIGHTS_TAG, ModelRegistry, Tracker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +124,7 @@ def registry_tags(record: dict[str, Any]) -> dict[str, str]:
                                                for g in record["gates"])}
 
 
-def promote(params: Params, mean_bpb: float | None, model_id: str | None, tracker: Any,
+def promote(params: Params, mean_bpb: float | None, model_id: str | None, tracker: Tracker,
             provenance: dict[str, str]) -> dict[str, Any]:
     """Run the gates and apply them to the model registry; return the decision record.
 
@@ -158,7 +158,7 @@ def promote(params: Params, mean_bpb: float | None, model_id: str | None, tracke
             "aliases": decision.aliases}
 
 
-def _incumbent(registry: Any, this_version: str | None) -> Incumbent | None:
+def _incumbent(registry: ModelRegistry, this_version: str | None) -> Incumbent | None:
     """The production version, if any; ``this_version``: the model under test's, if registered."""
     version = registry.aliases().get(PRODUCTION_ALIAS)
     if version is None:
@@ -208,7 +208,7 @@ def _print_tasks(name: str, entry: dict[str, Any]) -> None:
               f"({code_entry['n']} problems)")
 
 
-def save_attention(model: Any, tokenizer: Any, spec: Any, out: Path, tracker: Any) -> list[str]:
+def save_attention(model: Any, tokenizer: Any, spec: Any, out: Path, tracker: Tracker) -> list[str]:
     """Attention maps of ``spec.prompt`` at ``spec.layer``: PNGs under ``out``, logged to MLflow."""
     try:
         paths = attention_maps(model, tokenizer, spec.prompt, spec.layer, out,
@@ -220,7 +220,7 @@ def save_attention(model: Any, tokenizer: Any, spec: Any, out: Path, tracker: An
     return [path.name for path in paths]
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     ep = params.evaluate
     val = validation_arrays(args.buckets)
     task = lora_task(args.lora)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
@@ -43,6 +43,9 @@ from redrobe.sources import inputs as file_inputs
 from redrobe.sources import sample
 from redrobe.sources.sink import OutputDirs, SliceReport
 from redrobe.stages import common
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 STAGE = "ingest"
 
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     cfg = params.ingest
     archives: dict[str, Path] = {}
     slices: list[str] = []
@@ -105,7 +108,7 @@ def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], di
     return reports, inputs
 
 
-def _track(tracker: Any, reports: Sequence[SliceReport], inputs: dict[str, str],
+def _track(tracker: Tracker, reports: Sequence[SliceReport], inputs: dict[str, str],
            names: dict[str, str], root: Path) -> list[dict[str, str]]:
     """Log inputs and raw shards as MLflow datasets, and the input -> raw shard edges."""
     shards = [{"name": shard.path.removesuffix(".parquet"), "path": str(root / shard.path)}

@@ -22,7 +22,7 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -46,6 +46,9 @@ from redrobe.progress import training_steps
 from redrobe.stages import common, devices
 from redrobe.train import TrainConfig, train_on_array, write_curve
 
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
+
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -65,7 +68,7 @@ def lineage_pairs(shards: Sequence[Path], base: Path, output: Path) -> list[tupl
     return [(i, o) for i in [*shards, base / WEIGHTS_FILE] for o in outputs]
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     lp, shared = params.lora, params.shared
     shards = list_shards(args.input, lp.slice)
     if not shards:

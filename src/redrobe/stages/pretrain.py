@@ -36,7 +36,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ from redrobe.train.data import bucket_windows, make_batches
 from redrobe.train.deepspeed import build_stepper, distributed_context, full_weights
 from redrobe.train.loop import split_bucket_losses
 from redrobe.train.mfu import flops_per_token, measure_peak_flops
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 WEIGHTS_FILE = "model.safetensors"
 #: which documents every step saw (step, micro, lane, bucket, doc_id, start, end)
@@ -127,7 +130,7 @@ def lineage_pairs(buckets: str, tokenizer: str, output: Path) -> list[tuple[Path
     return [(p, output / WEIGHTS_FILE) for p in inputs]
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any] | None:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any] | None:
     pt, seq_len = params.pretrain, params.model.max_seq_len
     tokenizer = load_tokenizer(args.tokenizer)
     index, arrays, val_arrays = open_buckets(args.buckets)

@@ -28,7 +28,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
@@ -44,6 +44,9 @@ from redrobe.quality.suite import (
     summarize_shards,
 )
 from redrobe.stages import common
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +101,7 @@ def _validate(params: Params, args: argparse.Namespace, docs_dir: Path) -> tuple
     return {"success": all(s["success"] for s in suites.values()), "suites": suites}, ledger
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     with atomic_dir(args.docs) as docs_dir:
         summary, ledger = _validate(params, args, docs_dir)
     with atomic_dir(args.output) as out:
@@ -145,7 +148,7 @@ def build_audit_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _audit_export(params: Params, args: argparse.Namespace, tracker: Any) -> None:
+def _audit_export(params: Params, args: argparse.Namespace, tracker: Tracker) -> None:
     seed = params.shared.seed if args.seed is None else args.seed
     sources = [audit.Source("clean", "kept", args.clean),
                audit.Source("clean", "removed", args.clean_removed),
@@ -160,7 +163,7 @@ def _audit_export(params: Params, args: argparse.Namespace, tracker: Any) -> Non
           f"{Path(args.output) / audit.SAMPLE_CSV} (open {audit.SAMPLE_HTML} to read them)")
 
 
-def _audit_import(params: Params, args: argparse.Namespace, tracker: Any) -> None:
+def _audit_import(params: Params, args: argparse.Namespace, tracker: Tracker) -> None:
     labels = Path(args.labels)
     sample = Path(args.sample) if args.sample else labels.with_name(audit.SAMPLE_CSV)
     output = Path(args.output) if args.output else labels.with_name(audit.RESULT_JSON)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from redrobe.config import Params
 from redrobe.documents import atomic_dir, atomic_file
@@ -35,6 +35,9 @@ from redrobe.reporting import (
     write_csv,
 )
 from redrobe.stages import common
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 STAGE_FILES = ("ingest", "clean", "dedup", "quality", "tokenize", "bucket", "pretrain",
                "lora", "eval")
@@ -61,7 +64,7 @@ def load_metrics(directory: Path) -> dict[str, Any]:
     return metrics
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     directory = Path(args.metrics_dir)
     metrics = load_metrics(directory)
     curve = read_curve(directory / "pretrain_curve.csv")

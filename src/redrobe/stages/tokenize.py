@@ -19,7 +19,7 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
@@ -31,6 +31,9 @@ from redrobe.errors import GateError, InputError
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.stages.common import progress as reporter
 from redrobe.tokenizer import document_encoder, save_tokenizer, tokenizer_file, train_tokenizer
+
+if TYPE_CHECKING:
+    from redrobe.tracking import Tracker
 
 STAGE = "tokenize"
 GATE_FILE = "validation.json"
@@ -107,7 +110,7 @@ def _validation_compression(tokenizer_json: Path, shards: Iterable[Path], params
     return dict(sorted(stats.items()))
 
 
-def run(params: Params, args: argparse.Namespace, tracker: Any) -> dict[str, Any]:
+def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     check_gate(args.gate)
     shards = list_shards(args.input)
     if not shards:
