@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from redrobe import cli
+from redrobe.codedeps import import_closure, uncovered
 from redrobe.config import SECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,44 +40,11 @@ def test_params_sections_exist(stage):
     assert set(DVC[stage]["params"]) <= set(SECTIONS)
 
 
-def _module_path(name: str) -> Path:
-    base = SRC / Path(*name.split("."))
-    return base.with_suffix(".py") if base.with_suffix(".py").exists() else base / "__init__.py"
-
-
-def _redrobe_imports(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("redrobe"):
-            found.add(node.module)
-            for alias in node.names:  # `from redrobe.stages import common`
-                if _module_path(f"{node.module}.{alias.name}").exists():
-                    found.add(f"{node.module}.{alias.name}")
-        elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("redrobe")}
-    return found
-
-
-def _closure(module: str) -> set[Path]:
-    seen, todo = set(), [module]
-    while todo:
-        path = _module_path(todo.pop())
-        if path in seen or not path.exists():
-            continue
-        seen.add(path)
-        todo.extend(_redrobe_imports(path))
-    return seen
-
-
 @pytest.mark.parametrize("stage", list(DVC))
 def test_code_deps_cover_every_imported_module(stage):
-    deps = [REPO / d for d in DVC[stage]["deps"]]
-    missing = []
-    for path in _closure(f"redrobe.stages.{cli.STAGES[stage]}"):
-        if path.name == "__init__.py" and path.parent in (SRC / "redrobe", SRC / "redrobe" / "stages"):
-            continue  # package markers with no logic
-        if not any(path == d or d in path.parents for d in deps):
-            missing.append(str(path.relative_to(REPO)))
+    closure = import_closure(f"redrobe.stages.{cli.STAGES[stage]}", SRC, REPO)
+    missing = uncovered(closure, DVC[stage]["deps"],   # package markers with no logic need no dep
+                        markers=("redrobe", "redrobe.stages"))
     assert not missing, f"stage {stage}: add to deps in dvc.yaml: {missing}"
 
 

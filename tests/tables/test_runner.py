@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from redrobe.codedeps import SOURCE, covered, import_closure, uncovered
 from redrobe.config import ConfigError, params_from_dict
 from redrobe.documents import Document
 from redrobe.errors import InputError
@@ -108,7 +109,9 @@ def test_prepare_writes_merged_params_variants_and_a_dvc_file(counts_table):
     assert "data/tables/test/doc-counts/work/artifacts/c4" in total["deps"]
     assert c4["deps"][0] == "src/redrobe/tables/doc_counts.py"   # its own module, not the others
     assert "src/redrobe/tables" not in c4["deps"]
-    assert stages["doc-counts"]["deps"][3:] == [
+    render = stages["doc-counts"]["deps"]
+    assert render[0] == "src/redrobe/tables/doc_counts.py" and "src/redrobe/tables/render.py" in render
+    assert render[-3:] == [
         f"data/tables/test/doc-counts/variants/{v}.json" for v in ("c4", "books", "total")]
     # rewriting with nothing changed leaves the files untouched (DVC sees no change)
     before = layout.dvc_file.stat().st_mtime_ns
@@ -181,3 +184,47 @@ def test_every_shipped_scale_profile_is_valid_for_every_table(scale, repo_root, 
     runner.prepare(repo_root / "params.yaml", runner.Layout(tmp_path, scale))
     variants = yaml.safe_load((tmp_path / scale / "variants.yaml").read_text())
     assert set(variants) == {name.replace("-", "_") for name in TABLES}
+
+
+def _code(stage: dict) -> list[str]:
+    return [d for d in stage["deps"] if d.startswith("src/")]
+
+
+def test_generated_stages_depend_on_every_module_they_import(tmp_path):
+    """The code deps are the import closure of what each step runs: a change to any module
+    a variant imports (stages/devices.py through tables/lm.py, errors, accounting...) reruns
+    it; another table's module does not."""
+    tables = [(get_spec(name), [Variant("v", {})]) for name in TABLES]
+    stages = runner.dvc_stages(runner.Layout(tmp_path, "test"), tables)["stages"]
+    t5, lora = _code(stages["t5-repeats-v"]), _code(stages["lora-rank-v"])
+    slim = _code(stages["slimpajama-v"])
+    assert "src/redrobe/stages/devices.py" in t5 and "src/redrobe/stages/devices.py" in lora
+    assert "src/redrobe/errors.py" in lora   # lora_rank imports redrobe.errors itself
+    assert {"src/redrobe/accounting.py", "src/redrobe/shardcache.py", "src/redrobe/errors.py",
+            "src/redrobe/dedup"} <= set(slim)   # through redrobe.dedup.shards
+    for name, module in TABLES.items():
+        for stage in (f"{name}-v", name):
+            code = _code(stages[stage])
+            assert code[0] == f"src/redrobe/tables/{module}.py"
+            others = {f"src/redrobe/tables/{m}.py" for m in TABLES.values() if m != module}
+            assert not others & set(code), f"{stage} depends on another table: {others & set(code)}"
+            missing = uncovered(import_closure(f"redrobe.tables.{module}", SOURCE), code)
+            assert not missing, f"{stage}: {missing}"
+    assert "src/redrobe/tables/lm.py" not in slim   # only the LM tables train models
+    assert "src/redrobe/tables/render.py" in _code(stages["slimpajama"])
+    assert "src/redrobe/tables/runner.py" not in t5   # the driver is not a dep
+    tokenizer = _code(stages["tokenizer"])
+    assert {"src/redrobe/tokenizer.py", "src/redrobe/tables/spec.py", "src/redrobe/curriculum"} \
+        <= set(tokenizer)   # trained on the training split only
+
+
+def test_corpus_stage_lists_the_code_deps_of_the_main_ingest_stage(repo_root, tmp_path):
+    main = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["ingest"]["deps"]
+    corpus = runner.dvc_stages(runner.Layout(tmp_path, "test"), [])["stages"]["corpus"]["deps"]
+    closure = import_closure("redrobe.stages.ingest", SOURCE)
+    assert not uncovered(closure, corpus)
+    # every path dvc.yaml declares for ingest that ingest's code reaches: the same list
+    reached = [d for d in main if d.startswith("src/") and any(covered(p, [d]) for p in closure)]
+    assert set(corpus) == set(reached)
+    assert {"src/redrobe/stages/ingest.py", "src/redrobe/stages/common.py", "src/redrobe/errors.py",
+            "src/redrobe/accounting.py", "src/redrobe/sources"} <= set(corpus)

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from redrobe.codedeps import SOURCE, dvc_deps, import_closure
 from redrobe.config import ConfigError, load_params, merge_profile, params_from_dict
 from redrobe.documents import write_json
 from redrobe.errors import InputError
@@ -48,13 +49,15 @@ from redrobe.tables.spec import ARTIFACTS, CORPUS, TOKENIZER, Context, Table, Ta
 
 PROFILES = Path("profiles")
 VARIANT_NAME = re.compile(r"^[a-z0-9_-]+$")
-#: library code any table variant may run besides its own module (DVC deps: a change
-#: reruns the variants; the runner and the other tables' modules are not among them)
-CODE = ("src/redrobe/tables/spec.py", "src/redrobe/tables/lm.py", "src/redrobe/text",
-        "src/redrobe/dedup", "src/redrobe/train", "src/redrobe/model", "src/redrobe/lora.py",
-        "src/redrobe/tokenizer.py", "src/redrobe/config.py", "src/redrobe/documents.py",
-        "src/redrobe/curriculum/split.py")
-INGEST_CODE = ("src/redrobe/stages/ingest.py", "src/redrobe/sources", "src/redrobe/text")
+#: the modules each generated step runs besides a table's own module: the import closure
+#: of both is the stage's code deps (a change reruns it). The runner is the driver, not a
+#: dep: a change to how it drives the steps reruns nothing, and nor does another table's.
+STEP_MODULES = {
+    "corpus": ("redrobe.stages.ingest",),
+    "tokenizer": ("redrobe.tokenizer", "redrobe.tables.spec"),   # trained on the training split
+    "variant": ("redrobe.tables.spec",),                          # the Context a variant reads
+    "render": ("redrobe.tables.spec", "redrobe.tables.render"),
+}
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,16 @@ def module_path(spec: TableSpec) -> str:
     return f"src/redrobe/tables/{TABLES[spec.name]}.py"
 
 
+def code_deps(step: str, spec: TableSpec | None = None) -> list[str]:
+    """The code deps of a generated stage: the import closure of the modules ``step`` runs
+    (:data:`STEP_MODULES`, and ``spec``'s own module first), listed as dvc.yaml lists code."""
+    own: list[str] = []
+    modules = list(STEP_MODULES[step])
+    if spec is not None:   # listed even before its file exists (a table being written)
+        own, modules = [module_path(spec)], [f"redrobe.tables.{TABLES[spec.name]}", *modules]
+    return own + [p for p in dvc_deps(import_closure(modules, SOURCE)) if p not in own]
+
+
 def _stage_name(spec: TableSpec, variant: str | None = None) -> str:
     return spec.name if variant is None else f"{spec.name}-{variant}"
 
@@ -170,17 +183,18 @@ def dvc_stages(layout: Layout, tables: Sequence[tuple[TableSpec, list[Variant]]]
         "corpus": {
             "wdir": wdir,
             "cmd": f"{base.format(table='-')} --step corpus",
-            "deps": list(INGEST_CODE),
+            "deps": code_deps("corpus"),
             "params": [{params_file: ["shared", "ingest"]}],
             "outs": [str(layout.corpus), str(layout.corpus_meta)]},
         "tokenizer": {
             "wdir": wdir,
             "cmd": f"{base.format(table='-')} --step tokenizer",
-            "deps": ["src/redrobe/tokenizer.py", str(layout.corpus)],
+            "deps": code_deps("tokenizer") + [str(layout.corpus)],
             "params": [{params_file: ["shared", "tokenize"]}],
             "outs": [str(layout.tokenizer.parent)]},
     }
     for spec, found in tables:
+        code = code_deps("variant", spec)
         artifacts = layout.work(spec) / ARTIFACTS
         inputs = [str(layout.corpus)] * (CORPUS in spec.needs) + \
                  [str(layout.tokenizer.parent)] * (TOKENIZER in spec.needs)
@@ -192,7 +206,7 @@ def dvc_stages(layout: Layout, tables: Sequence[tuple[TableSpec, list[Variant]]]
             stages[_stage_name(spec, variant.name)] = {
                 "wdir": wdir,
                 "cmd": f"{base.format(table=spec.name)} --step variant --variant {variant.name}",
-                "deps": [module_path(spec)] + list(CODE) + inputs
+                "deps": code + inputs
                         + [str(artifacts / a) for a in variant.after],
                 # a variant's params hold every value it reads besides `shared` (table
                 # settings, rule thresholds...): a change reruns only the variants it touches
@@ -202,8 +216,7 @@ def dvc_stages(layout: Layout, tables: Sequence[tuple[TableSpec, list[Variant]]]
         stages[_stage_name(spec)] = {
             "wdir": wdir,
             "cmd": f"{base.format(table=spec.name)} --step render",
-            "deps": [module_path(spec), "src/redrobe/tables/spec.py",
-                     "src/redrobe/tables/render.py"] + results,
+            "deps": code_deps("render", spec) + results,
             "params": [{params_file: ["tracking"]}],
             "outs": [{str(layout.output(spec, s)): {"cache": False}} for s in ("md", "csv", "json")]}
     return {"stages": stages}
