@@ -31,7 +31,7 @@ STAGES = {
 TOOLS = {
     "params-check": ("redrobe.config_cli", "main"),
     "lineage": ("redrobe.lineage_cli", "main"),
-    "audit": ("redrobe.stages.quality", "audit_main"),  # human review round-trip, not a DVC stage
+    "audit": ("redrobe.stages.audit", "main"),          # human review round-trip, not a DVC stage
     "reproduce": ("redrobe.tables.runner", "main"),     # paper tables (their own generated dvc.yaml)
 }
 
