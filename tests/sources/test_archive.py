@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from redrobe.errors import InputError
-from redrobe.sources.archive import (SDIST, Pin, fetch, is_permissive,
-                                     license_from_metadata)
+from redrobe.sources.archive import SDIST, Pin, fetch, is_permissive, license_from_metadata
 from redrobe.sources.sample import GENSIM
 
 CONTENT = b"pretend archive bytes"
@@ -39,6 +38,21 @@ def test_fetch_downloads_once_with_pinned_selectors(tmp_path):
     assert cmd[-3:] == [*SDIST, "demo==1.0"]
     fetch(PIN, tmp_path / "cache", runner=pip)  # cached: pip is not run again
     assert len(pip.calls) == 1
+
+
+def test_the_archive_appears_in_the_cache_whole(tmp_path):
+    """pip writes into a private folder: a process sharing the cache sees no partial file."""
+    cache = tmp_path / "cache"
+
+    class Watching(FakePip):
+        def __call__(self, cmd, **kwargs):
+            assert Path(cmd[cmd.index("--dest") + 1]).parent == cache
+            done = super().__call__(cmd, **kwargs)
+            assert not (cache / PIN.filename).exists()
+            return done
+
+    assert fetch(PIN, cache, runner=Watching()).read_bytes() == CONTENT
+    assert [p.name for p in cache.iterdir()] == [PIN.filename]
 
 
 def test_platform_wheels_are_pinned_to_one_file():

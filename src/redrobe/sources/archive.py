@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import fnmatch
+import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from email.message import Message
@@ -59,17 +61,25 @@ def fetch(pin: Pin, cache_dir: str | Path, runner: Runner = subprocess.run) -> P
     path = cache / pin.filename
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--dest", str(cache), *pin.pip_args, pin.spec]
-        done = runner(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
-            raise InputError(f"could not download {pin.spec} into {cache}: {' | '.join(tail)}")
-        if not path.exists():
-            raise InputError(f"pip download {pin.spec} did not produce {path} "
-                             f"(found: {sorted(p.name for p in cache.iterdir())})")
+        # pip writes into a private folder and the file is renamed into place whole, so a
+        # process sharing the cache never sees (and rejects) a half-written archive
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
+            _download(pin, Path(tmp), runner)
+            os.replace(Path(tmp) / pin.filename, path)
     verify(pin, path)
     return path
+
+
+def _download(pin: Pin, dest: Path, runner: Runner) -> None:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "--dest", str(dest), *pin.pip_args, pin.spec]
+    done = runner(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
+        raise InputError(f"could not download {pin.spec} into {dest.parent}: {' | '.join(tail)}")
+    if not (dest / pin.filename).exists():
+        raise InputError(f"pip download {pin.spec} did not produce {dest.parent / pin.filename} "
+                         f"(found: {sorted(p.name for p in dest.iterdir())})")
 
 
 def verify(pin: Pin, path: Path) -> None:
