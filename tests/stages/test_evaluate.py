@@ -102,3 +102,64 @@ def test_lora_output_without_task_file_fails_clearly(models, tmp_path, capsys):
     argv = fx.evaluate_argv(models, models["base"], tmp_path / "no-lora", tmp_path)
     assert evaluate.main(argv) == 1
     assert "task.json" in capsys.readouterr().err
+
+
+class _FakeRegistry:
+    """The ModelRegistry calls promote makes, over dicts (no MLflow)."""
+
+    def __init__(self, tags: dict[str, dict[str, str]], aliases: dict[str, str]):
+        self.tags, self.alias, self.writes = tags, aliases, []
+
+    def aliases(self):
+        return dict(self.alias)
+
+    def version_of(self, model_id, weights_digest=None):
+        return next((v for v, t in self.tags.items() if t.get("weights_digest") == weights_digest), None)
+
+    def version_tags(self, version):
+        return dict(self.tags[version])
+
+    def register(self, model_id, tags):
+        self.writes.append(("register", model_id, dict(tags)))
+        return str(len(self.tags) + 1)
+
+    def set_aliases(self, version, aliases):
+        self.writes.append(("aliases", version, list(aliases)))
+
+
+class _FakeTracker:
+    enabled, run_id = True, "run-9"
+
+    def __init__(self, registry):
+        self._registry = registry
+
+    def registry(self, name):
+        return self._registry
+
+
+def _params(**evaluate_params):
+    from types import SimpleNamespace
+
+    values = {"register": True, "model_name": "redrobe-base", "max_bits_per_byte": 8.0,
+              "min_improvement": 0.0, **evaluate_params}
+    return SimpleNamespace(evaluate=SimpleNamespace(**values))
+
+
+def test_promote_applies_the_plan_to_the_registry():
+    provenance = {"weights_digest": "new", "val_digest": "val"}
+    registry = _FakeRegistry({"1": {"weights_digest": "old", "mean_bits_per_byte": "5.0",
+                                    "val_digest": "val0"}}, {"production": "1"})
+    record = evaluate.promote(_params(), 4.0, "m-2", _FakeTracker(registry), provenance)
+    assert registry.writes == [
+        ("register", "m-2", {"mean_bits_per_byte": 4.0, "eval_run_id": "run-9", **provenance}),
+        ("aliases", "2", ["candidate", "production"])]
+    assert (record["status"], record["version"], record["aliases"]) == \
+        ("registered", "2", ["candidate", "production"])
+    assert record["incumbent"] == {"version": "1", "mean_bits_per_byte": 5.0, "val_digest": "val0"}
+
+    registry.writes.clear()   # a worse model: recorded, not registered
+    record = evaluate.promote(_params(), 9.0, "m-3", _FakeTracker(registry), provenance)
+    assert registry.writes == [] and record["status"] == "gates_failed" and record["version"] is None
+
+    off = evaluate.promote(_params(register=False), 4.0, "m-2", _FakeTracker(registry), provenance)
+    assert registry.writes == [] and off["status"] == "disabled" and off["candidate"] is True

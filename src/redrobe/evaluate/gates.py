@@ -1,13 +1,19 @@
 """Promotion gates: may an evaluated model become the `candidate`, or `production`, version?
 
-Pure decisions over numbers; the evaluate stage fetches the numbers (this run's mean
-bits per byte, the current `production` version's) and applies the decision to the
-MLflow model registry.
+Pure decisions over numbers and plain records; the evaluate stage reads the model
+registry (:class:`RegistryState`: the current `production` version and its tags, the
+version of the model under test), asks for a :class:`Promotion` and applies it
+(registers the version with :func:`version_tags`, sets :attr:`Promotion.aliases`).
 
     decision = decide(3.9, max_bits_per_byte=8.0, min_improvement=0.0,
                       incumbent=Incumbent(version="2", mean_bits_per_byte=4.1))
     decision.candidate, decision.production, decision.aliases  # True, True, [candidate, production]
     decision.as_dict()["gates"]  # [{"name": "max_bits_per_byte", "passed": True, ...}, ...]
+
+    state = RegistryState(production="2", production_tags={"mean_bits_per_byte": "4.1"})
+    plan = promotion(3.9, state, max_bits_per_byte=8.0, min_improvement=0.0)
+    plan.status, plan.registers, plan.aliases   # "registered", True, [candidate, production]
+    plan.record("redrobe-base", model_id, provenance, version="3")   # eval.json's `registry`
 
 Gates, in order:
 
@@ -26,8 +32,8 @@ Gates, in order:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -36,6 +42,12 @@ MAX_BPB_GATE = "max_bits_per_byte"
 PRODUCTION_GATE = "beats_production"
 CANDIDATE_ALIAS = "candidate"
 PRODUCTION_ALIAS = "production"
+#: the registry step's outcome (the ``status`` of the decision record)
+REGISTERED, GATES_FAILED = "registered", "gates_failed"
+DISABLED, TRACKING_OFF, NO_LOGGED_MODEL = "disabled", "tracking_off", "no_logged_model"
+#: model-version tags: the version's score (read back from the incumbent), the run that
+#: evaluated it, the digest of the validation data it was scored on
+SCORE_TAG, EVAL_RUN_TAG, VAL_DIGEST_TAG = "mean_bits_per_byte", "eval_run_id", "val_digest"
 
 
 @dataclass(frozen=True)
@@ -124,3 +136,102 @@ def decide(mean_bpb: float | None, *, max_bits_per_byte: float, min_improvement:
         return Decision((quality,), candidate=quality.passed, production=False)
     promote = production_gate(mean_bpb, incumbent, min_improvement)
     return Decision((quality, promote), candidate=True, production=promote.passed)
+
+
+# ------------------------------------------------------------------ promotion
+
+
+def skip_status(register: bool, tracking: bool, model_id: str | None) -> str | None:
+    """Why the registry is left alone, or None: ``disabled`` (``evaluate.register`` false),
+    ``tracking_off``, or ``no_logged_model`` (no pretrain LoggedModel has the base weights'
+    digest: the candidate gates are still evaluated and recorded)."""
+    if not register:
+        return DISABLED
+    if not tracking:
+        return TRACKING_OFF
+    return NO_LOGGED_MODEL if model_id is None else None
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """What the registered model holds, as read by the stage."""
+    production: str | None = None   # the version holding the production alias
+    production_tags: Mapping[str, str] = field(default_factory=dict)   # that version's tags
+    this_version: str | None = None   # the version registered from the model under test
+
+    def incumbent(self) -> Incumbent | None:
+        """The production version with its recorded score (a tag that is not a number, e.g.
+        set by hand, counts as unscored)."""
+        if self.production is None:
+            return None
+        score = self.production_tags.get(SCORE_TAG)
+        try:
+            mean = float(score) if score is not None else None
+        except ValueError:
+            mean = None
+        return Incumbent(self.production, mean, is_this_model=self.this_version == self.production)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The registry step's plan: ``status`` and the gates' decision, before any write."""
+    status: str
+    decision: Decision
+    incumbent: Incumbent | None = None
+    incumbent_val_digest: str | None = None
+
+    @property
+    def registers(self) -> bool:
+        """Whether the model is registered as a version (then :attr:`aliases` point at it)."""
+        return self.status == REGISTERED
+
+    @property
+    def aliases(self) -> list[str]:
+        return self.decision.aliases if self.registers else []
+
+    def record(self, model_name: str, model_id: str | None, provenance: Mapping[str, str],
+               version: str | None = None) -> dict[str, Any]:
+        """The decision record (eval.json's ``registry``); ``version``: the registered one."""
+        incumbent = None if self.incumbent is None else {
+            "version": self.incumbent.version,
+            "mean_bits_per_byte": self.incumbent.mean_bits_per_byte,
+            "val_digest": self.incumbent_val_digest}
+        return {"model_name": model_name, "model_id": model_id, "version": version,
+                "aliases": self.aliases, "incumbent": incumbent, **provenance,
+                "status": self.status, **self.decision.as_dict()}
+
+
+def unregistered(status: str, mean_bpb: float | None, *, max_bits_per_byte: float,
+                 min_improvement: float) -> Promotion:
+    """The plan when the registry is left alone (:func:`skip_status`): candidate gates only."""
+    decision = decide(mean_bpb, incumbent=None, check_production=False,
+                      max_bits_per_byte=max_bits_per_byte, min_improvement=min_improvement)
+    return Promotion(status, decision)
+
+
+def promotion(mean_bpb: float | None, state: RegistryState, *, max_bits_per_byte: float,
+              min_improvement: float) -> Promotion:
+    """Run every gate against the registry's ``state``: ``registered`` when the model may
+    be the candidate (and production too when :attr:`Decision.production`), else
+    ``gates_failed``."""
+    incumbent = state.incumbent()
+    decision = decide(mean_bpb, incumbent=incumbent, max_bits_per_byte=max_bits_per_byte,
+                      min_improvement=min_improvement)
+    val_digest = None if incumbent is None else state.production_tags.get(VAL_DIGEST_TAG)
+    return Promotion(REGISTERED if decision.candidate else GATES_FAILED, decision, incumbent,
+                     val_digest)
+
+
+def version_tags(mean_bpb: float | None, run_id: str, provenance: Mapping[str, str]) -> dict[str, Any]:
+    """The tags of a registered version: its score, the evaluating run, the provenance."""
+    return {SCORE_TAG: mean_bpb, EVAL_RUN_TAG: run_id, **provenance}
+
+
+def record_tags(record: Mapping[str, Any]) -> dict[str, str]:
+    """``redrobe.registry.*`` run tags summarising a decision record."""
+    return {"redrobe.registry.status": record["status"],
+            "redrobe.registry.model": record["model_name"],
+            "redrobe.registry.version": record["version"] or "",
+            "redrobe.registry.aliases": ",".join(record["aliases"]),
+            "redrobe.registry.gates": ",".join(f"{g['name']}={'pass' if g['passed'] else 'fail'}"
+                                               for g in record["gates"])}

@@ -54,9 +54,8 @@ from redrobe.config import Params
 from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
 from redrobe.documents import file_digest
 from redrobe.errors import GateError, InputError
-from redrobe.evaluate import deltas, evaluate_model
+from redrobe.evaluate import deltas, evaluate_model, gates
 from redrobe.evaluate.attention import attention_maps
-from redrobe.evaluate.gates import PRODUCTION_ALIAS, Incumbent, decide
 from redrobe.evaluate.humaneval import canonical_pass_at_1, load_problems, pass_at_1
 from redrobe.evaluate.math_task import adapt_and_score
 from redrobe.evaluate.sandbox import Sandbox, SandboxLimits
@@ -115,60 +114,36 @@ def eval_metrics(models: dict[str, Any], delta: dict[str, float]) -> dict[str, d
     return out
 
 
-def registry_tags(record: dict[str, Any]) -> dict[str, str]:
-    return {"redrobe.registry.status": record["status"],
-            "redrobe.registry.model": record["model_name"],
-            "redrobe.registry.version": record["version"] or "",
-            "redrobe.registry.aliases": ",".join(record["aliases"]),
-            "redrobe.registry.gates": ",".join(f"{g['name']}={'pass' if g['passed'] else 'fail'}"
-                                               for g in record["gates"])}
-
-
 def promote(params: Params, mean_bpb: float | None, model_id: str | None, tracker: Tracker,
             provenance: dict[str, str]) -> dict[str, Any]:
-    """Run the gates and apply them to the model registry; return the decision record.
-
-    Status: ``registered``, ``gates_failed``, ``disabled`` (evaluate.register false),
-    ``tracking_off`` or ``no_logged_model`` (no pretrain LoggedModel has the base weights'
-    digest in this experiment: the candidate gates are still evaluated and recorded).
-    """
+    """Apply the promotion gates (:mod:`redrobe.evaluate.gates`) to the model registry;
+    return the decision record (its ``status``: :func:`redrobe.evaluate.gates.skip_status`,
+    ``registered`` or ``gates_failed``)."""
     ep = params.evaluate
-    gate_args: dict[str, Any] = dict(max_bits_per_byte=ep.max_bits_per_byte,
-                                     min_improvement=ep.min_improvement)
-    record: dict[str, Any] = {"model_name": ep.model_name, "model_id": model_id, "version": None,
-                              "aliases": [], "incumbent": None, **provenance}
-    if not ep.register or not tracker.enabled or model_id is None:
-        status = ("disabled" if not ep.register else
-                  "tracking_off" if not tracker.enabled else "no_logged_model")
-        decision = decide(mean_bpb, incumbent=None, check_production=False, **gate_args)
-        return {**record, "status": status, **decision.as_dict()}
-
+    thresholds = {"max_bits_per_byte": ep.max_bits_per_byte, "min_improvement": ep.min_improvement}
+    skipped = gates.skip_status(ep.register, tracker.enabled, model_id)
+    if skipped is not None or model_id is None:
+        plan = gates.unregistered(skipped or gates.NO_LOGGED_MODEL, mean_bpb, **thresholds)
+        return plan.record(ep.model_name, model_id, provenance)
     registry = tracker.registry(ep.model_name)
-    incumbent = _incumbent(registry, registry.version_of(model_id, provenance[WEIGHTS_TAG]))
-    decision = decide(mean_bpb, incumbent=incumbent, **gate_args)
-    record["incumbent"] = None if incumbent is None else {
-        "version": incumbent.version, "mean_bits_per_byte": incumbent.mean_bits_per_byte,
-        "val_digest": registry.version_tags(incumbent.version).get("val_digest")}
-    if not decision.candidate:
-        return {**record, "status": "gates_failed", **decision.as_dict()}
-    version = registry.register(model_id, {"mean_bits_per_byte": mean_bpb,
-                                           "eval_run_id": tracker.run_id, **provenance})
-    registry.set_aliases(version, decision.aliases)
-    return {**record, "status": "registered", "version": version, **decision.as_dict(),
-            "aliases": decision.aliases}
+    plan = gates.promotion(mean_bpb, registry_state(registry, model_id, provenance[WEIGHTS_TAG]),
+                           **thresholds)
+    version = None
+    if plan.registers:
+        version = registry.register(model_id, gates.version_tags(mean_bpb, tracker.run_id,
+                                                                  provenance))
+        registry.set_aliases(version, plan.aliases)
+    return plan.record(ep.model_name, model_id, provenance, version)
 
 
-def _incumbent(registry: ModelRegistry, this_version: str | None) -> Incumbent | None:
-    """The production version, if any; ``this_version``: the model under test's, if registered."""
-    version = registry.aliases().get(PRODUCTION_ALIAS)
-    if version is None:
-        return None
-    score = registry.version_tags(version).get("mean_bits_per_byte")
-    try:
-        mean = float(score) if score is not None else None
-    except ValueError:  # a hand-set tag that is not a number: treat as unscored
-        mean = None
-    return Incumbent(version, mean, is_this_model=this_version == version)
+def registry_state(registry: ModelRegistry, model_id: str, weights_digest: str) -> gates.RegistryState:
+    """The production version and its tags, and the version of LoggedModel ``model_id`` (or of
+    identical weights), if registered."""
+    production = registry.aliases().get(gates.PRODUCTION_ALIAS)
+    return gates.RegistryState(
+        production=production,
+        production_tags=registry.version_tags(production) if production is not None else {},
+        this_version=registry.version_of(model_id, weights_digest))
 
 
 def humaneval_setup(params: Params, cache_dir: str | None) -> dict[str, Any]:
@@ -260,8 +235,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     record = promote(params, models["base"]["mean_bits_per_byte"], model_ids["base"], tracker,
                      provenance)
     tracker.log_dict(record, "registry/decision.json")
-    tracker.set_tags(registry_tags(record))
-    tracker.set_parent_tags(registry_tags(record))
+    tracker.set_tags(gates.record_tags(record))
+    tracker.set_parent_tags(gates.record_tags(record))
     print(f"redrobe evaluate: registry {record['status']}"
           + (f": {ep.model_name} version {record['version']} aliases {record['aliases']}"
              if record["version"] else ""))
