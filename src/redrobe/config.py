@@ -10,7 +10,6 @@ Run ``redrobe params-check`` to validate a params file without running a stage.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
+
+from redrobe.expressions import parse_signal_expression
 
 
 class ConfigError(ValueError):
@@ -207,26 +208,7 @@ class FineWebRules:
                 + _check(self.new_line_ratio >= 0, "new_line_ratio", "must be >= 0"))
 
 
-#: RedPajama-V2 quality signals the clean stage stores (docs/references.md, "RedPajama-V2
-#: quality signals"; ccnet_* need cc_net and are not computed) plus redrobe's language
-#: score; redrobe.text.rpv2 computes exactly these (a test keeps them equal).
-#: ``rps_lines_*`` have one span per line.
-QUALITY_SIGNALS: tuple[str, ...] = (
-    "rps_doc_word_count", "rps_doc_mean_word_length", "rps_doc_frac_unique_words",
-    "rps_doc_unigram_entropy", "rps_doc_stop_word_fraction", "rps_doc_symbol_to_word_ratio",
-    "rps_doc_frac_no_alph_words", "rps_doc_frac_all_caps_words",
-    "rps_doc_frac_lines_end_with_ellipsis", "rps_doc_curly_bracket", "rps_doc_lorem_ipsum",
-    "rps_doc_num_sentences",
-    *(f"rps_doc_frac_chars_top_{n}gram" for n in (2, 3, 4)),
-    *(f"rps_doc_frac_chars_dupe_{n}grams" for n in range(5, 11)),
-    "rps_lines_ending_with_terminal_punctution_mark", "rps_lines_start_with_bulletpoint",
-    "rps_lines_num_words", "rps_lines_javascript_counts", "rps_lines_numerical_chars_fraction",
-    "rps_lines_uppercase_letter_fraction",
-    "redrobe_lang_score",
-)
-LINE_SIGNAL_PREFIX = "rps_lines_"
-#: aggregates an expression may apply to a signal's span scores
-EXPRESSION_AGGREGATES = ("mean", "sum", "min", "max", "count")
+#: prefix of a ``clean.rule_sets`` / preset entry naming an expression: ``expr:<name>``
 EXPRESSION_PREFIX = "expr:"
 
 # The RedPajama-V2 dataset card's example filter (docs/references.md, "RedPajama-V2 quality
@@ -267,7 +249,8 @@ class Clean:
         "fineweb": ["fineweb"],
         "redpajama_v2_example": [EXPRESSION_PREFIX + n for n in RPV2_EXAMPLE_EXPRESSIONS],
     })
-    # name -> condition over QUALITY_SIGNALS; true removes the document (reason expr_<name>)
+    # name -> condition over the signals (the language: redrobe.expressions); true removes
+    # the document (reason expr_<name>)
     expressions: dict[str, str] = field(default_factory=lambda: dict(RPV2_EXAMPLE_EXPRESSIONS))
     store_signals: bool = True     # quality_signals + language columns on kept/removed docs
     gopher_quality: GopherQuality = field(default_factory=GopherQuality)
@@ -326,62 +309,6 @@ class Clean:
             except ValueError as exc:
                 problems.append(f"expressions.{name}: {exc}")
         return problems
-
-
-def parse_signal_expression(source: str) -> ast.Expression:
-    """Parse a threshold expression over :data:`QUALITY_SIGNALS`, allowing only signal
-    names, numbers, comparisons, and/or/not, + - * / and the aggregates
-    (:data:`EXPRESSION_AGGREGATES`) of one signal. Raises ValueError saying what is not
-    allowed. Nothing is ever evaluated here: the tree is checked node by node, so
-    ``__import__('os')`` or ``x.attr`` is rejected before anything can run."""
-    if not isinstance(source, str):
-        raise ValueError(f"expected an expression string, got {source!r}")
-    try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(f"not a valid expression ({exc.msg}): {source!r}") from None
-    _check_expression_node(tree.body)
-    if not isinstance(tree.body, (ast.Compare, ast.BoolOp)) and not (
-            isinstance(tree.body, ast.UnaryOp) and isinstance(tree.body.op, ast.Not)):
-        raise ValueError(f"must be a condition (a comparison, and/or/not): {source!r}")
-    return tree
-
-
-_EXPRESSION_OPERATORS = (ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult,
-                         ast.Div, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
-
-
-def _check_expression_node(node: ast.AST) -> None:
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise ValueError(f"only numbers are allowed as constants, got {node.value!r}")
-        return
-    if isinstance(node, ast.Name):
-        _check_signal_name(node.id)
-        if node.id.startswith(LINE_SIGNAL_PREFIX):
-            raise ValueError(f"{node.id} has one score per line: use an aggregate, "
-                             f"e.g. mean({node.id}) ({', '.join(EXPRESSION_AGGREGATES)})")
-        return
-    if isinstance(node, ast.Call):
-        if not (isinstance(node.func, ast.Name) and node.func.id in EXPRESSION_AGGREGATES
-                and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Name)):
-            raise ValueError(f"only {'/'.join(EXPRESSION_AGGREGATES)}(<signal>) calls are allowed, "
-                             f"got {ast.unparse(node)!r}")
-        _check_signal_name(node.args[0].id)
-        return
-    if not isinstance(node, (ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Compare)):
-        raise ValueError(f"{type(node).__name__} is not allowed: {ast.unparse(node)!r}")
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.AST) and isinstance(child, _EXPRESSION_OPERATORS):
-            continue
-        if isinstance(child, (ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
-            raise ValueError(f"operator {type(child).__name__} is not allowed: {ast.unparse(node)!r}")
-        _check_expression_node(child)
-
-
-def _check_signal_name(name: str) -> None:
-    if name not in QUALITY_SIGNALS:
-        raise ValueError(f"unknown signal {name!r} (known: {', '.join(QUALITY_SIGNALS)})")
 
 
 @dataclass(frozen=True)

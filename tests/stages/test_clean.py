@@ -15,7 +15,8 @@ import yaml
 from text.test_rules import PROSE_LINES as PROSE  # tests/ is on sys.path (its conftest)
 
 from redrobe.accounting import check_accounting
-from redrobe.config import QUALITY_SIGNALS, Params, as_dict
+from redrobe.config import Params, as_dict
+from redrobe.expressions import QUALITY_SIGNALS
 from redrobe.documents import Document, ShardWriter, read_documents, shard_path
 from redrobe.stages import clean
 from redrobe.text import c4, gopher, rpv2

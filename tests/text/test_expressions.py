@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from redrobe.config import (QUALITY_SIGNALS, ConfigError, Params, params_from_dict,
-                            parse_signal_expression)
-from redrobe.text.expressions import ExpressionRule, evaluate, expression_reason
+from redrobe.config import ConfigError, Params, params_from_dict
+from redrobe.expressions import QUALITY_SIGNALS, evaluate, parse_signal_expression
+from redrobe.text.expressions import ExpressionRule, expression_reason
 
 # a three-line document's signals, in the stored span form
 SIGNALS = {
@@ -136,7 +136,7 @@ def test_default_expressions_are_valid_and_cover_known_signals_only() -> None:
 
 
 def test_known_signals_are_exactly_what_rpv2_computes() -> None:
-    from redrobe.config import LINE_SIGNAL_PREFIX
+    from redrobe.expressions import LINE_SIGNAL_PREFIX
     from redrobe.text import rpv2
 
     assert set(QUALITY_SIGNALS) == set(rpv2.SIGNAL_NAMES)

@@ -7,7 +7,8 @@
 - :mod:`redrobe.text.langid`: offline language identification (py3langid).
 - :mod:`redrobe.text.gopher`, :mod:`redrobe.text.c4`, :mod:`redrobe.text.fineweb`,
   :mod:`redrobe.text.code`: the rule sets and their reason constants.
-- :mod:`redrobe.text.expressions`: user threshold expressions over stored signals.
+- :mod:`redrobe.text.expressions`: user threshold expressions over stored signals as
+  removal rules (the expression language itself is :mod:`redrobe.expressions`).
 - :mod:`redrobe.text.rules`: the rule-set registry, presets and the ``Cleaner`` transform
   the clean stage runs (``Iterable[Document] -> Iterator[Outcome]``).
 
