@@ -108,7 +108,7 @@ class Ingest:
 
 
 @dataclass(frozen=True)
-class GopherQuality:
+class GopherQualityParams:
     """Gopher quality rules (Rae et al. 2021, App. A; datatrove defaults)."""
     min_words: int = 50
     max_words: int = 100_000
@@ -132,7 +132,7 @@ class GopherQuality:
 
 
 @dataclass(frozen=True)
-class GopherRepetition:
+class GopherRepetitionParams:
     """Gopher repetition rules (Rae et al. 2021, Table A1)."""
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
@@ -155,7 +155,7 @@ class GopherRepetition:
 
 
 @dataclass(frozen=True)
-class C4Rules:
+class C4Params:
     """C4 rules (Raffel et al. 2020, §2.2; datatrove C4QualityFilter defaults)."""
     min_words_per_line: int = 3
     min_sentences: int = 5
@@ -172,7 +172,7 @@ class C4Rules:
 
 
 @dataclass(frozen=True)
-class CodeRules:
+class CodeParams:
     """RedPajama-1T github rules (docs/references.md, "RedPajama-1T slices")."""
     max_line_length: int = 1000
     max_mean_line_length: float = 100.0
@@ -188,7 +188,7 @@ class CodeRules:
 
 
 @dataclass(frozen=True)
-class FineWebRules:
+class FineWebParams:
     """FineWeb quality rules (Penedo et al. 2024, App. E.4 Table 2; datatrove
     FineWebQualityFilter defaults). A document is removed when its share of lines ending
     in punctuation is <= line_punct_thr, its share of lines <= short_line_length chars is
@@ -253,11 +253,11 @@ class Clean:
     # the document (reason expr_<name>)
     expressions: dict[str, str] = field(default_factory=lambda: dict(RPV2_EXAMPLE_EXPRESSIONS))
     store_signals: bool = True     # quality_signals + language columns on kept/removed docs
-    gopher_quality: GopherQuality = field(default_factory=GopherQuality)
-    gopher_repetition: GopherRepetition = field(default_factory=GopherRepetition)
-    c4: C4Rules = field(default_factory=C4Rules)
-    code: CodeRules = field(default_factory=CodeRules)
-    fineweb: FineWebRules = field(default_factory=FineWebRules)
+    gopher_quality: GopherQualityParams = field(default_factory=GopherQualityParams)
+    gopher_repetition: GopherRepetitionParams = field(default_factory=GopherRepetitionParams)
+    c4: C4Params = field(default_factory=C4Params)
+    code: CodeParams = field(default_factory=CodeParams)
+    fineweb: FineWebParams = field(default_factory=FineWebParams)
     # names of the rule sets (redrobe.text.rules.RULE_SETS; a test keeps them equal)
     RULE_SET_NAMES: typing.ClassVar[tuple[str, ...]] = ("gopher_quality", "gopher_repetition", "c4",
                                                         "code", "fineweb")

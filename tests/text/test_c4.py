@@ -9,12 +9,12 @@ from __future__ import annotations
 import random
 import re
 
-from redrobe.config import C4Rules as C4Config
+from redrobe.config import C4Params
 from redrobe.text import c4
 from redrobe.text.c4 import C4Rules
 
 
-def _reference(text: str, cfg: C4Config) -> tuple[str | None, str]:
+def _reference(text: str, cfg: C4Params) -> tuple[str | None, str]:
     """(reason, kept text): every line through every filter, in C4's order."""
     kept, sentences = [], 0
     for raw in text.splitlines():
@@ -43,7 +43,7 @@ def _reference(text: str, cfg: C4Config) -> tuple[str | None, str]:
 
 
 def test_c4_equals_the_line_by_line_definition() -> None:
-    cfg = C4Config(max_word_length=12)
+    cfg = C4Params(max_word_length=12)
     rules = C4Rules(cfg)
     rng = random.Random(17)
     pieces = ["The river runs.", "A b c d.", "one two", "[1]", "[edit]", "[citation needed]", "]", "...",
@@ -63,6 +63,6 @@ def test_c4_equals_the_line_by_line_definition() -> None:
 def test_a_citation_can_uncover_the_terminal_punctuation() -> None:
     lines = "\n".join(f"The valley has {w} old mills near the river.[{i}]" for i, w in
                       enumerate(["five", "six", "seven", "eight", "nine"]))
-    decision = C4Rules(C4Config()).check(lines)
+    decision = C4Rules(C4Params()).check(lines)
     assert decision.reason is None
     assert decision.text is not None and "[" not in decision.text and decision.text.count("\n") == 4

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from redrobe.config import Clean
-from redrobe.config import FineWebRules as FineWebConfig
+from redrobe.config import FineWebParams
 from redrobe.documents import Document
 from redrobe.text import fineweb
 from redrobe.text.base import KEEP
@@ -25,7 +25,7 @@ PROSE_LINES = "\n".join([  # noqa: FLY002 - one sentence per source line reads b
 
 
 def reason(text: str, **overrides) -> str | None:
-    return fineweb.FineWebRules(FineWebConfig(**overrides)).check(text).reason
+    return fineweb.FineWebRules(FineWebParams(**overrides)).check(text).reason
 
 
 def sentence(i: int) -> str:

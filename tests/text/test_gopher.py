@@ -12,7 +12,7 @@ import string
 
 import pytest
 
-from redrobe.config import GopherQuality
+from redrobe.config import GopherQualityParams
 from redrobe.text import gopher
 from redrobe.text.gopher import STOP_WORDS, _lines, _paragraphs, repeated_items, word_stats
 
@@ -20,7 +20,7 @@ FILLER = "Bright green apples grow quickly near quiet mountain villages"   # no 
 
 
 def _quality(text: str) -> str | None:
-    return gopher.GopherQualityRules(GopherQuality()).check(text).reason
+    return gopher.GopherQualityRules(GopherQualityParams()).check(text).reason
 
 
 def test_stop_words_are_counted_distinct() -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from redrobe.config import C4Rules as C4Config
-from redrobe.config import FineWebRules as FineWebConfig
-from redrobe.config import GopherQuality, GopherRepetition
+from redrobe.config import C4Params, FineWebParams, GopherQualityParams, GopherRepetitionParams
 from redrobe.text import c4, fineweb, gopher
 
 PROSE = ("The history of the river valley is long and varied. Farmers settled along the banks "
@@ -21,7 +19,7 @@ PROSE_LINES = PROSE.replace(". ", ".\n")
 
 
 def test_gopher_quality_lists_every_failing_check_in_order() -> None:
-    rules = gopher.GopherQualityRules(GopherQuality())
+    rules = gopher.GopherQualityRules(GopherQualityParams())
     text = "### ### ### ###"   # no words at all: short, mean length 0, hashes, no letters, no stop words
     assert rules.reasons(text) == [gopher.GOPHER_SHORT_DOC, gopher.GOPHER_BELOW_AVG_WORD_LENGTH,
                                    gopher.GOPHER_TOO_MANY_HASHES, gopher.GOPHER_BELOW_ALPHA_THRESHOLD,
@@ -31,7 +29,7 @@ def test_gopher_quality_lists_every_failing_check_in_order() -> None:
 
 
 def test_gopher_repetition_reports_line_and_ngram_checks_together() -> None:
-    rules = gopher.GopherRepetitionRules(GopherRepetition())
+    rules = gopher.GopherRepetitionRules(GopherRepetitionParams())
     text = "\n".join([PROSE_LINES] * 3)      # every line three times
     reasons = rules.reasons(text)
     assert reasons[0] == rules.check(text).reason == gopher.GOPHER_DUP_LINE_FRAC
@@ -40,7 +38,7 @@ def test_gopher_repetition_reports_line_and_ngram_checks_together() -> None:
 
 
 def test_fineweb_counts_each_rule_on_its_own() -> None:
-    rules = fineweb.FineWebRules(FineWebConfig())
+    rules = fineweb.FineWebRules(FineWebParams())
     text = "\n".join(["short line", "another one", "short line"] * 5)   # no punctuation, short, repeated
     reasons = rules.reasons(text)
     assert reasons == [fineweb.FINEWEB_LINE_PUNCT_RATIO, fineweb.FINEWEB_SHORT_LINE_RATIO,
@@ -49,7 +47,7 @@ def test_fineweb_counts_each_rule_on_its_own() -> None:
 
 
 def test_c4_report_names_page_rules_alone_and_dropped_lines_per_filter() -> None:
-    rules = c4.C4Rules(C4Config())
+    rules = c4.C4Rules(C4Params())
     noise = ["Menu Home About", "Click here to enable javascript now.", "Ok."]
     text = "\n".join([*noise, "Lorem ipsum dolor sit amet.", "The value is {x} here.", PROSE_LINES])
     report = rules.report(text)
@@ -63,7 +61,7 @@ def test_c4_report_names_page_rules_alone_and_dropped_lines_per_filter() -> None
 
 @pytest.mark.parametrize("text", [PROSE_LINES, "Menu\n" + PROSE_LINES + "\nShare this", "tiny"])
 def test_c4_report_text_is_what_check_keeps(text: str) -> None:
-    rules = c4.C4Rules(C4Config())
+    rules = c4.C4Rules(C4Params())
     report, decision = rules.report(text), rules.check(text)
     assert (report.reasons[:1] or [None])[0] == decision.reason
     if decision.keep:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from redrobe.config import C4Rules as C4Config
-from redrobe.config import Clean, CodeRules as CodeConfig, GopherQuality, GopherRepetition
+from redrobe.config import C4Params, Clean, CodeParams, GopherQualityParams, GopherRepetitionParams
 from redrobe.documents import Document
 from redrobe.text import c4, code, gopher
 from redrobe.text.base import KEEP
@@ -53,19 +52,19 @@ def unique_tokens(count: int, start: int = 0) -> list[str]:
 
 
 def quality(text: str, **overrides) -> str | None:
-    return gopher.GopherQualityRules(GopherQuality(**overrides)).check(text).reason
+    return gopher.GopherQualityRules(GopherQualityParams(**overrides)).check(text).reason
 
 
 def repetition(text: str) -> str | None:
-    return gopher.GopherRepetitionRules(GopherRepetition()).check(text).reason
+    return gopher.GopherRepetitionRules(GopherRepetitionParams()).check(text).reason
 
 
 def c4_reason(text: str) -> str | None:
-    return c4.C4Rules(C4Config()).check(text).reason
+    return c4.C4Rules(C4Params()).check(text).reason
 
 
 def code_reason(text: str) -> str | None:
-    return code.CodeRules(CodeConfig()).check(text).reason
+    return code.CodeRules(CodeParams()).check(text).reason
 
 
 # ---------------------------------------------------------------- clean documents kept
@@ -79,7 +78,7 @@ def test_every_prose_rule_set_keeps_clean_prose(text: str) -> None:
 
 
 def test_clean_prose_passes_c4_unchanged() -> None:
-    assert c4.C4Rules(C4Config()).check(PROSE_LINES) == KEEP
+    assert c4.C4Rules(C4Params()).check(PROSE_LINES) == KEEP
 
 
 def test_code_rules_keep_real_code() -> None:
@@ -245,14 +244,14 @@ def test_c4_drops_lines_and_keeps_the_rest() -> None:
              "  The mills were restored in 1990 [3] by volunteers.  ",   # kept: citation removed, stripped
              "{ code lines without punctuation are dropped as lines }",
              "x" * 1001 + " long word lines go."]
-    decision = c4.C4Rules(C4Config()).check("\n".join(noise[:3] + PROSE_LINES.split("\n") + noise[3:]))
+    decision = c4.C4Rules(C4Params()).check("\n".join(noise[:3] + PROSE_LINES.split("\n") + noise[3:]))
     assert decision.keep
     assert decision.text == PROSE_LINES + "\nThe mills were restored in 1990  by volunteers."
 
 
 def test_c4_line_toggles() -> None:
     text = PROSE_LINES + "\nPlease enable JavaScript to view the comments."
-    off = c4.C4Rules(C4Config(filter_javascript_lines=False)).check(text)
+    off = c4.C4Rules(C4Params(filter_javascript_lines=False)).check(text)
     assert off.keep and off.text is None          # nothing dropped: text unchanged
 
 

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from redrobe.config import C4Rules as C4Config
+from redrobe.config import C4Params
 from redrobe.documents import Document
 from redrobe.text.base import Decision, remove
 
@@ -73,7 +73,7 @@ class C4Rules:
 
     name = "c4"
 
-    def __init__(self, config: C4Config) -> None:
+    def __init__(self, config: C4Params) -> None:
         self.config = config
 
     def __call__(self, doc: Document) -> Decision:

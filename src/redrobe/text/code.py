@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from redrobe.config import CodeRules as CodeConfig
+from redrobe.config import CodeParams
 from redrobe.documents import Document
 from redrobe.text.base import KEEP, Decision, ratio, remove
 from redrobe.text.normalize import raw_words
@@ -52,7 +52,7 @@ class CodeRules:
 
     name = "code"
 
-    def __init__(self, config: CodeConfig) -> None:
+    def __init__(self, config: CodeParams) -> None:
         self.config = config
 
     def __call__(self, doc: Document) -> Decision:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from redrobe.config import FineWebRules as FineWebConfig
+from redrobe.config import FineWebParams
 from redrobe.text.base import FailureChecks, ratio
 from redrobe.text.gopher import repeated_items
 from redrobe.text.normalize import raw_words
@@ -50,7 +50,7 @@ class FineWebRules(FailureChecks):
     checked in datatrove's order."""
 
     name = "fineweb"
-    config: FineWebConfig
+    config: FineWebParams
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure, reasons() runs every check

@@ -36,7 +36,7 @@ import string
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from redrobe.config import GopherQuality, GopherRepetition
+from redrobe.config import GopherQualityParams, GopherRepetitionParams
 from redrobe.text.base import FailureChecks, ratio
 from redrobe.text.normalize import normalized_words
 from redrobe.text.signals import NgramIndex
@@ -92,7 +92,7 @@ class GopherQualityRules(FailureChecks):
     """Document-level Gopher quality heuristics, checked in datatrove's order."""
 
     name = "gopher_quality"
-    config: GopherQuality
+    config: GopherQualityParams
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure, reasons() runs every check
@@ -166,9 +166,9 @@ class GopherRepetitionRules(FailureChecks):
     checked in Table A1's order."""
 
     name = "gopher_repetition"
-    config: GopherRepetition
+    config: GopherRepetitionParams
 
-    def __init__(self, config: GopherRepetition) -> None:
+    def __init__(self, config: GopherRepetitionParams) -> None:
         super().__init__(config)
         # params keys are strings ("2": 0.2); check n-grams in increasing n, which is
         # also the order NgramIndex builds them in
