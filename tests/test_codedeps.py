@@ -97,7 +97,7 @@ def test_covered_and_uncovered():
 def test_the_real_package_round_trips_through_dvc_deps():
     closure = import_closure("redrobe.tables.lm", SOURCE)
     assert closure[0] == "src/redrobe/tables/lm.py"
-    assert {"src/redrobe/stages/devices.py", "src/redrobe/train/loop.py",
+    assert {"src/redrobe/train/precision.py", "src/redrobe/train/loop.py",
             "src/redrobe/train/__init__.py", "src/redrobe/model/llama.py"} <= set(closure)
     deps = dvc_deps(closure)
     assert not uncovered(closure, deps)

@@ -61,8 +61,11 @@ def test_library_layer_rules(path):
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.module == "redrobe":
+                names += [f"redrobe.{a.name}" for a in node.names]   # `from redrobe import stages`
             for name in names:
                 assert name.split(".")[0] not in {"mlflow", "prefect", "dvc"}, f"{path}: imports {name}"
+                assert not name.startswith("redrobe.stages"), f"{path}: imports stage glue {name}"
         if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
             pytest.fail(f"{path}:{node.lineno}: library code must not read the environment")
 

@@ -192,13 +192,14 @@ def _code(stage: dict) -> list[str]:
 
 def test_generated_stages_depend_on_every_module_they_import(tmp_path):
     """The code deps are the import closure of what each step runs: a change to any module
-    a variant imports (stages/devices.py through tables/lm.py, errors, accounting...) reruns
+    a variant imports (train/precision.py through tables/lm.py, errors, accounting...) reruns
     it; another table's module does not."""
     tables = [(get_spec(name), [Variant("v", {})]) for name in TABLES]
     stages = runner.dvc_stages(runner.Layout(tmp_path, "test"), tables)["stages"]
     t5, lora = _code(stages["t5-repeats-v"]), _code(stages["lora-rank-v"])
     slim = _code(stages["slimpajama-v"])
-    assert "src/redrobe/stages/devices.py" in t5 and "src/redrobe/stages/devices.py" in lora
+    assert "src/redrobe/train" in t5 and "src/redrobe/train" in lora   # through tables/lm.py
+    assert not [d for d in t5 + lora if d.startswith("src/redrobe/stages/")]   # no stage glue
     assert "src/redrobe/errors.py" in lora   # lora_rank imports redrobe.errors itself
     assert {"src/redrobe/accounting.py", "src/redrobe/shardcache.py", "src/redrobe/errors.py",
             "src/redrobe/dedup"} <= set(slim)   # through redrobe.dedup.shards

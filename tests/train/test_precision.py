@@ -45,3 +45,19 @@ def test_autocast_bf16_changes_matmul_dtype_fp32_does_not():
         assert (a @ a).dtype == torch.bfloat16
     with autocast("fp32", "cpu"):
         assert (a @ a).dtype == torch.float32
+
+
+def test_torch_setup_sets_threads_and_reads_the_cpu_flags(tmp_path, monkeypatch):
+    from redrobe.train import torch_setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    before = torch.get_num_threads()
+    try:
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text("processor\t: 0\nflags\t\t: avx2 amx_bf16\n")
+        assert torch_setup(1, "auto", cpuinfo) == ("cpu", "bf16")
+        assert torch.get_num_threads() == 1
+        assert torch_setup(1, "auto", tmp_path / "missing") == ("cpu", "fp32")
+        assert torch_setup(1, None, cpuinfo) == ("cpu", "fp32")   # threads only
+    finally:
+        torch.set_num_threads(before)

@@ -60,8 +60,9 @@ from redrobe.evaluate.humaneval import canonical_pass_at_1, load_problems, pass_
 from redrobe.evaluate.math_task import adapt_and_score
 from redrobe.evaluate.sandbox import Sandbox, SandboxLimits
 from redrobe.lora import MERGED_DIR, TASK_FILE, load_model
-from redrobe.stages import common, devices
+from redrobe.stages import common
 from redrobe.tracking import WEIGHTS_TAG, ModelRegistry, Tracker
+from redrobe.train import torch_setup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,7 +200,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     ep = params.evaluate
     val = validation_arrays(args.buckets)
     task = lora_task(args.lora)
-    devices.torch_setup(ep.threads)
+    torch_setup(ep.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     code = humaneval_setup(params, args.cache_dir)

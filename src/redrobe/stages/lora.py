@@ -43,8 +43,8 @@ from redrobe.lora import (
     trainable_parameters,
 )
 from redrobe.progress import training_steps
-from redrobe.stages import common, devices
-from redrobe.train import TrainConfig, train_on_array, write_curve
+from redrobe.stages import common
+from redrobe.train import TrainConfig, torch_setup, train_on_array, write_curve
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -76,7 +76,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     model, tokenizer = load_model(args.base, lp.quantization)
     seq_len = model.config.max_position_embeddings
 
-    device, precision = devices.torch_setup(lp.threads, lp.precision)
+    device, precision = torch_setup(lp.threads, lp.precision)
 
     # Enough tokens for one pass over fresh windows; the buffer never holds more.
     docs = itertools.chain.from_iterable(read_documents(s, shared.batch_docs) for s in shards)

@@ -48,9 +48,9 @@ from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
 from redrobe.model import build_model, fused, llama_config, parameter_counts, save_model
 from redrobe.progress import training_steps
-from redrobe.stages import common, devices
+from redrobe.stages import common
 from redrobe.tokenizer import load_tokenizer
-from redrobe.train import TrainConfig, eval_windows, train, write_curve
+from redrobe.train import TrainConfig, eval_windows, torch_setup, train, write_curve
 from redrobe.train.checkpoint import Checkpointer, fingerprint
 from redrobe.train.data import bucket_windows, make_batches
 from redrobe.train.deepspeed import build_stepper, distributed_context, full_weights
@@ -136,7 +136,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     index, arrays, val_arrays = open_buckets(args.buckets)
     check_vocabulary(index, tokenizer, args.buckets)
 
-    device, precision = devices.torch_setup(pt.threads, pt.precision)
+    device, precision = torch_setup(pt.threads, pt.precision)
     try:  # rank and world size from the launcher (deepspeed / torchrun); rank 0 of 1 without
         ctx = distributed_context(pt.distributed, env=os.environ)
     except ValueError as exc:

@@ -21,10 +21,10 @@ import torch
 from redrobe.config import Model
 from redrobe.documents import Document
 from redrobe.model.llama import build_model, llama_config
-from redrobe.stages import devices
 from redrobe.tokenizer import encode_texts, special_ids
 from redrobe.train.data import ShuffledBatches, eval_windows
 from redrobe.train.loop import TrainConfig, TrainResult, estimate_loss, train
+from redrobe.train.precision import torch_setup
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def train_lm(model: torch.nn.Module, tokens: np.ndarray, val: Mapping[str, np.nd
              lm: LMSettings, seed: int) -> TrainResult:
     """Train ``model`` for ``lm.tokens`` tokens of shuffled windows of ``tokens`` (repeated
     as the budget needs), validating on ``val`` after the last step."""
-    device, precision = devices.torch_setup(lm.threads, "auto")
+    device, precision = torch_setup(lm.threads, "auto")
     model.to(device)
     batches = ShuffledBatches([tokens], lm.seq_len, lm.batch_size, grad_accum=1, seed=seed)
     return train(model, batches, train_config(lm, seed, precision, device),
@@ -112,7 +112,7 @@ def train_lm(model: torch.nn.Module, tokens: np.ndarray, val: Mapping[str, np.nd
 def held_out_loss(model: torch.nn.Module, val: Mapping[str, np.ndarray],
                   lm: LMSettings) -> dict[str, float]:
     """Mean next-token loss (nats) per name, plus "overall" over all windows."""
-    device, precision = devices.torch_setup(lm.threads, "auto")
+    device, precision = torch_setup(lm.threads, "auto")
     return estimate_loss(model, validation(val, lm), precision, device)
 
 

@@ -28,7 +28,13 @@ from redrobe.train.loop import (
     train_on_array,
 )
 from redrobe.train.mfu import flops_per_token, measure_peak_flops, mfu
-from redrobe.train.precision import autocast, choose_precision, parse_cpu_flags, select_device
+from redrobe.train.precision import (
+    autocast,
+    choose_precision,
+    parse_cpu_flags,
+    select_device,
+    torch_setup,
+)
 from redrobe.train.schedule import lr_at
 
 __all__ = [
@@ -37,5 +43,5 @@ __all__ = [
     "choose_precision", "configure_optimizer", "curriculum_plan", "estimate_loss",
     "eval_windows", "flops_per_token", "make_batches", "measure_peak_flops", "mfu", "gather",
     "lane_starts", "lr_at", "next_token_loss", "parse_cpu_flags",
-    "select_device", "train", "train_on_array", "write_curve",
+    "select_device", "torch_setup", "train", "train_on_array", "write_curve",
 ]

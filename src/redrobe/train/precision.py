@@ -5,12 +5,14 @@ supports bf16, or a CPU whose flags include ``avx512_bf16`` or ``amx_bf16``. On 
 CPU without them (AVX2 only) PyTorch emulates bf16 and a training step is about 30x
 slower than fp32, so "auto" stays in fp32 there. An explicit precision always wins.
 
-The caller detects the capabilities (the stage reads /proc/cpuinfo) and passes them
-in, so the choice is a pure function:
+The choice is a pure function of the capabilities passed in; :func:`torch_setup` (used
+by the training and evaluation stages and the paper tables' tiny models) detects them
+(torch for CUDA, /proc/cpuinfo for the CPU) and sets torch's thread count:
 
     flags = parse_cpu_flags(Path("/proc/cpuinfo").read_text())
     precision = choose_precision("auto", cuda=False, cuda_bf16=False, cpu_flags=flags)
     device, precision = select_device("auto", flags)   # the same, CUDA detected by torch
+    device, precision = torch_setup(threads=0, precision="auto")   # the same, flags read too
     with autocast(precision, device):
         loss = model(x)...
 """
@@ -18,6 +20,8 @@ in, so the choice is a pure function:
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import ContextManager, Iterable
 
 import torch
@@ -54,6 +58,23 @@ def select_device(requested: str, cpu_flags: Iterable[str]) -> tuple[str, str]:
                                  cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
                                  cpu_flags=cpu_flags)
     return ("cuda" if cuda else "cpu"), precision
+
+
+def torch_setup(threads: int, precision: str | None = None,
+                cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, str]:
+    """Set torch's thread count (0: all cores) and pick device and precision.
+
+    Precision follows the hardware (:func:`select_device`): bf16 only where it runs
+    natively (CUDA with bf16, or a CPU whose ``cpuinfo`` flags have AVX512-BF16 or AMX),
+    fp32 otherwise. Returns ("cpu", "fp32") style pairs; with ``precision=None`` only the
+    threads are set.
+    """
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    if precision is None:
+        return "cpu", "fp32"
+    cpuinfo = Path(cpuinfo)
+    flags = parse_cpu_flags(cpuinfo.read_text()) if cpuinfo.exists() else frozenset()
+    return select_device(precision, flags)
 
 
 def autocast(precision: str, device_type: str) -> ContextManager[None]:
