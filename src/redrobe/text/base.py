@@ -61,9 +61,11 @@ def first_failure(failures: Iterator[str]) -> Decision:
 
 
 class FailureChecks:
-    """Base of the rule sets whose checks are one lazy sequence, ``_failures(text)``,
+    """Base of the named rule sets (every entry of ``text.rules.RULE_SETS``): built from
+    their params section, their checks are one lazy sequence, ``_failures(text)``,
     yielding a reason for each check that fails, in check order: :meth:`check` stops at
-    the first, :meth:`reasons` runs them all."""
+    the first, :meth:`reasons` runs them all. A rule set that edits the text it keeps
+    (C4 drops lines) overrides :meth:`check` to return the edited text."""
 
     name: str
 

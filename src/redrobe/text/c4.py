@@ -28,8 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from redrobe.config import C4Params
-from redrobe.documents import Document
-from redrobe.text.base import Decision, remove
+from redrobe.text.base import Decision, FailureChecks, remove
 
 C4_LOREM_IPSUM = "c4_lorem_ipsum"
 C4_CURLY_BRACKET = "c4_curly_bracket"
@@ -68,16 +67,15 @@ class C4Report:
     text: str
 
 
-class C4Rules:
-    """C4's line filters plus its page-level drops."""
+class C4Rules(FailureChecks):
+    """C4's line filters plus its page-level drops.
+
+    Unlike the other rule sets C4 edits what it keeps (the surviving lines), so it
+    overrides :meth:`check`; its failures, for :meth:`reasons`, are the page-level
+    rules of :meth:`report`."""
 
     name = "c4"
-
-    def __init__(self, config: C4Params) -> None:
-        self.config = config
-
-    def __call__(self, doc: Document) -> Decision:
-        return self.check(doc.text)
+    config: C4Params
 
     def check(self, text: str) -> Decision:
         """Remove for the first page-level rule that fires, else keep the kept lines."""
@@ -91,9 +89,10 @@ class C4Rules:
         App. E.4 and Dolma count them (Dolma tags C4's no-punctuation lines on their own)."""
         return self._scan(text, every=True)
 
-    def reasons(self, text: str) -> list[str]:
-        """Every page-level rule that fires, each on its own (the first is :meth:`check`'s)."""
-        return self.report(text).reasons
+    def _failures(self, text: str) -> Iterator[str]:
+        # every page-level rule that fires, each on its own (the first is check()'s); not
+        # lazy: which page-level rules fire depends on the line filters over the whole text
+        return iter(self.report(text).reasons)
 
     def _scan(self, text: str, every: bool) -> C4Report:
         # every=False stops at the first page-level drop and records no dropped lines

@@ -1,7 +1,8 @@
 """Code rule set: RedPajama-1T's github filters (branch rp_v1, data_prep/github).
 
     rules = CodeRules(params.clean.code)
-    rules(doc)   # KEEP or remove(CODE_MAX_LINE_LENGTH), ...
+    rules(doc)          # KEEP or remove(CODE_MAX_LINE_LENGTH), ...
+    rules.reasons(text) # every check that fails, each on its own
 
 Thresholds and source: docs/references.md, "RedPajama-1T slices".
 
@@ -21,12 +22,12 @@ RedPajama's.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import numpy as np
 
 from redrobe.config import CodeParams
-from redrobe.documents import Document
-from redrobe.text.base import KEEP, Decision, ratio, remove
+from redrobe.text.base import FailureChecks, ratio
 from redrobe.text.normalize import raw_words
 
 CODE_EMPTY = "code_empty"
@@ -47,32 +48,28 @@ _CLASS = np.array([0 if c.isspace() else 1 if _WORD_CHAR.match(c) else 2 for c i
                   dtype=np.int8)
 
 
-class CodeRules:
-    """File-level filters for source code."""
+class CodeRules(FailureChecks):
+    """File-level filters for source code, checked in RedPajama-1T's order."""
 
     name = "code"
+    config: CodeParams
 
-    def __init__(self, config: CodeParams) -> None:
-        self.config = config
-
-    def __call__(self, doc: Document) -> Decision:
-        return self.check(doc.text)
-
-    def check(self, text: str) -> Decision:
+    def _failures(self, text: str) -> Iterator[str]:
+        # a generator: check() stops at the first failure, reasons() runs every check
         c = self.config
         if not text.strip():
-            return remove(CODE_EMPTY)
+            yield CODE_EMPTY
+            return  # the checks below need a line and a character
         line_lengths = list(map(len, text.splitlines()))
         if max(line_lengths) > c.max_line_length:
-            return remove(CODE_MAX_LINE_LENGTH)
+            yield CODE_MAX_LINE_LENGTH
         if len(text) / len(line_lengths) > c.max_mean_line_length:
-            return remove(CODE_MEAN_LINE_LENGTH)
-        alnum, alpha, tokens = char_stats(text)
+            yield CODE_MEAN_LINE_LENGTH
+        alnum, alpha, tokens = char_stats(text)   # after the cheap line checks: check() may stop
         if alnum / len(text) < c.min_alnum_fraction:
-            return remove(CODE_LOW_ALNUM_FRACTION)
+            yield CODE_LOW_ALNUM_FRACTION
         if ratio(alpha, tokens) < c.min_alpha_per_token:
-            return remove(CODE_LOW_ALPHA_PER_TOKEN)
-        return KEEP
+            yield CODE_LOW_ALPHA_PER_TOKEN
 
 
 def char_stats(text: str) -> tuple[int, int, int]:

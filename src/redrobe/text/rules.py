@@ -35,7 +35,7 @@ from redrobe.accounting import AccountingError
 from redrobe.config import EXPRESSION_PREFIX, Clean
 from redrobe.documents import Document
 from redrobe.text import rpv2
-from redrobe.text.base import Decision, RuleSet, SignalRule
+from redrobe.text.base import Decision, FailureChecks, RuleSet, SignalRule
 from redrobe.text.c4 import C4Rules
 from redrobe.text.code import CodeRules
 from redrobe.text.expressions import ExpressionRule
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
 #: rule-set name -> class; each is built from the params.clean field of the same name
-RULE_SETS: dict[str, type] = {
+RULE_SETS: dict[str, type[FailureChecks]] = {
     GopherQualityRules.name: GopherQualityRules,
     GopherRepetitionRules.name: GopherRepetitionRules,
     C4Rules.name: C4Rules,
