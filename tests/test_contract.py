@@ -1,6 +1,7 @@
 """The contract: dvc.yaml ↔ CLI ↔ params.yaml ↔ config, declared code deps, layer rules."""
 
 import ast
+import contextlib
 import importlib
 import shlex
 from pathlib import Path
@@ -8,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redrobe import cli
+from redrobe import cli, tracking
 from redrobe.codedeps import import_closure, uncovered
 from redrobe.config import SECTIONS
+from redrobe.stages.registry import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -20,15 +22,17 @@ GLUE = {"redrobe.tracking", "redrobe.cli", "redrobe.config_cli", "redrobe.lineag
         "redrobe.tables.runner"}   # the runner drives dvc repro and MLflow runs, as cli does
 
 
-def test_stage_names_match_cli():
-    assert list(DVC) == list(cli.STAGES)
+def test_stage_names_match_the_registry_and_cli():
+    assert list(DVC) == list(STAGES)
+    assert cli.STAGES is STAGES   # the CLI dispatches stage commands from the registry
+    assert all(name == stage.name for name, stage in STAGES.items())
 
 
 @pytest.mark.parametrize("stage", list(DVC))
 def test_command_parses_with_the_stage_parser(stage):
     argv = shlex.split(DVC[stage]["cmd"])
     assert argv[:2] == ["redrobe", stage]
-    module = importlib.import_module(f"redrobe.stages.{cli.STAGES[stage]}")
+    module = importlib.import_module(STAGES[stage].entry)
     args = module.build_parser().parse_args(argv[2:])
     assert args.params == "params.yaml"
     metrics = [next(iter(m)) if isinstance(m, dict) else m for m in DVC[stage]["metrics"]]
@@ -41,8 +45,34 @@ def test_params_sections_exist(stage):
 
 
 @pytest.mark.parametrize("stage", list(DVC))
+def test_registry_params_and_tracked_sections_are_the_dvc_params(stage):
+    assert list(STAGES[stage].params) == DVC[stage]["params"]
+    assert list(STAGES[stage].tracked) == DVC[stage]["params"]
+
+
+@pytest.mark.parametrize("stage", list(DVC))
+def test_stage_run_logs_the_dvc_params_to_mlflow(stage, monkeypatch):
+    """The stage's own main, with its dvc.yaml command line, opens its MLflow run with
+    exactly the params sections dvc.yaml declares (``run`` stubbed: nothing is computed)."""
+    opened = []
+
+    @contextlib.contextmanager
+    def stage_run(name, params, experiment, pipeline_params=None):
+        opened.append((name, list(params)))
+        yield tracking.NullTracker()
+
+    module = importlib.import_module(STAGES[stage].entry)
+    monkeypatch.setattr(tracking, "stage_run", stage_run)
+    monkeypatch.setattr(module, "run", lambda params, args, tracker: None)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.chdir(REPO)
+    assert module.main(shlex.split(DVC[stage]["cmd"])[2:]) == 0
+    assert opened == [(stage, DVC[stage]["params"])]
+
+
+@pytest.mark.parametrize("stage", list(DVC))
 def test_code_deps_cover_every_imported_module(stage):
-    closure = import_closure(f"redrobe.stages.{cli.STAGES[stage]}", SRC, REPO)
+    closure = import_closure(STAGES[stage].entry, SRC, REPO)
     missing = uncovered(closure, DVC[stage]["deps"],   # package markers with no logic need no dep
                         markers=("redrobe", "redrobe.stages"))
     assert not missing, f"stage {stage}: add to deps in dvc.yaml: {missing}"

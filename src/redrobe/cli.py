@@ -1,8 +1,8 @@
 """`redrobe <command>`: the one dispatch table of the pipeline.
 
-Stage commands have the same names as the stages in dvc.yaml (a contract test keeps
-them in sync); each maps to ``redrobe.stages.<module>:main`` and is imported lazily so
-``redrobe --help`` stays fast.
+Stage commands are the stages of :data:`redrobe.stages.registry.STAGES`, named as in
+dvc.yaml (a contract test keeps them in sync); each runs ``redrobe.stages.<module>:main``,
+imported lazily so ``redrobe --help`` stays fast.
 
     redrobe --help
     redrobe clean --params params.yaml --input data/raw --output data/interim/clean ...
@@ -14,19 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-#: command -> module under redrobe.stages (each module defines ``main(argv)``)
-STAGES = {
-    "ingest": "ingest",
-    "clean": "clean",
-    "dedup": "dedup",
-    "quality": "quality",
-    "tokenize": "tokenize",
-    "bucket": "bucket",
-    "pretrain": "pretrain",
-    "lora": "lora",
-    "evaluate": "evaluate",
-    "report": "report",
-}
+from redrobe.stages.registry import STAGES
 
 TOOLS = {
     "params-check": ("redrobe.config_cli", "main"),
@@ -50,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command in STAGES:
-        module, func = f"redrobe.stages.{STAGES[command]}", "main"
+        module, func = STAGES[command].entry, "main"
     elif command in TOOLS:
         module, func = TOOLS[command]
     else:

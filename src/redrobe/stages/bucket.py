@@ -171,7 +171,7 @@ def _lineage_pairs(shards: Sequence[Path], tokenizer_json: Path, output: Path,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return execute(STAGE, argv, build_parser, run, ("shared", "bucket", "tracking"))
+    return execute(STAGE, argv, build_parser, run)
 
 
 if __name__ == "__main__":

@@ -170,4 +170,4 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.execute("clean", argv, build_parser, run, ("shared", "clean"))
+    return common.execute("clean", argv, build_parser, run)

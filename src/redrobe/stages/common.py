@@ -2,7 +2,8 @@
 
 A stage module defines ``run(params, args, tracker) -> dict`` (its metrics) and
 ``main(argv)`` that calls :func:`execute`. ``execute`` loads and validates
-params.yaml, opens the stage's MLflow child run, calls ``run``, checks and writes
+params.yaml, opens the stage's MLflow child run (logging the params sections of the
+stage's record in :mod:`redrobe.stages.registry`), calls ``run``, checks and writes
 ``data/metrics/<stage>.json`` and turns known errors into one clear message and a
 non-zero exit code.
 """
@@ -19,6 +20,7 @@ from redrobe.accounting import AccountingError, Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
 from redrobe.documents import file_digest, write_json
 from redrobe.errors import GateError, InputError
+from redrobe.stages.registry import STAGES
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -65,9 +67,13 @@ def log_lineage(tracker: Tracker, stage: str,
 
 
 def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],
-            run: Callable[[Params, argparse.Namespace, Tracker], dict[str, Any] | None],
-            sections: Sequence[str]) -> int:
-    """Run one stage end to end; return the process exit code."""
+            run: Callable[[Params, argparse.Namespace, Tracker], dict[str, Any] | None]) -> int:
+    """Run one stage end to end; return the process exit code.
+
+    The stage's MLflow run logs the params sections of its registry record
+    (:attr:`redrobe.stages.registry.Stage.tracked`: the ``params`` dvc.yaml declares).
+    """
+    sections = STAGES[stage].tracked
     args = build().parse_args(argv)
     try:
         params = load_params(args.params)

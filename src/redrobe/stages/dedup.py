@@ -135,4 +135,4 @@ def duplicate_rates(ledger: Ledger) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.execute("dedup", argv, build_parser, run, ("shared", "dedup"))
+    return common.execute("dedup", argv, build_parser, run)

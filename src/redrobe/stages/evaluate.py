@@ -249,4 +249,4 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.execute("evaluate", argv, build_parser, run, ("shared", "evaluate", "tracking"))
+    return common.execute("evaluate", argv, build_parser, run)

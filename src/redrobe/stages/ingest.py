@@ -134,4 +134,4 @@ def _slice_stats(reports: Sequence[SliceReport], ledger: Ledger) -> dict[str, di
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.execute(STAGE, argv, build_parser, run, ("shared", "ingest"))
+    return common.execute(STAGE, argv, build_parser, run)

@@ -169,4 +169,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"redrobe lora: error: {problem}", file=sys.stderr)
         return 2
-    return common.execute("lora", argv, build_parser, run, ("shared", "lora", "tracking"))
+    return common.execute("lora", argv, build_parser, run)

@@ -243,5 +243,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("RANK", "0") != "0":
         # under a launcher only rank 0 logs to MLflow and writes the metrics (run returns None)
         os.environ["REDROBE_TRACKING"] = "off"
-    return common.execute("pretrain", argv, build_parser, run,
-                          ("shared", "model", "pretrain", "tracking"))
+    return common.execute("pretrain", argv, build_parser, run)

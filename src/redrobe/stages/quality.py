@@ -110,4 +110,4 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.execute("quality", argv, build_parser, run, ("shared", "quality"))
+    return common.execute("quality", argv, build_parser, run)

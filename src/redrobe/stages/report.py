@@ -84,4 +84,4 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.execute("report", argv, build_parser, run, ("tracking",))
+    return common.execute("report", argv, build_parser, run)

@@ -147,7 +147,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return execute(STAGE, argv, build_parser, run, ("shared", "tokenize", "tracking"))
+    return execute(STAGE, argv, build_parser, run)
 
 
 if __name__ == "__main__":
