@@ -9,6 +9,9 @@ Reading streams record batches, so a stage holds at most one batch in memory.
 Writing goes to a temporary sibling directory that is renamed into place only when
 the stage finishes (:func:`atomic_dir`), so an interrupted stage never leaves an
 output that looks complete.
+
+A data stage gives each document a :class:`Status`: kept (moves on), removed (with a
+reason) or quarantined (with an error).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -29,6 +33,18 @@ from redrobe.errors import InputError
 
 SHARD_GLOB = "*/part-*.parquet"
 BASE_COLUMNS = ("id", "text", "source", "meta")
+
+
+class Status(str, Enum):
+    """A document's fate in a data stage. A member is its value wherever it is written
+    (``str()``, f-strings, JSON, CSV, Parquet): ``"kept"``, as ``enum.StrEnum`` on 3.11+."""
+
+    KEPT = "kept"
+    REMOVED = "removed"
+    QUARANTINED = "quarantined"
+
+    def __str__(self) -> str:
+        return str.__str__(self)
 
 
 @dataclass(frozen=True)

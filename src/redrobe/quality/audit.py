@@ -13,8 +13,8 @@ and it holds only the sample in memory. Each stratum gets ``per_stratum_min``
 documents (all of them if fewer), the rest of ``sample_size`` in proportion to its
 size, so rare removal reasons are reviewed too.
 
-    sources = [Source("clean", "kept", "data/interim/clean"),
-               Source("clean", "removed", "data/interim/removed/clean"), ...]
+    sources = [Source("clean", Status.KEPT, "data/interim/clean"),
+               Source("clean", Status.REMOVED, "data/interim/removed/clean"), ...]
     sample, strata = export_sample(sources, params.quality.audit, seed=1234, batch_size=256)
     write_sample(out_dir, sample, strata, seed=1234)   # sample.csv, sample.html, strata.json
     ...  # the reviewer fills the `label` column: correct / incorrect (or 1 / 0)
@@ -40,10 +40,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from redrobe.config import QualityAudit
-from redrobe.documents import atomic_file, list_shards, write_json
+from redrobe.documents import Status, atomic_file, list_shards, write_json
 from redrobe.errors import InputError
 
-KEPT, REMOVED = "kept", "removed"
 SAMPLE_CSV, SAMPLE_HTML, STRATA_JSON, RESULT_JSON = ("sample.csv", "sample.html",
                                                       "strata.json", "result.json")
 COLUMNS = ("id", "slice", "stage", "decision", "reason", "detail", "chars", "excerpt",
@@ -60,7 +59,7 @@ Stratum = tuple[str, str, str, str]  # (stage, slice, decision, reason)
 class Source:
     """Shards (``<root>/<slice>/part-*.parquet``) holding one stage's kept or removed docs."""
     stage: str
-    decision: str  # KEPT or REMOVED (removed shards carry a ``reason`` column)
+    decision: Status  # KEPT or REMOVED (removed shards carry a ``reason`` column)
     root: str
 
 
@@ -123,11 +122,11 @@ def count_strata(sources: Iterable[Source]) -> dict[Stratum, int]:
     for src in sources:
         for path in list_shards(src.root):
             rows = pq.ParquetFile(path).metadata.num_rows
-            if src.decision == KEPT:
-                counts[(src.stage, path.parent.name, KEPT, "")] += rows
+            if src.decision == Status.KEPT:
+                counts[(src.stage, path.parent.name, Status.KEPT, "")] += rows
             else:
                 for reason in _reasons(path, rows):
-                    counts[(src.stage, path.parent.name, REMOVED, reason)] += 1
+                    counts[(src.stage, path.parent.name, Status.REMOVED, reason)] += 1
     return {k: v for k, v in sorted(counts.items()) if v}
 
 
@@ -148,7 +147,7 @@ def _draw(sources: Iterable[Source], quota: dict[Stratum, int], q: QualityAudit,
             for batch in pf.iter_batches(batch_size=batch_size, columns=wanted):
                 cols = {n: batch.column(n) for n in batch.schema.names}
                 ids = cols["id"].to_pylist()
-                reasons = cols["reason"].to_pylist() if src.decision == REMOVED else [""] * len(ids)
+                reasons = cols["reason"].to_pylist() if src.decision == Status.REMOVED else [""] * len(ids)
                 for i, doc_id in enumerate(ids):
                     key = (src.stage, path.parent.name, src.decision, reasons[i] or "")
                     heap = heaps.get(key)
@@ -181,7 +180,7 @@ def _attach_duplicates(sample: list[Sampled], sources: Sequence[Source], q: Qual
     wanted = {(s.stratum[0], s.duplicate_of) for s in sample if s.duplicate_of}
     found: dict[tuple[str, str], str] = {}
     for src in sources:
-        if src.decision != KEPT or not any(stage == src.stage for stage, _ in wanted):
+        if src.decision != Status.KEPT or not any(stage == src.stage for stage, _ in wanted):
             continue
         for path in list_shards(src.root):
             for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size,

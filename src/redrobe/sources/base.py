@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from redrobe.documents import Document
+from redrobe.documents import Document, Status
 
 # Removal reasons (the ``reason`` column of data/interim/removed/ingest).
 EMPTY_TEXT = "empty_text"        # nothing left after extraction / markup stripping
@@ -34,7 +34,8 @@ LATEX_NO_SECTION = "latex_no_section"  # a LaTeX paper with no section-like comm
 REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_NOT_OK, VENDORED,
            NOT_CODE, LICENSE_NOT_PERMISSIVE, LATEX_NO_SECTION)
 
-KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
+#: the fates :func:`route` returns (:class:`redrobe.documents.Status`)
+KEPT, REMOVED, QUARANTINED = Status.KEPT, Status.REMOVED, Status.QUARANTINED
 
 
 def stable_id(slice_name: str, *provenance: Any) -> str:
@@ -74,7 +75,7 @@ def quarantined(doc: Document, error: str) -> Document:
     return doc.with_extra(error=error)
 
 
-def route(doc: Document, max_chars: int) -> tuple[str, Document]:
+def route(doc: Document, max_chars: int) -> tuple[Status, Document]:
     """Decide a document's fate: (KEPT | REMOVED | QUARANTINED, document)."""
     if "error" in doc.extra:
         return QUARANTINED, doc

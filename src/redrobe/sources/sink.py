@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redrobe.accounting import Ledger, SliceCounts
-from redrobe.documents import Document, ShardWriter, shard_path
-from redrobe.sources.base import KEPT, REMOVED, route
+from redrobe.documents import Document, ShardWriter, Status, shard_path
+from redrobe.sources.base import route
 
 
 @dataclass(frozen=True)
@@ -111,16 +111,16 @@ class SliceSink:
         self._quarantine = RollingShards(dirs.quarantine, slice_name, shard_docs, batch_size,
                                          ("error",))
 
-    def add(self, doc: Document, origin: str) -> str:
-        """Count and write one document; return its fate (KEPT, REMOVED or QUARANTINED)."""
+    def add(self, doc: Document, origin: str) -> Status:
+        """Count and write one document; return its fate (a :class:`Status`)."""
         self.ledger.seen(self.slice, len(doc.text))
         fate, doc = route(doc, self.max_chars)
-        if fate == KEPT:
+        if fate == Status.KEPT:
             self.ledger.kept(self.slice, len(doc.text))
             self.kept += 1
             self.kept_bytes += len(doc.text.encode("utf-8"))
             self._raw.write(doc, origin)
-        elif fate == REMOVED:
+        elif fate == Status.REMOVED:
             self.ledger.removed(self.slice, doc.extra["reason"])
             self._removed.write(doc, origin)
         else:

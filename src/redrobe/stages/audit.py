@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redrobe.config import ConfigError, Params, as_dict, load_params
-from redrobe.documents import atomic_dir, write_json
+from redrobe.documents import Status, atomic_dir, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.quality import audit
 
@@ -57,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _export(params: Params, args: argparse.Namespace, tracker: Tracker) -> None:
     seed = params.shared.seed if args.seed is None else args.seed
-    sources = [audit.Source("clean", "kept", args.clean),
-               audit.Source("clean", "removed", args.clean_removed),
-               audit.Source("dedup", "kept", args.dedup),
-               audit.Source("dedup", "removed", args.dedup_removed)]
+    sources = [audit.Source("clean", Status.KEPT, args.clean),
+               audit.Source("clean", Status.REMOVED, args.clean_removed),
+               audit.Source("dedup", Status.KEPT, args.dedup),
+               audit.Source("dedup", Status.REMOVED, args.dedup_removed)]
     sample, strata = audit.export_sample(sources, params.quality.audit, seed,
                                          params.shared.batch_docs)
     with atomic_dir(args.output) as out:

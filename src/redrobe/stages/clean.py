@@ -40,13 +40,13 @@ import redrobe.text
 from redrobe import accounting, documents
 from redrobe.accounting import Ledger
 from redrobe.config import Clean, Params, as_dict
-from redrobe.documents import ShardWriter, atomic_dir, count_documents, list_shards, read_documents
+from redrobe.documents import ShardWriter, Status, atomic_dir, count_documents, list_shards, read_documents
 from redrobe.errors import InputError
 from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.stages import common
-from redrobe.text.rules import KEPT, REMOVED, SIGNAL_COLUMNS, Cleaner, CleanStats
+from redrobe.text.rules import SIGNAL_COLUMNS, Cleaner, CleanStats
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -124,10 +124,10 @@ def _clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
             ShardWriter(task.quarantine, task.batch_docs, QUARANTINE_COLUMNS) as quarantine:
         for outcome in cleaner(read_documents(task.input, task.batch_docs)):
             ledger.seen(task.slice, outcome.input_chars)
-            if outcome.status == KEPT:
+            if outcome.status == Status.KEPT:
                 kept.write(outcome.doc.with_extra(**outcome.columns))
                 ledger.kept(task.slice, len(outcome.doc.text))
-            elif outcome.status == REMOVED:
+            elif outcome.status == Status.REMOVED:
                 assert outcome.reason is not None  # what REMOVED means
                 removed.write(outcome.doc.with_extra(reason=outcome.reason, rule_set=outcome.rule_set,
                                                      **outcome.columns))

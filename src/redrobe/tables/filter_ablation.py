@@ -42,11 +42,11 @@ import numpy as np
 
 from redrobe.config import EXPRESSION_PREFIX, Clean, ConfigError, Dedup
 from redrobe.dedup.shards import plan_removals, sketch_shard
-from redrobe.documents import Document, ShardWriter, shard_path
+from redrobe.documents import Document, ShardWriter, Status, shard_path
 from redrobe.tables import lm as tiny
 from redrobe.tables.lm import LMSettings
-from redrobe.tables.spec import Claim, Context, Table, TableSpec, Variant
-from redrobe.text.rules import KEPT, Cleaner, build_rule_sets
+from redrobe.tables.spec import Claim, Context, Table, TableSpec, Variant, pct
+from redrobe.text.rules import Cleaner, build_rule_sets
 
 #: the four variants in order: (name, the Settings field listing the rule sets it adds, dedup)
 NONE, GOPHER, GOPHER_C4, GOPHER_C4_DEDUP = "none", "gopher", "gopher-c4", "gopher-c4-dedup"
@@ -157,10 +157,10 @@ def apply_rules(docs: Iterable[Document], rules: dict[str, list[str]], clean: Cl
             kept.append(doc)
             continue
         outcome = next(iter(cleaner([doc])))
-        if outcome.status == KEPT:
+        if outcome.status == Status.KEPT:
             kept.append(outcome.doc)
         else:
-            removed[outcome.reason or "quarantined"] += 1
+            removed[outcome.reason or Status.QUARANTINED.value] += 1
     return kept
 
 
@@ -248,9 +248,6 @@ def mean_perplexity(losses: dict[str, float]) -> float:
 
 
 # ----------------------------------------------------------------------------- table
-
-def pct(part: float, whole: float) -> float | None:
-    return round(100 * part / whole, 2) if whole else None
 
 
 def rows_for(results: dict[str, dict[str, Any]], slices: Sequence[str]) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ from redrobe.lora import apply_lora, lora_parameter_count, projection_shapes, tr
 from redrobe.model import variants as model_variants
 from redrobe.model.llama import llama_config
 from redrobe.tables.lm import LMSettings, held_out_loss, model_params, new_model, pack, train_lm
-from redrobe.tables.spec import CORPUS, TOKENIZER, Claim, Context, Table, TableSpec, Variant
+from redrobe.tables.spec import CORPUS, TOKENIZER, Claim, Context, Table, TableSpec, Variant, pct
 
 #: LoRA Table 16 (GPT-2 Medium on E2E NLG): validation loss by rank r (docs/references.md, "Paper tables")
 PAPER_LOSS = {1: 1.23, 2: 1.21, 4: 1.18, 8: 1.17, 16: 1.16, 32: 1.16, 64: 1.16, 128: 1.16,
@@ -281,9 +281,6 @@ def _run_full(p: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 # --- the table ---------------------------------------------------------------------------
-
-def pct(part: float, whole: float) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
 
 
 def formula_text(result: dict[str, Any]) -> str:

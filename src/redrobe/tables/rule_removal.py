@@ -37,12 +37,12 @@ from itertools import islice
 from typing import Any, cast
 
 from redrobe.config import Clean
-from redrobe.documents import Document
-from redrobe.tables.spec import CORPUS, TOKENIZER, Claim, Context, Table, TableSpec, Variant
+from redrobe.documents import Document, Status
+from redrobe.tables.spec import CORPUS, TOKENIZER, Claim, Context, Table, TableSpec, Variant, pct
 from redrobe.text import c4, fineweb, gopher
 from redrobe.text.base import FailureChecks
 from redrobe.text.normalize import normalize_unicode
-from redrobe.text.rules import QUARANTINED, Cleaner, Outcome, build_rule_sets
+from redrobe.text.rules import Cleaner, Outcome, build_rule_sets
 from redrobe.tokenizer import token_counts
 
 #: the published rule sets (params.clean field names, in the order they run)
@@ -242,7 +242,7 @@ def run_variant(variant: Variant, ctx: Context) -> dict[str, Any]:
     while batch := list(islice(docs, variant.params["batch_docs"])):
         judged = []
         for doc, outcome in zip(batch, cleaner(batch)):
-            if outcome.status == QUARANTINED:
+            if outcome.status == Status.QUARANTINED:
                 counts.quarantined[doc.source] += 1
                 continue
             judged.append(judge(doc, cleaner, outcome))
@@ -256,10 +256,6 @@ def run_variant(variant: Variant, ctx: Context) -> dict[str, Any]:
 COLUMNS = ["slice", "rule_set", "rule", "ours_alone_docs", "ours_alone_chars_pct",
            "ours_alone_tokens_pct", "ours_first_docs", "ours_first_chars_pct",
            "ours_first_tokens_pct", "paper_tokens_pct", "paper_chars_pct"]
-
-
-def pct(part: float, whole: float) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
 
 
 def pool_slices(slices: dict[str, dict[str, Any]], names: Sequence[str]) -> dict[str, Any] | None:

@@ -63,6 +63,7 @@ from redrobe.tables.spec import (
     Table,
     TableSpec,
     Variant,
+    pct,
 )
 from redrobe.text.normalize import normalize_unicode
 from redrobe.tokenizer import token_counts
@@ -273,10 +274,6 @@ COLUMNS = ["slice", "ours_docs", "ours_short_filter_docs_pct", "ours_short_filte
            "ours_share_before_pct", "paper_share_before_pct", "ours_share_after_pct",
            "paper_share_after_pct", "ours_tokens_before", "ours_tokens_after",
            "paper_tokens_before", "paper_tokens_after"]
-
-
-def pct(part: float, whole: float) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
 
 
 def tokens_after(c: dict[str, int]) -> int:

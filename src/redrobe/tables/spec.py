@@ -32,6 +32,11 @@ CORPUS, TOKENIZER = "corpus", "tokenizer"
 ARTIFACTS = "artifacts"
 
 
+def pct(part: float, whole: float) -> float | None:
+    """``part`` as a percentage of ``whole``, rounded to 2 decimals; None when ``whole`` is 0."""
+    return round(100 * part / whole, 2) if whole else None
+
+
 @dataclass(frozen=True)
 class Variant:
     """One run a table needs: ``name`` is a short slug; ``params`` is JSON-able and is all

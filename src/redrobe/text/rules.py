@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from redrobe.accounting import AccountingError
 from redrobe.config import EXPRESSION_PREFIX, Clean
-from redrobe.documents import Document
+from redrobe.documents import Document, Status
 from redrobe.text import rpv2
 from redrobe.text.base import Decision, FailureChecks, RuleSet, SignalRule
 from redrobe.text.c4 import C4Rules
@@ -55,7 +55,8 @@ RULE_SETS: dict[str, type[FailureChecks]] = {
     FineWebRules.name: FineWebRules,
 }
 
-KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
+#: an outcome's status (:class:`redrobe.documents.Status`)
+KEPT, REMOVED, QUARANTINED = Status.KEPT, Status.REMOVED, Status.QUARANTINED
 #: the columns ``store_signals`` adds to kept and removed documents
 SIGNALS_COLUMN, LANGUAGE_COLUMN = "quality_signals", "language"
 SIGNAL_COLUMNS = (SIGNALS_COLUMN, LANGUAGE_COLUMN)
@@ -93,7 +94,7 @@ class Outcome:
     columns: dict[str, str] = field(default_factory=dict)   # quality_signals, language
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         if self.error is not None:
             return QUARANTINED
         return KEPT if self.reason is None else REMOVED
