@@ -116,8 +116,18 @@ def bounded(*bounds: Bound, default: Any = dataclasses.MISSING,
 def bound_problems(section: Any) -> list[str]:
     """Every declared bound of ``section``'s fields that its values break, in field order."""
     return [problem for f in dataclasses.fields(section)
-            for bound in f.metadata.get(_BOUNDS, ())
+            for bound in _declared_bounds(type(section), f.name)
             for problem in bound.problems(f.name, getattr(section, f.name))]
+
+
+def _declared_bounds(cls: type, name: str) -> tuple[Bound, ...]:
+    # a subclass that redeclares a field only to change its default (Lora.steps, of
+    # OptimizerParams) keeps the bounds of the class that declared them
+    for klass in cls.__mro__:
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and _BOUNDS in declared.metadata:
+            return declared.metadata[_BOUNDS]
+    return ()
 
 
 class Validated:
@@ -556,20 +566,45 @@ class Distributed(Validated):
                       "needs zero_stage 3")
 
 
-def _schedule_problems(section: Any) -> list[str]:
-    return (_check(section.warmup_steps < section.steps, "warmup_steps", "must be < steps")
-            + _check(0.0 <= section.min_lr <= section.lr, "min_lr", "must be in [0, lr]"))
-
-
 @dataclass(frozen=True)
-class Pretrain(Validated):
+class OptimizerParams(Validated):
+    """AdamW and its learning-rate schedule (linear warmup to ``lr``, cosine decay to
+    ``min_lr`` at the last of ``steps``): the settings shared by every section that trains,
+    pretrain, lora, evaluate.math and the tables' ``lm`` (redrobe.tables.lm.LMSettings).
+
+    A section inherits these fields, so their params.yaml keys stay in the section
+    (``pretrain.lr``, ``lora.min_lr``), and redeclares the ones whose default differs;
+    a redeclared field keeps the bounds declared here. The defaults here are pretrain's.
+    ``TrainConfig.from_params`` (redrobe.train.loop) builds the training config from it."""
     steps: int = bounded(at_least(1), default=200)
-    batch_size: int = bounded(at_least(1), default=8)
-    grad_accum: int = bounded(at_least(1), default=1)
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 20
-    weight_decay: float = 0.1
+    weight_decay: float = 0.1     # on matrices only (redrobe.train.loop.configure_optimizer)
+
+    def cross_checks(self) -> list[str]:
+        return (_check(self.warmup_steps < self.steps, "warmup_steps", "must be < steps")
+                + _check(0.0 <= self.min_lr <= self.lr, "min_lr", "must be in [0, lr]"))
+
+    def optimizer_settings(self) -> dict[str, Any]:
+        """The TrainConfig keyword arguments this section sets: the fields above, plus
+        grad_clip, beta1 and beta2 where the section has them (TrainConfig's defaults, clip
+        1.0 and betas 0.9/0.95, otherwise)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name in _OPTIMIZER_FIELDS}
+
+
+#: the fields OptimizerParams.optimizer_settings passes on (the optional ones are not in
+#: every section: adding e.g. evaluate.math.grad_clip would add a params.yaml key)
+_OPTIMIZER_FIELDS = frozenset({f.name for f in dataclasses.fields(OptimizerParams)}
+                              | {"grad_clip", "beta1", "beta2"})
+
+
+@dataclass(frozen=True)
+class Pretrain(OptimizerParams):
+    # steps, lr, min_lr, warmup_steps, weight_decay: OptimizerParams (its defaults)
+    batch_size: int = bounded(at_least(1), default=8)
+    grad_accum: int = bounded(at_least(1), default=1)
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
@@ -591,20 +626,18 @@ class Pretrain(Validated):
     distributed: Distributed = field(default_factory=Distributed)
     curriculum: Curriculum = field(default_factory=Curriculum)
 
-    def cross_checks(self) -> list[str]:
-        return _schedule_problems(self)
-
 
 @dataclass(frozen=True)
-class Lora(Validated):
+class Lora(OptimizerParams):
     slice: str = "books"              # adaptation task: the training split of this slice
     r: int = bounded(at_least(1), default=8)
     alpha: int = 16
     dropout: float = bounded(in_range(0, 1, "[)"), default=0.05)
     target_modules: list[str] = bounded(not_empty("must name a module"),
                                         factory=lambda: ["q_proj", "v_proj"])
-    steps: int = bounded(at_least(1), default=60)
     batch_size: int = bounded(at_least(1), default=8)
+    # OptimizerParams fields, with lora's defaults
+    steps: int = 60
     lr: float = 2e-3
     min_lr: float = 2e-4
     warmup_steps: int = 6
@@ -619,18 +652,16 @@ class Lora(Validated):
     # bitsandbytes (the `gpu` extra) and needs a CUDA GPU; "none" trains on the full base.
     quantization: Literal["none", "4bit"] = "none"
 
-    def cross_checks(self) -> list[str]:
-        return _schedule_problems(self)
-
 
 @dataclass(frozen=True)
-class EvaluateMath(Validated):
+class EvaluateMath(OptimizerParams):
     """Arithmetic word problems (redrobe.evaluate.math_task): LoRA-adapt, then exact match."""
     enabled: bool = True
     train_problems: int = bounded(at_least(1), default=256)
     test_problems: int = bounded(at_least(1), default=32)
-    steps: int = bounded(at_least(1), default=40)
     batch_size: int = bounded(at_least(1), default=8)
+    # OptimizerParams fields, with the math task's defaults
+    steps: int = 40
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 4
@@ -642,9 +673,6 @@ class EvaluateMath(Validated):
         "q_proj", "v_proj", "up_proj", "down_proj"])
     max_new_tokens: int = bounded(at_least(1), default=6)   # an answer is at most 3 digits
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-
-    def cross_checks(self) -> list[str]:
-        return _schedule_problems(self)
 
 
 @dataclass(frozen=True)

@@ -181,9 +181,7 @@ def adapt_and_score(model_dir: str | Path, tokenizer: Any, task: EvaluateMath, *
     torch.manual_seed(seed)  # LoRA's A matrices are initialized randomly
     model = apply_lora(model, r=task.r, alpha=task.alpha, dropout=task.dropout,
                        target_modules=task.target_modules)
-    config = TrainConfig(steps=task.steps, lr=task.lr, min_lr=task.min_lr,
-                         warmup_steps=task.warmup_steps, weight_decay=task.weight_decay,
-                         precision=task.precision, device=device, seed=seed)
+    config = TrainConfig.from_params(task, precision=task.precision, device=device, seed=seed)
     seq_len = model.config.max_position_embeddings
     result = train_on_array(model, pack(tokenizer, train), pack(tokenizer, test),
                             seq_len=seq_len, batch_size=task.batch_size, eval_batches=2,

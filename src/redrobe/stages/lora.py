@@ -100,10 +100,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         expected: int | None = lora_parameter_count(model.config, lp.r, lp.target_modules)
     except ValueError:  # a target outside the LLaMA projections: no closed form to check
         expected = None
-    config = TrainConfig(steps=lp.steps, lr=lp.lr, min_lr=lp.min_lr, warmup_steps=lp.warmup_steps,
-                         weight_decay=lp.weight_decay, grad_clip=lp.grad_clip,
-                         eval_every=lp.eval_every, precision=precision, device=device,
-                         seed=shared.seed)
+    config = TrainConfig.from_params(lp, eval_every=lp.eval_every, precision=precision,
+                                     device=device, seed=shared.seed)
     with common.progress("lora", lp.steps, unit="step", items="tokens") as progress:
         on_step = training_steps(progress,
                                  lambda r: tracker.log_metrics(r.as_metrics(), step=r.step))

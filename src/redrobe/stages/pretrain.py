@@ -166,10 +166,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     per_token = flops_per_token(counts["non_embedding"] + counts["lm_head"], params.model.num_layers,
                                 params.model.hidden_size, seq_len)
     peak = pt.peak_flops or measure_peak_flops(device)
-    train_config = TrainConfig(
-        steps=pt.steps, lr=pt.lr, min_lr=pt.min_lr, warmup_steps=pt.warmup_steps,
-        weight_decay=pt.weight_decay, beta1=pt.beta1, beta2=pt.beta2, grad_clip=pt.grad_clip,
-        grad_accum=pt.grad_accum, eval_every=pt.eval_every, precision=precision, device=device,
+    train_config = TrainConfig.from_params(
+        pt, grad_accum=pt.grad_accum, eval_every=pt.eval_every, precision=precision, device=device,
         seed=params.shared.seed, gradient_checkpointing=pt.gradient_checkpointing,
         compile=use_compile(pt.compile, device), fused=pt.fused,
         keep_memory=pt.keep_memory, flops_per_token=per_token, peak_flops=peak)

@@ -12,13 +12,13 @@ stream is repeated as often as the budget needs, so a smaller stream means more 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 
-from redrobe.config import Model
+from redrobe.config import Model, OptimizerParams
 from redrobe.documents import Document
 from redrobe.model.llama import build_model, llama_config
 from redrobe.tokenizer import encode_texts, special_ids
@@ -28,8 +28,12 @@ from redrobe.train.precision import torch_setup
 
 
 @dataclass(frozen=True)
-class LMSettings:
-    """Model size and training budget of a table's tiny models (params.tables.<t>.lm)."""
+class LMSettings(OptimizerParams):
+    """Model size and training budget of a table's tiny models (params.tables.<t>.lm).
+
+    The optimizer fields (steps, lr, min_lr, warmup_steps, weight_decay) are
+    OptimizerParams', with the tables' defaults; :meth:`validate` stays the tables' own
+    (without OptimizerParams' warmup_steps/min_lr checks, which tables never had)."""
 
     hidden_size: int = 128
     num_layers: int = 2
@@ -86,9 +90,8 @@ def new_model(encoder: Any, lm: LMSettings, seed: int) -> torch.nn.Module:
 
 def train_config(lm: LMSettings, seed: int, precision: str = "fp32", device: str = "cpu",
                  steps: int | None = None) -> TrainConfig:
-    return TrainConfig(steps=steps or lm.steps, lr=lm.lr, min_lr=lm.min_lr,
-                       warmup_steps=lm.warmup_steps, weight_decay=lm.weight_decay,
-                       eval_every=0, precision=precision, device=device, seed=seed)
+    config = TrainConfig.from_params(lm, eval_every=0, precision=precision, device=device, seed=seed)
+    return replace(config, steps=steps or lm.steps)
 
 
 def validation(val: Mapping[str, np.ndarray], lm: LMSettings) -> dict[str, list[torch.Tensor]]:

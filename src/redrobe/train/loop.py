@@ -65,7 +65,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -78,6 +78,9 @@ from redrobe.train.host import keep_freed_memory
 from redrobe.train.mfu import mfu
 from redrobe.train.precision import autocast
 from redrobe.train.schedule import lr_at
+
+if TYPE_CHECKING:
+    from redrobe.config import OptimizerParams
 
 Batches = Callable[[int, int], torch.Tensor]  # (step, micro) -> (B, T + 1) token windows
 
@@ -103,6 +106,13 @@ class TrainConfig:
     keep_memory: bool = True       # on CPU, glibc keeps freed blocks (redrobe.train.host)
     flops_per_token: float = 0.0   # model FLOPs per trained token (redrobe.train.mfu)
     peak_flops: float = 0.0        # measured peak FLOP/s; 0: no MFU
+
+    @classmethod
+    def from_params(cls, optimizer: OptimizerParams, **run: Any) -> TrainConfig:
+        """The config of a section that trains (pretrain, lora, evaluate.math, a table's
+        ``lm``): its optimizer and schedule (``OptimizerParams.optimizer_settings``) plus
+        the run's own settings (``precision``, ``device``, ``seed``, ...)."""
+        return cls(**optimizer.optimizer_settings(), **run)
 
 
 #: prefix of the per-bucket validation losses in StepRecord.val_losses
