@@ -1,7 +1,7 @@
 # redrobe: two commands for a fresh machine.
 #   make run    create .venv, install everything, run the whole pipeline (Prefect flow)
-#   make test   create .venv, install everything, run the test suite
-# Other targets: make install | repro | ui | clean-data
+#   make test   create .venv, install everything, static checks, then the whole test suite
+# Other targets: make install | test-fast | lint | docs | repro | ui | clean-data
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install browser-deps run repro test lint ui clean-data docs
+.PHONY: install browser-deps run repro test test-fast lint ui clean-data docs
 
 install: $(STAMP)
 
@@ -42,8 +42,17 @@ browser-deps:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest -q
+# The suite runs on every core (pytest-xdist), a test file per worker at a time, longest
+# files first (tests/conftest.py); TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test: $(STAMP) browser-deps lint
+	$(PYTEST)
+
+# The unit tier: everything but the end-to-end and slow tests (about 2 minutes).
+test-fast: $(STAMP)
+	$(PYTEST) -m "not e2e and not slow"
 
 # Static checks: ruff (lint, import order) and mypy, both configured in pyproject.toml.
 lint: $(STAMP)

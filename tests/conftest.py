@@ -1,12 +1,21 @@
-"""Shared pytest setup: offline hubs, and the repository root for contract/e2e tests."""
+"""Shared pytest setup: offline hubs, the repository root for contract/e2e tests, and the
+session's tiny pipeline (built once, shared by the end-to-end tests and xdist workers)."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# DeepSpeed JIT-builds its CPU comm op on first use (minutes): keep the build with this
+# virtualenv, so it is made once per environment and never mixed with another torch's
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # the workers share the cores: one BLAS/OpenMP thread each, for this process and the
+    # commands it starts (a stage that sets its own thread count still does)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,3 +23,43 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, worker_id):
+    """The tiny profile's `dvc repro`, in a git copy of this checkout; read-only: copy it
+    with ``pipeline_repo.clone`` before changing anything. Under xdist the build lives in
+    the run's shared temp folder, so every worker gets the same one."""
+    from pipeline_repo import built_pipeline
+
+    base = tmp_path_factory.getbasetemp()
+    return built_pipeline(base if worker_id == "master" else base.parent)
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def _rank(items: list[pytest.Item]) -> dict[str, int]:
+    """Each test file's place in the run: the first file that needs the tiny pipeline
+    (it builds it), then the other end-to-end files that do not (they run beside the
+    build), the rest of the end-to-end files, the slow files, then everything else."""
+    e2e = {_file(i) for i in items if i.get_closest_marker("e2e")}
+    slow = {_file(i) for i in items if i.get_closest_marker("slow")}
+    builders = list(dict.fromkeys(_file(i) for i in items if "tiny_pipeline" in i.fixturenames))
+    rank = {}
+    for item in items:
+        path = _file(item)
+        if path in e2e:
+            rank[path] = 0 if builders[:1] == [path] else 1 if path not in builders else 2
+        else:
+            rank[path] = 3 if path in slow else 4
+    return rank
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long files first. Workers take a whole file at a time (``--dist loadfile
+    --no-loadscope-reorder``), so a long file picked up last would leave a core idle at
+    the end of the run. The order within each file is kept (its tests may share state)."""
+    rank = _rank(items)
+    items.sort(key=lambda item: rank[_file(item)])

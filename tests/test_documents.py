@@ -3,8 +3,16 @@
 import pyarrow.parquet as pq
 import pytest
 
-from redrobe.documents import (Document, ShardWriter, atomic_dir, count_documents,
-                               file_digest, list_shards, read_documents, shard_path)
+from redrobe.documents import (
+    Document,
+    ShardWriter,
+    atomic_dir,
+    count_documents,
+    file_digest,
+    list_shards,
+    read_documents,
+    shard_path,
+)
 
 
 def _docs(n):

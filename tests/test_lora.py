@@ -8,9 +8,19 @@ from transformers import AutoModelForCausalLM
 
 from redrobe.config import Model
 from redrobe.documents import Document
-from redrobe.lora import (ADAPTER_DIR, MERGED_DIR, NO_BITSANDBYTES, NO_CUDA_FOR_4BIT, apply_lora,
-                          lora_parameter_count, nf4_config, quantization_problem, save_lora,
-                          token_buffers, trainable_parameters)
+from redrobe.lora import (
+    ADAPTER_DIR,
+    MERGED_DIR,
+    NO_BITSANDBYTES,
+    NO_CUDA_FOR_4BIT,
+    apply_lora,
+    lora_parameter_count,
+    nf4_config,
+    quantization_problem,
+    save_lora,
+    token_buffers,
+    trainable_parameters,
+)
 from redrobe.model import build_model, llama_config
 from redrobe.train import TrainConfig, train_on_array
 

@@ -20,8 +20,15 @@ import yaml
 from redrobe.config import ConfigError, Params, Shared, as_dict, params_from_dict
 from redrobe.documents import Document, ShardWriter, shard_path
 from redrobe.errors import GateError, InputError
-from redrobe.parallel import (LocalExecutor, RayExecutor, TaskError, executor_for, map_shards,
-                              shutdown, task_name)
+from redrobe.parallel import (
+    LocalExecutor,
+    RayExecutor,
+    TaskError,
+    executor_for,
+    map_shards,
+    shutdown,
+    task_name,
+)
 from redrobe.stages import clean
 
 ray = pytest.importorskip("ray")

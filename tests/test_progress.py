@@ -11,8 +11,14 @@ from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, count_documents, shard_path
 from redrobe.parallel import LocalExecutor
-from redrobe.progress import (Progress, countable_total, documents_seen, format_duration,
-                              map_tracked, training_steps)
+from redrobe.progress import (
+    Progress,
+    countable_total,
+    documents_seen,
+    format_duration,
+    map_tracked,
+    training_steps,
+)
 from redrobe.stages import clean
 
 

@@ -3,9 +3,19 @@
 import csv
 import io
 
-from redrobe.reporting import (EVAL_COLUMNS, FUNNEL_COLUMNS, bucket_rows, eval_rows, eval_table,
-                               funnel_rows, funnel_table, key_metrics, render_report, rule_rows,
-                               write_csv)
+from redrobe.reporting import (
+    EVAL_COLUMNS,
+    FUNNEL_COLUMNS,
+    bucket_rows,
+    eval_rows,
+    eval_table,
+    funnel_rows,
+    funnel_table,
+    key_metrics,
+    render_report,
+    rule_rows,
+    write_csv,
+)
 
 METRICS = {
     "ingest": {"accounting": {"slices": {"c4": {"in": 10, "out": 9, "removed": 1, "quarantined": 0,

@@ -6,9 +6,21 @@ import sys
 
 import pytest
 
-from redrobe.tokenizer import (BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, UNK_TOKEN,
-                               document_encoder, encode_texts, load_tokenizer, save_tokenizer,
-                               special_ids, tokenizer_file, train_bpe, train_tokenizer)
+from redrobe.tokenizer import (
+    BOS_TOKEN,
+    EOS_TOKEN,
+    PAD_TOKEN,
+    SPECIAL_TOKENS,
+    UNK_TOKEN,
+    document_encoder,
+    encode_texts,
+    load_tokenizer,
+    save_tokenizer,
+    special_ids,
+    tokenizer_file,
+    train_bpe,
+    train_tokenizer,
+)
 
 CORPUS = [
     f"Document {i}: the quick brown fox jumps over the lazy dog; naïve café, "

@@ -1,10 +1,9 @@
 """Browser test: MLflow's compare view answers "what changed between these two pipelines?".
 
-Starts a real ``mlflow server`` (sqlite store in a temporary directory), runs the first
-stages of the tiny profile (``dvc repro clean``: ingest + clean) twice in a temporary
-copy of the repository, each under its own parent run opened by
-``redrobe.tracking.pipeline_run``, with one param changed
-(``clean.gopher_quality.min_words`` 50 → 60), then drives headless Chromium to the
+Starts a real ``mlflow server`` (sqlite store in a temporary directory), reruns the clean
+stage (``dvc repro --force --single-item clean``) twice in a copy of the session's tiny
+pipeline, each under its own parent run opened by ``redrobe.tracking.pipeline_run``,
+with one param changed (``clean.gopher_quality.min_words`` 50 → 60), then drives headless Chromium to the
 compare-runs page of the two parent runs and checks that it shows both run names and,
 with "Show diff only", exactly the changed param with both values. A screenshot is
 saved under ``tests/browser/artifacts/`` (not versioned).
@@ -17,7 +16,6 @@ and selenium (the dev extra). Run:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -31,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
+from pipeline_repo import clone, git, repo_env, set_params
 
 from redrobe.config import SECTIONS
 
@@ -47,15 +45,6 @@ INSTALL = ("install them with `apt-get install -y chromium chromium-driver` (Deb
 CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-quic", "--no-first-run",
                 "--disable-component-update", "--disable-sync", "--window-size=1600,2400")
-
-
-def _e2e_helpers():
-    """The repository-copy helpers of tests/e2e/test_pipeline.py (_copy_repo, _env, ...)."""
-    spec = importlib.util.spec_from_file_location("redrobe_e2e_helpers",
-                                                  REPO / "tests" / "e2e" / "test_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _browser_binaries() -> tuple[str, str]:
@@ -121,27 +110,22 @@ params = load_params("params.yaml")
 with tracking.pipeline_run(params.tracking.experiment, params=as_dict(params),
                            launcher="pytest", repo=".") as parent:
     env = dict(os.environ, **{tracking.PARENT_ENV: parent})
-    subprocess.run([sys.executable, "-m", "dvc", "repro", "clean"], env=env, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "clean"],
+                   env=env, check=True)
 print("PARENT", parent)
 """
 
 
 @pytest.fixture(scope="module")
-def two_pipelines(mlflow_server, tmp_path_factory):
-    """Run ingest+clean of the tiny profile twice, min_words 50 then 60; the parent run ids."""
-    helpers = _e2e_helpers()
-    root = tmp_path_factory.mktemp("browser") / "repo"
-    root.mkdir()
-    helpers._copy_repo(root)
-    helpers._set_params(root, yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text()))
-    helpers._sh(["git", "init", "-q"], root)
+def two_pipelines(mlflow_server, tiny_pipeline, tmp_path_factory):
+    """Clean of the tiny profile run twice, min_words 50 then 60; the parent run ids."""
+    root = clone(tiny_pipeline.root, tmp_path_factory.mktemp("browser") / "repo")
     parents = []
     for min_words in VARIANTS:
-        helpers._set_params(root, {"clean": {"gopher_quality": {"min_words": min_words}}})
-        helpers._sh(["git", "add", "-A"], root)
-        helpers._sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
-                     f"min_words {min_words}"], root)
-        env = helpers._env(root) | {"MLFLOW_TRACKING_URI": mlflow_server}
+        set_params(root, {"clean": {"gopher_quality": {"min_words": min_words}}})
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", f"min_words {min_words}")
+        env = repo_env(root) | {"MLFLOW_TRACKING_URI": mlflow_server}
         proc = subprocess.run([sys.executable, "-c", PIPELINE], cwd=root, env=env,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

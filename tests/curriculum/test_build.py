@@ -4,11 +4,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from redrobe.curriculum.build import (TokenSpec, fit_difficulty, plan_buckets, plan_validation,
-                                      score_documents, write_curriculum)
+from redrobe.curriculum.build import (
+    TokenSpec,
+    fit_difficulty,
+    plan_buckets,
+    plan_validation,
+    score_documents,
+    write_curriculum,
+)
 from redrobe.curriculum.difficulty import surprisal_table
-from redrobe.curriculum.layout import (DOCS_FILE, SPLIT_TRAIN, SPLIT_VAL, open_tokens,
-                                       read_index)
+from redrobe.curriculum.layout import DOCS_FILE, SPLIT_TRAIN, SPLIT_VAL, open_tokens, read_index
 from redrobe.curriculum.tokens import DocRecord
 
 SPEC = TokenSpec(vocab_size=10, bos_id=0, eos_id=1)

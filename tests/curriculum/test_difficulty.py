@@ -5,12 +5,26 @@ import math
 import numpy as np
 import pytest
 
-from redrobe.curriculum.difficulty import (BIGRAM_TABLE, COMPRESSION_RATIO, LENGTH, RARE_WORD_RATE,
-                                           REFERENCE_PPL, SCORES, UNIGRAM_SURPRISAL, BigramModel,
-                                           ScoreOptions, TrainStats, bigram_counts,
-                                           compression_ratio, fit_scorer, mean_surprisal,
-                                           rare_rate, rare_token_mask, surprisal_table,
-                                           unigram_counts)
+from redrobe.curriculum.difficulty import (
+    BIGRAM_TABLE,
+    COMPRESSION_RATIO,
+    LENGTH,
+    RARE_WORD_RATE,
+    REFERENCE_PPL,
+    SCORES,
+    UNIGRAM_SURPRISAL,
+    BigramModel,
+    ScoreOptions,
+    TrainStats,
+    bigram_counts,
+    compression_ratio,
+    fit_scorer,
+    mean_surprisal,
+    rare_rate,
+    rare_token_mask,
+    surprisal_table,
+    unigram_counts,
+)
 
 
 def test_unigram_counts_over_a_stream_of_documents():

@@ -5,8 +5,13 @@ import pytest
 
 from redrobe.curriculum.layout import SPLIT_TRAIN, SPLIT_VAL, memmap_tokens
 from redrobe.curriculum.split import is_validation
-from redrobe.curriculum.tokens import (EMPTY_AFTER_TOKENIZE, ShardTask, TokenFileWriter, batched,
-                                       tokenize_shard)
+from redrobe.curriculum.tokens import (
+    EMPTY_AFTER_TOKENIZE,
+    ShardTask,
+    TokenFileWriter,
+    batched,
+    tokenize_shard,
+)
 from redrobe.documents import Document, ShardWriter
 from redrobe.tokenizer import document_encoder, encode_texts, train_bpe
 

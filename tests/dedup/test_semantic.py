@@ -10,9 +10,18 @@ import pytest
 
 from redrobe.config import DedupSemantic
 from redrobe.dedup.clusters import UnionFind
-from redrobe.dedup.semantic import (SEMANTIC_DUPLICATE, EmbeddingStore, Encoder, ShardEmbedding,
-                                    find_duplicates, link_cluster, merge_removals, semantic_pass,
-                                    strip_header, text_view)
+from redrobe.dedup.semantic import (
+    SEMANTIC_DUPLICATE,
+    EmbeddingStore,
+    Encoder,
+    ShardEmbedding,
+    find_duplicates,
+    link_cluster,
+    merge_removals,
+    semantic_pass,
+    strip_header,
+    text_view,
+)
 from redrobe.documents import list_shards
 
 LICENSE = """Copyright (c) 2012-2024 The Example Project Developers. All rights reserved.

@@ -1,14 +1,12 @@
 """End to end: DVC experiments, plots and a local remote on the tiny profile.
 
-In a temporary git copy of the repo (tiny profile, shorter training, tracking off):
-`dvc repro` makes the baseline, which is committed; `dvc exp run -S
+In a copy of the session's tiny pipeline (tests/pipeline_repo.py), whose `dvc repro` is
+the baseline, committed here; `dvc exp run -S
 evaluate.gen_tokens=4` then reruns evaluate and report only, and `dvc exp show`
 lists it with the changed param and the key metrics; `dvc plots show` renders the
 four plots of dvc.yaml and `dvc plots diff` overlays the two runs; `dvc push` fills a
 local directory remote from which `dvc pull` restores a deleted model. Stage
-progress lines appear in the logs.
-
-    pytest tests/e2e/test_dvc_experiments.py -q     # about 4-5 minutes on 2 busy cores
+progress lines appear in the logs. The experiment runs with tracking off.
 """
 
 from __future__ import annotations
@@ -21,22 +19,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-import yaml
-
-from test_pipeline import REPO, STAGES, _copy_repo, _env, _set_params
+from pipeline_repo import STAGES, TINY, clone, repo_env
 
 pytestmark = pytest.mark.e2e
 
-#: on top of profiles/tiny.yaml: less training (pretrain still validates at step 4)
-FAST = {"pretrain": {"steps": 8, "eval_every": 4}, "lora": {"steps": 3}}
-TINY = yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text())
 EXPERIMENT, GEN_TOKENS = "gen4", 4
 PLOT_TITLES = ("Pretraining loss", "LoRA adaptation loss", "Documents per slice after each step",
                "Held-out bits per byte per slice")
 
 
 def _run(root: Path, *args: str) -> str:
-    env = _env(root) | {"REDROBE_TRACKING": "off"}
+    env = repo_env(root) | {"REDROBE_TRACKING": "off"}
     proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout + proc.stderr
@@ -58,18 +51,11 @@ class Run(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Run:
-    root = tmp_path_factory.mktemp("exp") / "repo"
-    root.mkdir()
-    _copy_repo(root)
-    _set_params(root, TINY)
-    _set_params(root, FAST)
-    _git(root, "init", "-q")
+def repo(tiny_pipeline, tmp_path_factory) -> Run:
+    root = clone(tiny_pipeline.root, tmp_path_factory.mktemp("exp") / "repo")
     _git(root, "config", "user.name", "redrobe-test")
     _git(root, "config", "user.email", "test@redrobe.invalid")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-qm", "tiny profile")
-    baseline = _dvc(root, "repro")
+    baseline = tiny_pipeline.log
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "baseline run")
     experiment = _dvc(root, "exp", "run", "--name", EXPERIMENT,
@@ -85,9 +71,11 @@ def _ran(log: str) -> list[str]:
 def test_baseline_runs_every_stage_with_progress_lines(repo):
     baseline = repo.baseline
     assert _ran(baseline) == STAGES
+    steps, lora_steps = TINY["pretrain"]["steps"], TINY["lora"]["steps"]
     for line in ("ingest: done, 5/5 slices, ", "clean: done, ", "dedup write: done, ",
                  "quality: done, ", "tokenize train: done, ", "bucket: done, ",
-                 "pretrain: done, 8/8 steps, ", "lora: done, 3/3 steps, "):
+                 f"pretrain: done, {steps}/{steps} steps, ",
+                 f"lora: done, {lora_steps}/{lora_steps} steps, "):
         assert line in baseline, line
 
 

@@ -1,7 +1,6 @@
 """End to end: `redrobe lineage` before and after changing exactly one raw shard.
 
-In a temporary copy on the tiny profile (pretraining cut to 2 steps: only the chain
-matters here), `dvc repro pretrain`, take `redrobe lineage data/models/base --json`;
+In a copy of the session's tiny pipeline, take `redrobe lineage data/models/base --json`;
 then lower `ingest.sample.c4` by one document, which rewrites the c4 raw shard only,
 `dvc repro pretrain` again and take the new model's lineage. The two must differ at
 that shard and at the files derived from it, and nowhere else; the first model, asked
@@ -16,21 +15,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_repo import TINY, clone, dvc, repo_env, set_params, sh
 
 from redrobe.documents import file_digest, list_shards
-# pytest puts this folder on sys.path (no __init__.py): the same module object as the test's
-from test_pipeline import REPO, _copy_repo, _dvc, _env, _set_params, _sh
 
 pytestmark = pytest.mark.e2e
 
-TINY = yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text())
-FAST = {"pretrain": {"steps": 2, "warmup_steps": 1, "eval_every": 0}}
 CHANGED = "data/raw/c4/part-00000.parquet"
 MODEL = "data/models/base"
 
 
 def _lineage(root: Path, model: str) -> dict:
-    proc = subprocess.run(["redrobe", "lineage", model, "--json"], cwd=root, env=_env(root),
+    proc = subprocess.run(["redrobe", "lineage", model, "--json"], cwd=root, env=repo_env(root),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -41,20 +37,12 @@ def _raw_digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lineage") / "repo"
-    root.mkdir()
-    _copy_repo(root)
-    _set_params(root, TINY)
-    _set_params(root, FAST)
-    _sh(["git", "init", "-q"], root)
-    _sh(["git", "add", "-A"], root)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
-    _dvc(root, "repro", "pretrain")
+def runs(tiny_pipeline, tmp_path_factory):
+    root = clone(tiny_pipeline.root, tmp_path_factory.mktemp("lineage") / "repo")
     runs = {"root": root, "first": _lineage(root, MODEL), "raw_first": _raw_digests(root),
             "weights_first": file_digest(root / MODEL / "model.safetensors")}
-    _set_params(root, {"ingest": {"sample": {"c4": TINY["ingest"]["sample"]["c4"] - 1}}})
-    _dvc(root, "repro", "pretrain")
+    set_params(root, {"ingest": {"sample": {"c4": TINY["ingest"]["sample"]["c4"] - 1}}})
+    dvc(root, "repro", "pretrain")
     runs |= {"second": _lineage(root, MODEL), "raw_second": _raw_digests(root)}
     return runs
 
@@ -85,7 +73,7 @@ def test_the_change_rewrites_exactly_one_raw_shard(runs):
 
 def test_lineage_names_every_stage_run_with_params_and_commit(runs):
     root, first = runs["root"], runs["first"]
-    head = _sh(["git", "rev-parse", "HEAD"], root).strip()
+    head = sh(["git", "rev-parse", "HEAD"], root).strip()
     assert [s["stage"] for s in first["stages"]] == ["pretrain", "bucket", "tokenize", "dedup",
                                                      "clean", "ingest"]
     assert {s["git_commit"] for s in first["stages"]} == {head}

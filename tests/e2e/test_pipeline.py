@@ -1,89 +1,32 @@
-"""End to end: copy the repo, run `dvc repro` on the tiny profile, check everything.
+"""End to end: the session's tiny pipeline (`dvc repro` of the tiny profile in a git copy
+of this checkout, tests/pipeline_repo.py) is complete and consistent.
 
-Then, in the same copy: a second `dvc repro` runs nothing; a changed `clean` param
+Then, in a copy of it: a second `dvc repro` runs nothing; a changed `clean` param
 reruns clean and what follows, never ingest; and the Prefect flow, against a
 real temporary Prefect server, reruns exactly the stages a changed `evaluate` param
-touches, under a new MLflow parent run. Downloads of the sample distributions are
-cached in the source repo's .cache/dists, so only the first run fetches them.
+touches, under a new MLflow parent run; and the notebooks execute against it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from pipeline_repo import REPO, STAGES, clone, dvc, repo_env, set_params
 
 from redrobe.accounting import check_accounting
-from redrobe.config import merge_profile
 from redrobe.documents import file_digest, list_shards
 
-REPO = Path(__file__).resolve().parents[2]
-STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 pytestmark = pytest.mark.e2e
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "PREFECT_", "REDROBE_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["HF_HUB_OFFLINE"] = "1"
-    env["PREFECT_HOME"] = str(root / ".prefect-home")
-    return env
-
-
-def _sh(cmd: list[str], root: Path) -> str:
-    proc = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True)
-    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout + proc.stderr
-
-
-def _dvc(root: Path, *args: str) -> str:
-    return _sh([sys.executable, "-m", "dvc", *args], root)
-
-
-def _copy_repo(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    cache = REPO / ".cache" / "dists"
-    cache.mkdir(parents=True, exist_ok=True)
-    (dest / ".cache").mkdir()
-    (dest / ".cache" / "dists").symlink_to(cache)
-
-
-def _set_params(root: Path, overrides: dict) -> None:
-    path = root / "params.yaml"
-    merged = merge_profile(yaml.safe_load(path.read_text()), overrides)
-    path.write_text(yaml.safe_dump(merged, sort_keys=False))
-
-
-def _git_repo(root: Path, profile: str | None = None) -> Path:
-    """A git repository at ``root`` (created) holding a copy of this checkout, with
-    ``profiles/<profile>.yaml`` merged into its params.yaml, all committed."""
-    root.mkdir()
-    _copy_repo(root)
-    if profile is not None:
-        _set_params(root, yaml.safe_load((REPO / "profiles" / f"{profile}.yaml").read_text()))
-    _sh(["git", "init", "-q"], root)
-    _sh(["git", "add", "-A"], root)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
-    return root
-
-
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = _git_repo(tmp_path_factory.mktemp("e2e") / "repo", profile="tiny")
-    log = _dvc(root, "repro")
-    return root, log
+def pipeline(tiny_pipeline, tmp_path_factory):
+    """A copy of the session's tiny pipeline (these tests change params and rerun)."""
+    return clone(tiny_pipeline.root, tmp_path_factory.mktemp("e2e") / "repo"), tiny_pipeline.log
 
 
 def _client(root: Path):
@@ -153,14 +96,14 @@ def test_mlflow_parent_with_a_child_per_stage_and_raw_shard_inputs(pipeline):
 
 def test_second_repro_runs_nothing(pipeline):
     root, _ = pipeline
-    log = _dvc(root, "repro")
+    log = dvc(root, "repro")
     assert "Running stage" not in log
 
 
 def test_changed_clean_param_reruns_clean_and_what_follows_only(pipeline):
     root, _ = pipeline
-    _set_params(root, {"clean": {"c4": {"min_words_per_line": 4}}})  # changes c4-ruled texts
-    log = _dvc(root, "repro")
+    set_params(root, {"clean": {"c4": {"min_words_per_line": 4}}})  # changes c4-ruled texts
+    log = dvc(root, "repro")
     assert "Running stage 'ingest'" not in log
     for stage in STAGES[1:]:
         assert f"Running stage '{stage}'" in log, stage
@@ -171,13 +114,13 @@ def test_prefect_flow_reruns_only_what_changed(pipeline):
     from prefect.testing.utilities import prefect_test_harness
 
     root, _ = pipeline
-    _set_params(root, {"evaluate": {"gen_tokens": 4}})
+    set_params(root, {"evaluate": {"gen_tokens": 4}})
     code = (
         "import json; from flows.pipeline import pipeline; "
         "s = pipeline(repo='.'); print('RESULT', json.dumps([[r['stage'], r['ran']] for r in s['stages']]))"
     )
     with prefect_test_harness():
-        env = _env(root) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
+        env = repo_env(root) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
         proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
                               capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -6,14 +6,11 @@ set's threshold reruns that rule set's variant (and the table) only.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_pipeline import _git_repo, _set_params, _sh  # noqa: E402
+from pipeline_repo import git_repo, set_params, sh
 
 pytestmark = pytest.mark.e2e
 TABLE = "rule-removal"
@@ -26,12 +23,12 @@ def _ran(log: str) -> list[str]:
 
 
 def _reproduce(root: Path) -> str:
-    return _sh(["redrobe", "reproduce", TABLE, "--scale", "tiny"], root)
+    return sh(["redrobe", "reproduce", TABLE, "--scale", "tiny"], root)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    root = _git_repo(tmp_path_factory.mktemp("tables") / "repo")
+    root = git_repo(tmp_path_factory.mktemp("tables") / "repo")
     return root, _reproduce(root)
 
 
@@ -54,6 +51,6 @@ def test_rerun_with_nothing_changed_runs_nothing(repo):
 
 def test_a_changed_threshold_reruns_only_its_variant(repo):
     root, _ = repo
-    _set_params(root, {"clean": {"fineweb": {"short_line_thr": 0.5}}})
+    set_params(root, {"clean": {"fineweb": {"short_line_thr": 0.5}}})
     log = _reproduce(root)
     assert _ran(log) == [f"{TABLE}-fineweb", TABLE]

@@ -4,9 +4,16 @@ import math
 
 import pytest
 
-from redrobe.evaluate.gates import (CANDIDATE_ALIAS, MAX_BPB_GATE, PRODUCTION_ALIAS,
-                                    PRODUCTION_GATE, Incumbent, decide, max_bpb_gate,
-                                    production_gate)
+from redrobe.evaluate.gates import (
+    CANDIDATE_ALIAS,
+    MAX_BPB_GATE,
+    PRODUCTION_ALIAS,
+    PRODUCTION_GATE,
+    Incumbent,
+    decide,
+    max_bpb_gate,
+    production_gate,
+)
 
 GATES = dict(max_bits_per_byte=4.0, min_improvement=0.0)
 

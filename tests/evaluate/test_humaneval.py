@@ -8,14 +8,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_math_task import tiny_model_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from redrobe.errors import InputError
-from redrobe.evaluate.humaneval import (HUMANEVAL_PIN, canonical_pass_at_1, load_problems,
-                                        pass_at_1, program, truncate)
+from redrobe.evaluate.humaneval import (
+    HUMANEVAL_PIN,
+    canonical_pass_at_1,
+    load_problems,
+    pass_at_1,
+    program,
+    truncate,
+)
 from redrobe.evaluate.sandbox import Sandbox, SandboxLimits
-
-from test_math_task import tiny_model_dir
 
 REPO_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "dists"
 SANDBOX = Sandbox(SandboxLimits(timeout_s=5, cpu_s=5, memory_mb=512),

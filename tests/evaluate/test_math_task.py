@@ -7,8 +7,14 @@ import torch
 
 from redrobe.config import EvaluateMath, Model
 from redrobe.documents import file_digest
-from redrobe.evaluate.math_task import (OPERATIONS, adapt_and_score, make_splits, pack,
-                                        parse_answer, score_answers)
+from redrobe.evaluate.math_task import (
+    OPERATIONS,
+    adapt_and_score,
+    make_splits,
+    pack,
+    parse_answer,
+    score_answers,
+)
 from redrobe.model import build_model, llama_config
 from redrobe.tokenizer import save_tokenizer, train_tokenizer
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from redrobe.evaluate.sandbox import (FAILED, NAMESPACES, PASSED, RLIMITS, TIMEOUT, Sandbox,
-                                      SandboxLimits)
+from redrobe.evaluate.sandbox import FAILED, NAMESPACES, PASSED, RLIMITS, TIMEOUT, Sandbox, SandboxLimits
 
 LIMITS = SandboxLimits(timeout_s=3, cpu_s=2, memory_mb=512, max_processes=16)
 CORRECT = "def add(a, b):\n    return a + b\n\nassert add(2, 3) == 5\nprint('ok')\n"

@@ -6,16 +6,11 @@ service is off (no cron run can start during the tests), UI and analytics too.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
+from pipeline_repo import repo_env
 from prefect_helpers import BIN, free_port, start, stop, wait_healthy
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from test_pipeline import _env  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +19,7 @@ def prefect_server(tmp_path_factory) -> Any:
     tmp = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = _env(tmp) | {"PREFECT_HOME": str(tmp / "home"),
+    env = repo_env(tmp) | {"PREFECT_HOME": str(tmp / "home"),
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                        "PREFECT_SERVER_UI_ENABLED": "false",
                        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}

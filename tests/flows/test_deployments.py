@@ -16,18 +16,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from uuid import UUID
 
 import pytest
+from pipeline_repo import git_repo, repo_env
 from prefect_helpers import BIN, api_client, artifacts, start, stop, tail
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from test_pipeline import _env, _git_repo  # noqa: E402
-
-from flows.common import LOCK_FILE, SKIPPED, SKIPPED_STATE, RunLock  # noqa: E402
+from flows.common import LOCK_FILE, SKIPPED, SKIPPED_STATE, RunLock
 
 pytestmark = pytest.mark.e2e
 POOL = "redrobe-process"
@@ -40,9 +37,9 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 def deployed(prefect_server, tmp_path_factory):
     """A repo copy whose deployments are registered, with a worker polling the pool."""
     tmp = tmp_path_factory.mktemp("deployments")
-    root = _git_repo(tmp / "repo", profile="tiny")
+    root = git_repo(tmp / "repo", profile="tiny")
 
-    env = _env(root) | {"PREFECT_API_URL": prefect_server["url"],
+    env = repo_env(root) | {"PREFECT_API_URL": prefect_server["url"],
                         "PREFECT_HOME": str(tmp / "client-home"),
                         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                         "PREFECT_WORKER_QUERY_SECONDS": "2"}

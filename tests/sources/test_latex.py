@@ -8,8 +8,16 @@ import pytest
 
 from redrobe.sources.base import LATEX_NO_SECTION, Origin
 from redrobe.sources.fileio import expand
-from redrobe.sources.latex import (arxiv_id, clean_tex, collect_macros, expand_macros,
-                                   main_file, paper_documents, read_paper, strip_comments)
+from redrobe.sources.latex import (
+    arxiv_id,
+    clean_tex,
+    collect_macros,
+    expand_macros,
+    main_file,
+    paper_documents,
+    read_paper,
+    strip_comments,
+)
 
 MAIN = r"""\documentclass[11pt]{article}
 \usepackage{amsmath,amssymb}

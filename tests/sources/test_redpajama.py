@@ -11,8 +11,7 @@ import zstandard
 
 from redrobe.documents import file_digest
 from redrobe.errors import InputError
-from redrobe.sources.redpajama import (expand_paths, iter_records, normalize_slice,
-                                       to_document)
+from redrobe.sources.redpajama import expand_paths, iter_records, normalize_slice, to_document
 
 GOOD = {"text": "The committee met on Tuesday.", "meta": {"url": "https://example.org/a"},
         "red_pajama_subset": "c4"}

@@ -3,8 +3,18 @@
 import pyarrow.parquet as pq
 
 from redrobe.documents import Document, read_documents
-from redrobe.sources.base import (EMPTY_TEXT, KEPT, QUARANTINED, REMOVED, TOO_LONG, WIKI_REDIRECT,
-                                  quarantined, removed, route, stable_id)
+from redrobe.sources.base import (
+    EMPTY_TEXT,
+    KEPT,
+    QUARANTINED,
+    REMOVED,
+    TOO_LONG,
+    WIKI_REDIRECT,
+    quarantined,
+    removed,
+    route,
+    stable_id,
+)
 from redrobe.sources.sink import RollingShards, SliceSink
 
 

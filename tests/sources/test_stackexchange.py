@@ -6,8 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from redrobe.sources.base import Origin
-from redrobe.sources.stackexchange import (html_to_text, parse_tags, post_documents,
-                                           question_text)
+from redrobe.sources.stackexchange import html_to_text, parse_tags, post_documents, question_text
 
 ORIGIN = Origin("dumps/cs.stackexchange.com/Posts.xml", "12" * 32)
 

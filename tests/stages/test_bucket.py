@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from redrobe.accounting import check_accounting
-from redrobe.curriculum.difficulty import (compression_ratio, mean_surprisal, surprisal_table,
-                                           unigram_counts)
+from redrobe.curriculum.difficulty import compression_ratio, mean_surprisal, surprisal_table, unigram_counts
 from redrobe.curriculum.layout import DOCS_FILE, INDEX_FILE, REMOVED_FILE, open_tokens, read_index
 from redrobe.curriculum.split import is_validation
 from redrobe.curriculum.tokens import EMPTY_AFTER_TOKENIZE

@@ -30,6 +30,7 @@ def curve(metrics_dir):
     return [float(r["loss"]) for r in csv.DictReader((metrics_dir / "pretrain_curve.csv").open())]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_stage_under_torchrun_zero2_matches_single_process(tmp_path, monkeypatch):
     inputs = fx.write_inputs(tmp_path / "inputs")

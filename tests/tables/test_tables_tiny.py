@@ -34,6 +34,7 @@ def tiny(tmp_path_factory):
         yield root, layout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TABLES))
 def test_table_runs_and_renders_at_tiny_scale(tiny, name, monkeypatch):
     root, layout = tiny

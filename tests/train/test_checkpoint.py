@@ -9,8 +9,15 @@ import torch
 from test_loop import CONFIG, SEQ, model, repetitive
 
 from redrobe.train import CurriculumBatches, curriculum_plan, eval_windows, train
-from redrobe.train.checkpoint import (Checkpointer, checkpoint_name, fingerprint, list_checkpoints,
-                                      load_checkpoint, rng_state, set_rng_state)
+from redrobe.train.checkpoint import (
+    Checkpointer,
+    checkpoint_name,
+    fingerprint,
+    list_checkpoints,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 
 FP = fingerprint({"run": "a"})
 OTHER = fingerprint({"run": "b"})

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import pytest
 import torch
 
 STEPS, EVERY = 10, 2
@@ -61,6 +62,7 @@ def start(checkpoint_dir, out, *extra):
                             cwd=Path(__file__).parent, env=env)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_curve(tmp_path):
     threads = torch.get_num_threads()
     try:

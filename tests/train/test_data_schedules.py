@@ -7,8 +7,15 @@ its position (its difficulty rank within the bucket).
 import numpy as np
 import pytest
 
-from redrobe.train.data import (CurriculumBatches, ShuffledBatches, SmoothBatches, bucket_windows,
-                                competence, curriculum_plan, make_batches)
+from redrobe.train.data import (
+    CurriculumBatches,
+    ShuffledBatches,
+    SmoothBatches,
+    bucket_windows,
+    competence,
+    curriculum_plan,
+    make_batches,
+)
 
 SIZES = (400, 800, 1200)
 SEQ, B = 8, 10

@@ -113,6 +113,7 @@ def losses(out: Path) -> list[dict]:
     return json.loads((out / "losses.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage,extra", [(2, []), (3, ["--offload"])],
                          ids=["zero2", "zero3-offload"])
 def test_deepspeed_two_process_zero_matches_single_process(tmp_path, plain, stage, extra):

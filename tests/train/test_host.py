@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def run(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
@@ -29,6 +31,7 @@ PROBE = """
 """
 
 
+@pytest.mark.slow
 def test_freed_blocks_are_reused_instead_of_mapped_again():
     faults_default = int(run(PROBE.format(keep=False)))
     faults_kept = int(run(PROBE.format(keep=True)))

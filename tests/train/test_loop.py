@@ -7,8 +7,16 @@ import torch
 
 from redrobe.config import Model
 from redrobe.model import build_model, llama_config
-from redrobe.train import (CurriculumBatches, TrainConfig, configure_optimizer, curriculum_plan,
-                           eval_windows, train, train_on_array, write_curve)
+from redrobe.train import (
+    CurriculumBatches,
+    TrainConfig,
+    configure_optimizer,
+    curriculum_plan,
+    eval_windows,
+    train,
+    train_on_array,
+    write_curve,
+)
 
 VOCAB, SEQ = 32, 16
 TINY = Model(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2, intermediate_size=64,

@@ -11,7 +11,6 @@ from redrobe.model import fused
 from redrobe.train import lr_at, train
 from redrobe.train.loop import PlainStepper, split_bucket_losses
 
-
 fused_next_token_loss = fused.next_token_loss
 
 
