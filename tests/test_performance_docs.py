@@ -102,6 +102,28 @@ def test_check_command_exits_1_when_stale(tmp_results: tuple[Path, Path], capsys
     assert "no section for benchmarks/results/minhash.json" in capsys.readouterr().err
 
 
+def test_the_testing_page_block_follows_test_time_json(tmp_results: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    results, doc = tmp_results
+    page = tmp_path / "testing.md"
+    page.write_text(f"# Testing\n\n{render_docs.BLOCK_BEGIN}\n{render_docs.BLOCK_END}\nafter\n")
+    run = {"commit": "abc", "total_s": 600.0, "pytest_s": 500.0, "passed": 3, "exit_code": 0,
+           "load_average_at_start": [0.1, 0.2, 0.3],
+           "durations": [{"seconds": 9.5, "when": "call", "test": "tests/test_x.py::test_y"}]}
+    data = {"cpu": "cpu", "avx512": False, "cpus": 2, "runs": {"before": run}}
+    (results / "test_time.json").write_text(json.dumps(data))
+    render_docs.render(results, doc, BENCH, page)
+    assert render_docs.check(results, doc, BENCH, page) == []
+    text = page.read_text()
+    assert "10.0 min" in text and "tests/test_x.py::test_y" in text and text.endswith("after\n")
+    data["runs"]["after"] = run | {"commit": "def", "total_s": 300.0}
+    (results / "test_time.json").write_text(json.dumps(data))
+    render_docs.render(results, doc, BENCH)          # a copy's results never touch a page
+    assert any("test-time block is stale" in p for p in render_docs.check(results, doc, BENCH, page))
+    render_docs.render(results, doc, BENCH, page)
+    assert "0.50 of the time" in page.read_text()
+
+
 def test_every_benchmark_script_regenerates_the_page() -> None:
     writers = [p for p in BENCH.glob("*.py")
                if p.name != "render_docs.py" and "results" in p.read_text(encoding="utf-8")]
