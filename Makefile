@@ -56,7 +56,7 @@ test-fast: $(STAMP)
 
 # Static checks: ruff (lint, import order) and mypy, both configured in pyproject.toml.
 lint: $(STAMP)
-	$(BIN)/ruff check src flows tasks
+	$(BIN)/ruff check src flows tasks tests benchmarks
 	$(BIN)/mypy
 
 ui: $(STAMP)

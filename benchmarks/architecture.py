@@ -105,7 +105,8 @@ def dedup_texts(max_chars: int, seed: int, fraction: float) -> tuple[list[str], 
     return train, val
 
 
-def text_tokens(args: argparse.Namespace, seed: int, fraction: float) -> tuple[np.ndarray, np.ndarray, int, str]:
+def text_tokens(args: argparse.Namespace, seed: int,
+                fraction: float) -> tuple[np.ndarray, np.ndarray, int, str]:
     from tokenizers import Tokenizer
 
     from redrobe.tokenizer import EOS_TOKEN, encode_texts, train_bpe

@@ -55,18 +55,26 @@ BY_DESIGN = {
     # ours are whitespace tokens (src/redrobe/text/gopher.py docstring; docs/references.md)
     "gopher_short_doc": "word count: spaCy tokens vs whitespace words",
     "gopher_long_doc": "word count: spaCy tokens vs whitespace words",
-    "gopher_below_avg_threshold": "mean word length: spaCy tokens vs whitespace words without edge punctuation",
-    "gopher_above_avg_threshold": "mean word length: spaCy tokens vs whitespace words without edge punctuation",
-    "gopher_too_many_hashes": "symbol/word ratio denominator: spaCy tokens (punctuation included) vs whitespace tokens",
-    "gopher_too_many_ellipsis": "symbol/word ratio denominator: spaCy tokens (punctuation included) vs whitespace tokens",
-    "gopher_below_alpha_threshold": "alpha-word share: punctuation tokens count as words in spaCy's split (verse fails)",
-    "gopher_too_many_bullets": "bullet set: ours adds RedPajama-V2's bullet glyphs and the en dash to '•' and '-'",
+    "gopher_below_avg_threshold":
+        "mean word length: spaCy tokens vs whitespace words without edge punctuation",
+    "gopher_above_avg_threshold":
+        "mean word length: spaCy tokens vs whitespace words without edge punctuation",
+    "gopher_too_many_hashes":
+        "symbol/word ratio denominator: spaCy tokens (punctuation included) vs whitespace tokens",
+    "gopher_too_many_ellipsis":
+        "symbol/word ratio denominator: spaCy tokens (punctuation included) vs whitespace tokens",
+    "gopher_below_alpha_threshold":
+        "alpha-word share: punctuation tokens count as words in spaCy's split (verse fails)",
+    "gopher_too_many_bullets":
+        "bullet set: ours adds RedPajama-V2's bullet glyphs and the en dash to '•' and '-'",
     # repetition n-grams: RedPajama-V2 signals on normalized words over word characters
     # vs datatrove's spaCy tokens over the raw text length, repeats after the first
-    **{f"gopher_top_{n}gram": "top n-gram: RedPajama-V2 normalized words / word chars vs spaCy tokens / text length"
+    **{f"gopher_top_{n}gram":
+       "top n-gram: RedPajama-V2 normalized words / word chars vs spaCy tokens / text length"
        for n in (2, 3, 4)},
     **{f"gopher_dup_{n}gram": "duplicate n-grams: RedPajama-V2 (every occurrence, word chars) vs datatrove "
-                              "(repeats after the first, non-overlapping, text length)" for n in range(5, 11)},
+                              "(repeats after the first, non-overlapping, text length)"
+       for n in range(5, 11)},
     # C4 sentences: RedPajama-V2's regex vs spaCy's sentencizer
     "c4_too_few_sentences": "sentence count: RedPajama-V2 regex vs spaCy sentencizer",
 }
@@ -222,7 +230,8 @@ def agreement(docs: list[dict], ours: list[dict], theirs: list[dict]) -> dict:
         examples: dict[str, list[str]] = {}
         for doc, a, b in zip(docs, ours, theirs):
             if name == "chain":
-                ra, rb, ka, kb = chain_reason(a), chain_reason(b), chain_reason(a) is None, chain_reason(b) is None
+                ra, rb = chain_reason(a), chain_reason(b)
+                ka, kb = ra is None, rb is None
             else:
                 ra, rb, ka, kb = a[name]["reason"], b[name]["reason"], a[name]["keep"], b[name]["keep"]
             if ka == kb:
@@ -260,7 +269,8 @@ def per_slice(docs: list[dict], ours: list[dict], theirs: list[dict]) -> dict:
         out[name] = {"docs": len(idx), "mb": round(sum(len(docs[i]["text"].encode()) for i in idx) / 1e6, 3),
                      "kept_ours": sum(chain_reason(ours[i]) is None for i in idx),
                      "kept_datatrove": sum(chain_reason(theirs[i]) is None for i in idx),
-                     "chain_agreement": round(sum((chain_reason(ours[i]) is None) == (chain_reason(theirs[i]) is None)
+                     "chain_agreement": round(sum((chain_reason(ours[i]) is None)
+                                                  == (chain_reason(theirs[i]) is None)
                                                   for i in idx) / len(idx), 4)}
     return out
 
@@ -338,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_summary(result: dict) -> None:
     print(f"{result['documents']} documents, {result['mb']} MB; datatrove {result['datatrove_version']}")
-    print(f"{'':18} {'ours MB/s':>10} {'datatrove MB/s':>15} {'ours docs/s':>12} {'dt docs/s':>10} {'speedup':>8}")
+    print(f"{'':18} {'ours MB/s':>10} {'datatrove MB/s':>15} {'ours docs/s':>12} {'dt docs/s':>10} "
+          f"{'speedup':>8}")
     for name in (*FILTERS, "chain"):
         a, b = result["throughput"]["ours"][name], result["throughput"]["datatrove"][name]
         print(f"{name:18} {a['mb_per_s']:>10.3f} {b['mb_per_s']:>15.3f} {a['docs_per_s']:>12.1f} "

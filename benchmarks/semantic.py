@@ -40,9 +40,15 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from redrobe.config import DedupSemantic
-from redrobe.dedup.semantic import (EmbeddingStore, Encoder, ShardEmbedding, link_similar,
-                                    semantic_pass, text_view)
 from redrobe.dedup.clusters import UnionFind
+from redrobe.dedup.semantic import (
+    EmbeddingStore,
+    Encoder,
+    ShardEmbedding,
+    link_similar,
+    semantic_pass,
+    text_view,
+)
 from redrobe.documents import Document, ShardWriter, list_shards, read_documents, shard_path, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +87,8 @@ def time_bare(encoder: Encoder, texts: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def time_ours(encoder: Encoder, shards: list[Path], params: DedupSemantic, tmp: Path, r: int) -> tuple[float, dict]:
+def time_ours(encoder: Encoder, shards: list[Path], params: DedupSemantic, tmp: Path,
+              r: int) -> tuple[float, dict]:
     work = tmp / f"work{r}"
     work.mkdir()
     t = time.perf_counter()
@@ -89,7 +96,8 @@ def time_ours(encoder: Encoder, shards: list[Path], params: DedupSemantic, tmp: 
     return time.perf_counter() - t, result.stats
 
 
-def time_clustering(encoder: Encoder, texts: list[str], n: int, params: DedupSemantic, tmp: Path) -> dict[str, Any]:
+def time_clustering(encoder: Encoder, texts: list[str], n: int, params: DedupSemantic,
+                    tmp: Path) -> dict[str, Any]:
     """k-means + pairs on n stored embeddings derived from real ones (no encoding)."""
     base = encoder.encode(texts)
     rng = np.random.default_rng(0)
@@ -114,7 +122,8 @@ def main() -> None:
     ap.add_argument("--shards", default=str(ROOT / "data" / "interim" / "clean"))
     ap.add_argument("--docs", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--scale", type=int, default=20_000, help="embeddings for the clustering timing (0: skip)")
+    ap.add_argument("--scale", type=int, default=20_000,
+                    help="embeddings for the clustering timing (0: skip)")
     args = ap.parse_args()
     params = DedupSemantic(enabled=True)
     encoder = Encoder(batch_size=params.batch_size, threads=params.threads)
@@ -129,8 +138,8 @@ def main() -> None:
             bare.append(time_bare(encoder, texts))
             seconds, stats = time_ours(encoder, shards, params, tmp, r)
             ours.append(seconds)
-            print(f"round {r + 1}: bare {len(texts) / bare[-1]:.1f} docs/s, ours {len(texts) / ours[-1]:.1f} docs/s",
-                  flush=True)
+            print(f"round {r + 1}: bare {len(texts) / bare[-1]:.1f} docs/s, "
+                  f"ours {len(texts) / ours[-1]:.1f} docs/s", flush=True)
         scale = time_clustering(encoder, texts, args.scale, params, tmp) if args.scale else None
     import torch
     result = {

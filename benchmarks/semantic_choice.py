@@ -80,7 +80,8 @@ def pairs_at(emb: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
     """All pairs i < j with cosine >= threshold, most similar first."""
     sims = emb @ emb.T
     i, j = np.nonzero(np.triu(sims >= threshold, k=1))
-    return sorted(zip(i.tolist(), j.tolist(), sims[i, j].round(4).tolist()), key=lambda t: (-t[2], t[0], t[1]))
+    return sorted(zip(i.tolist(), j.tolist(), sims[i, j].round(4).tolist()),
+                  key=lambda t: (-t[2], t[0], t[1]))
 
 
 def snippet(text: str, chars: int = 90) -> str:
@@ -147,7 +148,8 @@ def edit(text: str, kind: str, rng: random.Random) -> str:
     return " ".join(sentences)
 
 
-def planted_prose(encoder: Encoder, docs: list[tuple[str, str]], threshold: float, seed: int) -> dict[str, Any]:
+def planted_prose(encoder: Encoder, docs: list[tuple[str, str]], threshold: float,
+                  seed: int) -> dict[str, Any]:
     """Recall of planted edited copies and false positives among the originals."""
     rng = random.Random(seed)
     originals = encoder.encode([text_view(t, "head", MAX_WORDS) for _, t in docs])
@@ -160,7 +162,8 @@ def planted_prose(encoder: Encoder, docs: list[tuple[str, str]], threshold: floa
         copies = encoder.encode([text_view(edit(t, kind, rng), "head", MAX_WORDS) for _, t in docs])
         cos = (originals * copies).sum(axis=1)
         out[kind] = {"found": int((cos >= threshold).sum()), "planted": len(docs),
-                     "min_cosine": round(float(cos.min()), 4), "median_cosine": round(float(np.median(cos)), 4)}
+                     "min_cosine": round(float(cos.min()), 4),
+                     "median_cosine": round(float(np.median(cos)), 4)}
     return out
 
 
@@ -201,8 +204,9 @@ def main() -> None:
 def prose_results(encoder: Encoder, prose_slices: dict[str, list[tuple[str, str]]],
                   args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    result["prose_real"] = {s: compare_views(encoder, d, args.threshold, views=("head",))["head"] | {"documents": len(d)}
-                            for s, d in prose_slices.items() if d}
+    result["prose_real"] = {
+        s: compare_views(encoder, d, args.threshold, views=("head",))["head"] | {"documents": len(d)}
+        for s, d in prose_slices.items() if d}
     pool = sorted(prose_slices["c4"] + prose_slices["wikipedia"])
     picked = sorted(random.Random(args.seed).sample(pool, min(args.prose, len(pool))))
     result["prose_planted"] = planted_prose(encoder, picked, args.threshold, args.seed)
@@ -220,7 +224,8 @@ def report(result: dict[str, Any], threshold: float) -> None:
         print(f"{s}: {r['documents']} docs, pairs >= {threshold} (head): {r['pairs']} "
               f"({r.get('pairs_full_text_jaccard_below_0.5', 'n/a')} with full-text Jaccard < 0.5)")
     p = result["prose_planted"]
-    print(f"prose planted ({p['originals']} c4/wikipedia docs): pairs among originals {p['pairs_among_originals']}; "
+    print(f"prose planted ({p['originals']} c4/wikipedia docs): "
+          f"pairs among originals {p['pairs_among_originals']}; "
           + "; ".join(f"{k} found {p[k]['found']}/{p[k]['planted']} (min cos {p[k]['min_cosine']})"
                       for k in ("replace_10pct", "drop_every_8th", "shuffle_sentences")))
     print(f"-> {RESULTS}")

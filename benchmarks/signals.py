@@ -46,7 +46,10 @@ def load_texts(root: Path) -> tuple[list[str], str]:
                           else root)
     rng = random.Random(0)   # no corpus: prose-like lines from a fixed vocabulary
     vocab = _VOCABULARY.split()
-    lines = lambda: " ".join(rng.choice(vocab) for _ in range(rng.randrange(3, 25)))
+
+    def lines() -> str:
+        return " ".join(rng.choice(vocab) for _ in range(rng.randrange(3, 25)))
+
     texts = [".\n".join(lines() for _ in range(rng.randrange(1, 120))) for _ in range(600)]
     return texts, "generated"
 

@@ -29,8 +29,10 @@ def test_lost_document_is_an_error():
 
 def test_merge_adds_counts():
     a, b = Ledger(), Ledger()
-    a.seen("c4"); a.kept("c4")
-    b.seen("c4"); b.removed("c4", "x")
+    a.seen("c4")
+    a.kept("c4")
+    b.seen("c4")
+    b.removed("c4", "x")
     a.merge(b)
     assert a.as_dict()["total"]["in"] == 2
     assert a.as_dict()["slices"]["c4"]["removed"] == 1

@@ -54,8 +54,9 @@ def pipeline(tag, start, c4="raw-c4", books="raw-books", tok=""):
                                              edge(RAW["books"], books, CLEAN["books"], books)]),
         run(f"{tag}-dedup", "dedup", t + 2, [edge(CLEAN["c4"], f"clean-{c4}", DEDUP["c4"], f"dedup-{c4}"),
                                              edge(CLEAN["books"], books, DEDUP["books"], books)]),
-        run(f"{tag}-tokenize", "tokenize", t + 3, [edge(DEDUP["c4"], f"dedup-{c4}", TOKENIZER, f"tok-{model}"),
-                                                   edge(DEDUP["books"], books, TOKENIZER, f"tok-{model}")]),
+        run(f"{tag}-tokenize", "tokenize", t + 3, [
+            edge(DEDUP["c4"], f"dedup-{c4}", TOKENIZER, f"tok-{model}"),
+            edge(DEDUP["books"], books, TOKENIZER, f"tok-{model}")]),
         run(f"{tag}-bucket", "bucket", t + 4, [edge(DEDUP["c4"], f"dedup-{c4}", BUCKET, f"bin-{model}"),
                                                edge(DEDUP["books"], books, BUCKET, f"bin-{model}"),
                                                edge(TOKENIZER, f"tok-{model}", INDEX, f"index-{model}")]),

@@ -88,11 +88,10 @@ def test_unknown_totals_and_summary():
 def test_summary_says_stopped_after_an_error_and_close_is_idempotent():
     clock = Clock()
     progress, out = _plain(clock, name="dedup", total=3)
-    with pytest.raises(RuntimeError):
-        with progress:
-            clock.now += 2.0
-            progress.update(units=1, items=10)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), progress:
+        clock.now += 2.0
+        progress.update(units=1, items=10)
+        raise RuntimeError("boom")
     progress.close()
     assert out.getvalue() == "dedup: stopped, 1/3 shards, 10 docs in 0:00:02 (5.0 docs/s)\n"
 

@@ -217,7 +217,8 @@ def test_band_keys_agree_with_datasketch_lsh_buckets(hasher, prose, change_words
     for i, sig in enumerate(sigs):
         lsh.insert(i, MinHash(num_perm=128, hashvalues=sig.astype(np.uint64), scheme="affine32"))
     expected = {(i, j) for i, sig in enumerate(sigs)
-                for j in lsh.query(MinHash(num_perm=128, hashvalues=sig.astype(np.uint64), scheme="affine32")) if i < j}
+                for j in lsh.query(MinHash(num_perm=128, hashvalues=sig.astype(np.uint64), scheme="affine32"))
+                if i < j}
     keys = hasher.band_keys(sigs)
     ours = {(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))
             if (keys[i] == keys[j]).any()}

@@ -179,7 +179,8 @@ def test_components_chain_to_the_first_document_and_scope_by_slice(tmp_path, bas
     far = unit(at_cosine(mid, b, 0.93))  # ~0.73 from a: linked to a only through mid
     shards = write_store(tmp_path, [("books", [("far", far)]), ("c4", [("a", a), ("mid", mid)])])
     result = find_duplicates(shards, DedupSemantic(), cross_slice=True)
-    assert result.removals == [{}, {0: ("a", SEMANTIC_DUPLICATE, "far"), 2: ("mid", SEMANTIC_DUPLICATE, "far")}]
+    assert result.removals == [{}, {0: ("a", SEMANTIC_DUPLICATE, "far"),
+                                    2: ("mid", SEMANTIC_DUPLICATE, "far")}]
     per_slice = find_duplicates(shards, DedupSemantic(), cross_slice=False)
     assert per_slice.removals == [{}, {2: ("mid", SEMANTIC_DUPLICATE, "a")}]
 

@@ -29,10 +29,8 @@ OWNER = {"pid": 4242, "host": "box", "flow": "redrobe-refresh",
 
 def test_second_acquirer_gets_a_message_naming_the_lock_and_holder(tmp_path):
     path = tmp_path / LOCK_FILE
-    with RunLock(path, OWNER):
-        with pytest.raises(LockHeld) as err:
-            with RunLock(path, {"pid": 1}):
-                pass
+    with RunLock(path, OWNER), pytest.raises(LockHeld) as err, RunLock(path, {"pid": 1}):
+        pass
     message = str(err.value)
     assert message.startswith(f"{SKIPPED}: another run holds the lock {path} (")
     for value in ("pid 4242", "gentle-otter", "0b6e-run", "redrobe-refresh"):

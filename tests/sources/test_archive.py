@@ -80,9 +80,9 @@ def test_members_are_read_in_archive_order_without_extracting(make_archive, tmp_
         assert found == [("demo-1.0/b.txt", b"bee"), ("demo-1.0/a.txt", b"ay")]
         with archive.open("demo-1.0/a.txt") as fh:
             assert fh.read() == b"ay"
-        with pytest.raises(InputError, match="no member 'demo-1.0/missing'"):
-            with archive.open("demo-1.0/missing"):
-                pass
+        with (pytest.raises(InputError, match="no member 'demo-1.0/missing'"),
+              archive.open("demo-1.0/missing")):
+            pass
     assert make_archive("demo", "1.0", members).license() == "MIT"
     assert not (tmp_path / "demo-1.0").exists()
 

@@ -27,9 +27,12 @@ from redrobe.tokenizer import save_tokenizer, train_tokenizer
 SLICES = ("books", "c4", "github")
 SEED, VAL_FRACTION = 1234, 0.2
 WORDS = {
-    "books": "the king queen lord said thou art my good sweet love night day death heart".split(),
-    "c4": "the city council said on monday that new plans for the market will open soon".split(),
-    "github": "def return self if else for in import class none true false value x y".split(),
+    "books": ["the", "king", "queen", "lord", "said", "thou", "art", "my", "good", "sweet", "love", "night",
+              "day", "death", "heart"],
+    "c4": ["the", "city", "council", "said", "on", "monday", "that", "new", "plans", "for", "the", "market",
+           "will", "open", "soon"],
+    "github": ["def", "return", "self", "if", "else", "for", "in", "import", "class", "none", "true", "false",
+               "value", "x", "y"],
 }
 
 

@@ -18,7 +18,7 @@ from redrobe.stages.bucket import main
 from redrobe.tokenizer import document_encoder, encode_texts, save_tokenizer, train_tokenizer
 
 SEED, FRACTION = 1234, 0.1
-COMMON = "the of and to in is was for on that with as by at from".split()
+COMMON = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from"]
 RARE = [f"{a}{b}{c}" for a in "qxz" for b in "jvw" for c in "kyp"]
 LAYOUT = {("books", 0): 30, ("books", 1): 25, ("c4", 0): 40, ("github", 0): 35}
 EMPTY = {("books", 1), ("github", 0)}  # shards holding one empty document each

@@ -16,8 +16,8 @@ from text.test_rules import PROSE_LINES as PROSE  # tests/ is on sys.path (its c
 
 from redrobe.accounting import check_accounting
 from redrobe.config import Params, as_dict
-from redrobe.expressions import QUALITY_SIGNALS
 from redrobe.documents import Document, ShardWriter, read_documents, shard_path
+from redrobe.expressions import QUALITY_SIGNALS
 from redrobe.stages import clean
 from redrobe.text import c4, gopher, rpv2
 from redrobe.text.gopher import GopherQualityRules
@@ -107,13 +107,16 @@ def test_clean_stage_outputs_reasons_and_accounting(tmp: Path, exploding_rule: N
 
     # one output shard per input shard, same names, in all three directories
     for directory in ("clean", "removed", "quarantine"):
-        assert sorted(p.relative_to(out / directory).as_posix() for p in (out / directory).rglob("*.parquet")) == \
-            ["books/part-00000.parquet", "c4/part-00000.parquet", "c4/part-00001.parquet", "misc/part-00000.parquet"]
+        assert sorted(p.relative_to(out / directory).as_posix()
+                      for p in (out / directory).rglob("*.parquet")) == [
+            "books/part-00000.parquet", "c4/part-00000.parquet", "c4/part-00001.parquet",
+            "misc/part-00000.parquet"]
 
     kept = list(read_documents(out / "clean/c4/part-00000.parquet"))
     assert [d.id for d in kept] == ["c4-keep"]
     assert kept[0].text == PROSE and kept[0].meta == {"url": "http://a"}     # C4 dropped the JS line
-    assert ids(out / "clean/books/part-00000.parquet") == ["book-keep", "book-short"]  # books: repetition only
+    # books: repetition only
+    assert ids(out / "clean/books/part-00000.parquet") == ["book-keep", "book-short"]
 
     removed = pq.read_table(out / "removed/c4/part-00000.parquet").to_pylist()
     assert [(r["id"], r["reason"], r["rule_set"]) for r in removed] == [
@@ -220,7 +223,8 @@ def test_presets_and_expressions_per_slice(tmp: Path) -> None:
     # repetition names book-repeat, gopher quality the short verse
     assert acc["books"]["removed_by_reason"] == {gopher.GOPHER_SHORT_DOC: 1, gopher.GOPHER_DUP_LINE_FRAC: 1}
     removed = pq.read_table(out / "removed/misc/part-00000.parquet").to_pylist()
-    assert [(r["id"], r["reason"], r["rule_set"]) for r in removed] == [("misc-any", "expr_tiny", "expr:tiny")]
+    assert [(r["id"], r["reason"], r["rule_set"]) for r in removed] \
+        == [("misc-any", "expr_tiny", "expr:tiny")]
 
 
 def test_removal_by_rule_adds_up_to_the_ledger(tmp: Path) -> None:

@@ -83,7 +83,10 @@ def test_duplicates_removed_across_slices(setup):
         "w2": (NEAR_DUPLICATE, "w1", "wikipedia"),
     }
     assert kept_ids(out) == ["b0", "b2", "b4", "w1", "w3"]
-    rel = lambda root: [p.relative_to(root).as_posix() for p in list_shards(root)]
+
+    def rel(root):
+        return [p.relative_to(root).as_posix() for p in list_shards(root)]
+
     assert rel(out / "out") == rel(out / "removed") == rel(out.parent / "clean")
 
 

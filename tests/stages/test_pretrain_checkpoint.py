@@ -52,7 +52,7 @@ def test_checkpoints_resume_and_fresh_start(inputs, tmp_path, capsys):
     assert [s for s, _, _ in list_checkpoints(ckpt)] == [6, 4, 2]
 
     # As if killed after step 2: drop the later checkpoints, rerun -> resumes, same result.
-    for step, _, path in list_checkpoints(ckpt)[:2]:
+    for _step, _, path in list_checkpoints(ckpt)[:2]:
         path.unlink()
     resumed = run(paths, tmp_path / "b", ckpt)
     assert resumed["resumed_from"] == 2 and "step 2" in resumed["resume_note"]

@@ -13,7 +13,8 @@ from redrobe.stages.tokenize import GATE_FILE, HELDOUT_VALIDATION, OVER_MAX_TRAI
 from redrobe.tokenizer import load_tokenizer
 
 SEED, FRACTION = 1234, 0.05
-WORDS = "the of and to in is was for on that with as by at from river stone light".split()
+WORDS = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from",
+         "river", "stone", "light"]
 SECRET = "qzxvkjwy"  # occurs only in validation documents
 
 

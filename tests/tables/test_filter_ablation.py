@@ -18,8 +18,9 @@ from redrobe.tables.spec import Context
 TINY_LM = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
            "seq_len": 16, "steps": 5, "batch_size": 2, "warmup_steps": 1, "eval_batches": 1,
            "threads": 1}
-WORDS = ("the and of to with that have river stone light winter garden letter market "
-         "window morning harbour village evening mountain silver kitchen orchard").split()
+WORDS = ["the", "and", "of", "to", "with", "that", "have", "river", "stone", "light", "winter", "garden",
+         "letter", "market", "window", "morning", "harbour", "village", "evening", "mountain", "silver",
+         "kitchen", "orchard"]
 
 
 def prose(rng: random.Random, lines: int = 7, terminal: str = ".") -> str:

@@ -21,8 +21,10 @@ TINY_LM = {"hidden_size": 64, "num_layers": 1, "num_heads": 4, "intermediate_siz
 TINY_ADAPT = {"steps": 3, "batch_size": 2, "warmup_steps": 1, "eval_batches": 2}
 TINY = {"ranks": [1, 2, 64], "small_rank": 2, "plateau_from": 2, "lm": TINY_LM,
         "adapt": TINY_ADAPT}
-PLAIN = "the of and to a in that is was he for it with as his on be at by had".split()
-BOOKISH = "river stone light winter garden letter market song north window thee".split()
+PLAIN = ["the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with", "as", "his",
+         "on", "be", "at", "by", "had"]
+BOOKISH = ["river", "stone", "light", "winter", "garden", "letter", "market", "song", "north", "window",
+           "thee"]
 
 
 def corpus(n: int = 36) -> list[Document]:

@@ -77,7 +77,7 @@ def test_each_rule_counts_the_characters_of_what_it_removes(make_context):
 
 def test_first_fire_rows_add_up_to_any_and_web_pools_its_slices(make_context):
     ctx, results = run_all(make_context)
-    for name, result in results.items():
+    for _name, result in results.items():
         rows = rr.rows_of(result, ["common_crawl", "c4"])
         for slice_name in ("common_crawl", "c4", "books", rr.WEB):
             mine = [r for r in rows if r["slice"] == slice_name]

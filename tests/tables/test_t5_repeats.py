@@ -19,8 +19,9 @@ from redrobe.tables.spec import Context
 TINY_LM = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
            "seq_len": 16, "steps": 5, "batch_size": 2, "warmup_steps": 1, "eval_batches": 1,
            "threads": 1}
-WORDS = ("the of and to a in that is was he for it with as his on be at by had "
-         "river stone light winter garden letter market song north window").split()
+WORDS = ["the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with", "as", "his",
+         "on", "be", "at", "by", "had", "river", "stone", "light", "winter", "garden", "letter", "market",
+         "song", "north", "window"]
 
 
 def corpus(n: int = 40) -> list[Document]:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from redrobe.config import Clean
-from redrobe.config import FineWebParams
+from redrobe.config import Clean, FineWebParams
 from redrobe.documents import Document
 from redrobe.text import fineweb
 from redrobe.text.base import KEEP

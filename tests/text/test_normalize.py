@@ -44,7 +44,7 @@ def test_normalize_unicode_forms() -> None:
 def test_top_ngram_hand_computed() -> None:
     # "a bb" and "ccc dddd" both occur twice: the first seen wins the tie (Counter
     # order, as RedPajama-V2), so 3 chars x 2 / 20 chars, not 7 x 2 / 20
-    index = NgramIndex("a bb a bb ccc dddd ccc dddd".split())
+    index = NgramIndex(["a", "bb", "a", "bb", "ccc", "dddd", "ccc", "dddd"])
     assert index.total_chars == 20
     assert index.frac_chars_top_ngram(2) == pytest.approx(0.3)
     assert index.frac_chars_top_ngram(1) == pytest.approx(1 * 2 / 20)   # all four words x2: "a" first
@@ -53,7 +53,7 @@ def test_top_ngram_hand_computed() -> None:
 
 def test_dupe_ngrams_hand_computed() -> None:
     # 2-grams: (the cat) x2 at 0 and 2 -> words 0..3 covered; "sat" is not
-    words = "the cat the cat sat".split()
+    words = ["the", "cat", "the", "cat", "sat"]
     index = NgramIndex(words)
     assert index.frac_chars_dupe_ngrams(2) == pytest.approx(12 / 15)
     assert index.frac_chars_dupe_ngrams(3) == 0.0          # (the cat the), (cat the cat), (the cat sat)

@@ -136,7 +136,8 @@ def test_gopher_too_few_stop_words() -> None:
 def test_whitespace_words_keep_verse() -> None:
     # punctuation-heavy verse: a tokenizer that makes every mark a word would count
     # ~30 % non-alphabetic words here; whitespace tokens all hold letters
-    verse = "\n".join(["O, speak again, bright angel! for thou art,", "As glorious to this night, being o'er my head,",
+    verse = "\n".join(["O, speak again, bright angel! for thou art,",
+                       "As glorious to this night, being o'er my head,",
                        "As is a winged messenger of heaven;", "Unto the white-upturned wondering eyes,"] * 4)
     assert quality(verse) is None
 
@@ -267,7 +268,8 @@ def test_code_max_line_length() -> None:
 
 
 def test_code_mean_line_length() -> None:
-    line = "result = compute_total(first_value, second_value) + adjust(third_value, fourth_value) * scale_factor(fifth)"
+    line = ("result = compute_total(first_value, second_value) + adjust(third_value, fourth_value) "
+            "* scale_factor(fifth)")
     assert 100 < len(line) < 1000
     assert code_reason("\n".join([line] * 5)) == code.CODE_MEAN_LINE_LENGTH
 
@@ -298,7 +300,8 @@ def test_cleaner_applies_the_slice_rule_sets_in_order() -> None:
     kept, short, lorem, null = list(cleaner(docs))
     assert (kept.status, kept.doc.text) == (KEPT, PROSE_LINES)
     assert kept.chars_edited == {"c4": len(noisy) - len(PROSE_LINES)}
-    assert (short.status, short.reason, short.rule_set) == (REMOVED, gopher.GOPHER_SHORT_DOC, "gopher_quality")
+    assert (short.status, short.reason, short.rule_set) \
+        == (REMOVED, gopher.GOPHER_SHORT_DOC, "gopher_quality")
     assert (lorem.reason, lorem.rule_set) == (c4.C4_LOREM_IPSUM, "c4")
     assert lorem.doc.text.endswith("consectetur elit.")      # removed docs keep their original text
     assert null.status == QUARANTINED and null.error.startswith("TypeError")
@@ -325,7 +328,8 @@ def test_clean_stats_count_rule_sets_and_chars() -> None:
     assert out["slices_without_rules"] == []
 
 
-@pytest.mark.parametrize("text", [CODE, "x\x1c= 1;\x0b\ty += 2 ... __init__", "café = 'naïve' + ünïcode_42\n"])
+@pytest.mark.parametrize("text", [CODE, "x\x1c= 1;\x0b\ty += 2 ... __init__",
+                                  "café = 'naïve' + ünïcode_42\n"])
 def test_code_char_stats_fast_path_equals_definitions(text: str) -> None:
     from redrobe.text.normalize import raw_words
 
