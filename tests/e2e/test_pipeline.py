@@ -119,7 +119,8 @@ def test_prefect_flow_reruns_only_what_changed(pipeline):
         "import json; from flows.pipeline import pipeline; "
         "s = pipeline(repo='.'); print('RESULT', json.dumps([[r['stage'], r['ran']] for r in s['stages']]))"
     )
-    with prefect_test_harness():
+    # a fresh server migrates its database first: on 2 busy cores that can take over 30 s
+    with prefect_test_harness(server_startup_timeout=180):
         env = repo_env(root) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
         proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
                               capture_output=True, text=True)
