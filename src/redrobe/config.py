@@ -415,7 +415,7 @@ class DedupSemantic(Validated):
     ``text_view`` picks per slice what is embedded (``head``: the first ``max_words``
     words; ``strip_header``: leading comment/docstring/license blocks removed first).
     """
-    enabled: bool = True           # costs a model load + CPU encoding (README, performance)
+    enabled: bool = True           # costs a model load + CPU encoding (docs/performance.md)
     # cosine; NeMo Curator / SemDeDup near-duplicate regime
     threshold: float = bounded(in_range(0, 1, "(]"), default=0.9)
     slices: list[str] = field(default_factory=lambda: ["books", "wikipedia", "c4", "common_crawl",

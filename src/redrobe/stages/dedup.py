@@ -15,7 +15,7 @@ SemDeDup near-duplicates (reason semantic_duplicate; metrics ``semantic``).
 Incremental runs: every shard's sketch (digests and band keys) is cached under
 ``--cache-dir`` (outside DVC's outputs, so ``dvc repro`` does not delete it), keyed by
 the shard's SHA-256, the sketch params and the code; a run after adding one shard
-sketches only that shard, then clusters the whole corpus again (see README: a new
+sketches only that shard, then clusters the whole corpus again (see docs/dedup.md: a new
 document can join or bridge old clusters). Without --cache-dir nothing is cached.
 
 Metrics (``data/metrics/dedup.json``): ``accounting`` (per slice: in = out + removed,

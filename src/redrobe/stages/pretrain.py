@@ -96,7 +96,7 @@ def run_fingerprint(params: Params, args: argparse.Namespace, precision: str, de
 
 def use_compile(setting: str | bool, device: str) -> bool:
     """Compile on CUDA only when "auto". On CPU a compiled step was 1.34x faster at best but
-    compiling took 141 s, repaid only after >1000 steps (README, training loop)."""
+    compiling took 141 s, repaid only after >1000 steps (docs/training.md, training loop)."""
     return device == "cuda" if setting == "auto" else bool(setting)
 
 
