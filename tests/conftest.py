@@ -3,15 +3,28 @@ session's tiny pipeline (built once, shared by the end-to-end tests and xdist wo
 
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# DeepSpeed JIT-builds its CPU comm op on first use (minutes): keep the build with this
-# virtualenv, so it is made once per environment and never mixed with another torch's
-os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+
+
+def _extensions_dir() -> Path:
+    """Where DeepSpeed's JIT-built ops go: the user's cache, one folder per Python, torch
+    and DeepSpeed version (torch's own default folder is not keyed by its version, so a
+    build could be loaded by another torch)."""
+    key = (f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}"
+           f"-deepspeed{version('deepspeed')}")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "redrobe" / "torch_extensions" / key
+
+
+# DeepSpeed compiles its CPU comm op on first use (a minute or more): built once per
+# machine and version set, and reused by every checkout and test run after
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(_extensions_dir()))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # the workers share the cores: one BLAS/OpenMP thread each, for this process and the
     # commands it starts (a stage that sets its own thread count still does)

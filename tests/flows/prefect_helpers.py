@@ -50,8 +50,8 @@ def stop(proc: subprocess.Popen) -> None:
     below = _descendants(proc.pid)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
+        try:  # a worker may take 20 s and more to wind down; its state is thrown away anyway
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -11,6 +11,7 @@ non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -113,3 +114,11 @@ def _stop_ray() -> None:
 def _fail(stage: str, message: str, code: int) -> int:
     print(f"redrobe {stage}: error: {message}", file=sys.stderr)
     return code
+
+
+def torch_threads(configured: int) -> int:
+    """A training stage's torch thread count: the params value; where that is 0 (all
+    cores), OMP_NUM_THREADS if the environment sets it, so a scheduler or a parallel test
+    run that gives each process its share of the cores is obeyed."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return configured or (int(value) if value.isdigit() else 0)

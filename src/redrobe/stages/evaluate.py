@@ -200,7 +200,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     ep = params.evaluate
     val = validation_arrays(args.buckets)
     task = lora_task(args.lora)
-    torch_setup(ep.threads)
+    torch_setup(common.torch_threads(ep.threads))
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     code = humaneval_setup(params, args.cache_dir)

@@ -76,7 +76,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     model, tokenizer = load_model(args.base, lp.quantization)
     seq_len = model.config.max_position_embeddings
 
-    device, precision = torch_setup(lp.threads, lp.precision)
+    device, precision = torch_setup(common.torch_threads(lp.threads), lp.precision)
 
     # Enough tokens for one pass over fresh windows; the buffer never holds more.
     docs = itertools.chain.from_iterable(read_documents(s, shared.batch_docs) for s in shards)

@@ -136,7 +136,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     index, arrays, val_arrays = open_buckets(args.buckets)
     check_vocabulary(index, tokenizer, args.buckets)
 
-    device, precision = torch_setup(pt.threads, pt.precision)
+    device, precision = torch_setup(common.torch_threads(pt.threads), pt.precision)
     try:  # rank and world size from the launcher (deepspeed / torchrun); rank 0 of 1 without
         ctx = distributed_context(pt.distributed, env=os.environ)
     except ValueError as exc:
