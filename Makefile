@@ -21,14 +21,12 @@ install: $(STAMP)
 # project's `torch>=2.4` is already satisfied and no CUDA wheels are pulled.
 # requirements.lock pins every other package to the versions the tests ran with.
 # deepspeed builds against the installed torch, hence --no-build-isolation.
-# --no-compile: Python compiles the modules it imports when it first imports them; compiling
-# every file of every package at install time took longer than the whole install otherwise.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	if ! command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(BIN)/python -m pip install --quiet --no-compile $(TORCH_CPU); fi
-	$(BIN)/python -m pip install --quiet --no-compile --no-build-isolation -c requirements.lock -e '.[dev]'
+	  $(BIN)/python -m pip install --quiet $(TORCH_CPU); fi
+	$(BIN)/python -m pip install --quiet --no-build-isolation -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
