@@ -955,8 +955,10 @@ def test_time(d: Json) -> str:
                      "load average at start"], rows)]
     if "before" in runs and "after" in runs:
         ratio = runs["after"]["total_s"] / runs["before"]["total_s"]
+        tests = runs["after"]["pytest_s"] / runs["before"]["pytest_s"]
         blocks.append(para(f"The whole run takes {ratio:.2f} of the time it took before "
-                           f"({times(1 / ratio)} faster)."))
+                           f"({times(1 / ratio)} faster); the tests alone (pytest) take "
+                           f"{tests:.2f}, and installing is the rest."))
     for label in labels:
         slowest = [[fixed(x["seconds"], 1), x["when"], f"`{x['test']}`"]
                    for x in runs[label]["durations"][:25]]
