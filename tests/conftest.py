@@ -60,14 +60,13 @@ def _rank(items: list[pytest.Item]) -> dict[str, int]:
     e2e = {_file(i) for i in items if i.get_closest_marker("e2e")}
     slow = {_file(i) for i in items if i.get_closest_marker("slow")}
     builders = list(dict.fromkeys(_file(i) for i in items if "tiny_pipeline" in i.fixturenames))
-    rank = {}
-    for item in items:
-        path = _file(item)
-        if path in e2e:
-            rank[path] = 0 if builders[:1] == [path] else 1 if path not in builders else 2
-        else:
-            rank[path] = 3 if path in slow else 4
-    return rank
+
+    def place(path: str) -> int:
+        if path not in e2e:
+            return 3 if path in slow else 4
+        return 0 if builders[:1] == [path] else 2 if path in builders else 1
+
+    return {path: place(path) for path in dict.fromkeys(_file(i) for i in items)}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

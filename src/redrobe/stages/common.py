@@ -72,9 +72,9 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
     """Run one stage end to end; return the process exit code.
 
     The stage's MLflow run logs the params sections of its registry record
-    (:attr:`redrobe.stages.registry.Stage.tracked`: the ``params`` dvc.yaml declares).
+    (:attr:`redrobe.stages.registry.Stage.params`: the ``params`` dvc.yaml declares).
     """
-    sections = STAGES[stage].tracked
+    sections = STAGES[stage].params
     args = build().parse_args(argv)
     try:
         params = load_params(args.params)
