@@ -201,7 +201,7 @@ def _compare(node: ast.Compare, signals: Signals) -> bool:
 def doc_score(signals: Signals, name: str) -> float:
     """Score of a document-level signal (one span); NaN where it is undefined (None).
 
-    Same reading as :func:`redrobe.text.rpv2.doc_score`, kept here so that validating
+    Here rather than in :mod:`redrobe.text.rpv2` (which re-exports it) so that validating
     params does not import numpy and the text library."""
     spans = signals[name]
     if len(spans) != 1:

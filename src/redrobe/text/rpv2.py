@@ -61,6 +61,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from redrobe.expressions import doc_score as doc_score  # re-exported: part of this API
 from redrobe.text import langid
 from redrobe.text.normalize import normalized_text, raw_words
 from redrobe.text.signals import PRECISION, NgramIndex
@@ -189,15 +190,6 @@ def compute_signals_with_language(
     lang, lang_score = langid.identify(text, lang_max_chars)
     signals[LANG_SCORE] = _doc(text, round(lang_score, PRECISION))
     return {name: signals[name] for name in SIGNAL_NAMES}, lang
-
-
-def doc_score(signals: Signals, name: str) -> float:
-    """Score of a document-level signal (one span); NaN where it is undefined (None)."""
-    spans = signals[name]
-    if len(spans) != 1:
-        raise ValueError(f"{name} has {len(spans)} spans; doc_score needs a document-level signal")
-    score = spans[0][2]
-    return math.nan if score is None else float(score)
 
 
 def line_scores(signals: Signals, name: str) -> np.ndarray:
