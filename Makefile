@@ -17,16 +17,24 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(STAMP)
 
+# uv installs (parallel downloads, a shared cache, bytecode compiled on all cores): about
+# a third of pip's time for the same packages. uv does not read pip's configuration, so
+# it gets pip's find-links, where a machine keeps local wheels such as torch's CPU build.
 # torch first: on a machine without an NVIDIA GPU install the CPU build, so the
 # project's `torch>=2.4` is already satisfied and no CUDA wheels are pulled.
 # requirements.lock pins every other package to the versions the tests ran with.
 # deepspeed builds against the installed torch, hence --no-build-isolation.
+UV_VERSION := 0.13.9
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+UV_PIP = $(BIN)/uv pip install --quiet --python $(BIN)/python \
+  $(foreach f,$(FIND_LINKS),--find-links $(f))
+TORCH_FIRST = $(shell command -v nvidia-smi >/dev/null 2>&1 || echo $(TORCH_CPU))
+
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	if ! command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(BIN)/python -m pip install --quiet $(TORCH_CPU); fi
-	$(BIN)/python -m pip install --quiet --no-build-isolation -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(UV_PIP) setuptools wheel $(TORCH_FIRST)
+	$(UV_PIP) --compile-bytecode --no-build-isolation -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -958,7 +958,7 @@ def test_time(d: Json) -> str:
         tests = runs["after"]["pytest_s"] / runs["before"]["pytest_s"]
         blocks.append(para(f"The whole run takes {ratio:.2f} of the time it took before "
                            f"({times(1 / ratio)} faster); the tests alone (pytest) take "
-                           f"{tests:.2f}, and installing is the rest."))
+                           f"{tests:.2f}; the rest is the install and the static checks."))
     for label in labels:
         slowest = [[fixed(x["seconds"], 1), x["when"], f"`{x['test']}`"]
                    for x in runs[label]["durations"][:25]]
