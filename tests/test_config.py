@@ -2,7 +2,7 @@
 
 import pytest
 
-from redrobe.config import ConfigError, Params, load_params, params_from_dict
+from redrobe.config import RPV2_EXAMPLE_EXPRESSIONS, ConfigError, Params, load_params, params_from_dict
 
 
 def test_params_yaml_matches_dataclass_defaults(repo_root):
@@ -51,3 +51,72 @@ def test_profiles_are_valid_params(repo_root):
         merged = merge_profile(base, yaml.safe_load(profile.read_text()))
         params_from_dict(merged, source=str(profile))
         assert merged["clean"] == base["clean"]  # a profile only overrides what it names
+
+
+# ----------------------------------------------------------------------------- hostile params
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ({"evaluate": {"humaneval": {"timeout_s": float("inf")}}}, "evaluate.humaneval.timeout_s"),
+    ({"pretrain": {"lr": float("nan")}}, "pretrain.lr"),
+    ({"pretrain": {"grad_clip": float("-inf")}}, "pretrain.grad_clip"),
+    ({"quality": {"max_removal_rate": {"clean": float("nan")}}}, "quality.max_removal_rate.clean"),
+    ({"clean": {"gopher_repetition": {"top_n_grams": {"2": float("inf")}}}},
+     "clean.gopher_repetition.top_n_grams.2"),
+    ({"pretrain": {"lr": 10 ** 400}}, "pretrain.lr"),   # an int too large for a float
+])
+def test_non_finite_floats_are_refused_naming_the_key(raw, key):
+    with pytest.raises(ConfigError) as err:
+        params_from_dict(raw)
+    assert [p.split(":")[0] for p in err.value.problems] == [key]
+    assert "must be a finite number" in err.value.problems[0]
+
+
+def test_yaml_inf_and_nan_are_config_errors(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("evaluate:\n  humaneval:\n    timeout_s: .inf\nshared:\n  val_fraction: .nan\n")
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert err.value.problems == ["shared.val_fraction: must be a finite number, got nan",
+                                  "evaluate.humaneval.timeout_s: must be a finite number, got inf"]
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("pretrain:\n  lr: " + "9" * 5000 + "\n", "ValueError: Exceeds the limit"),
+    ("tables: " + "[" * 5000 + "]" * 5000 + "\n", "RecursionError"),
+])
+def test_unloadable_yaml_is_a_config_error(tmp_path, text, error):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=f"params.yaml: not valid YAML: {error}"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_signal_ranges_allow_infinity_but_not_nan():
+    """The one float field declared infinite: .inf means "no bound" there."""
+    ranges = {"rps_doc_word_count": [0, float("inf")], "redrobe_lang_score": [float("-inf"), 1]}
+    assert params_from_dict({"quality": {"signal_ranges": ranges}}).quality.signal_ranges == ranges
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"quality": {"signal_ranges": {"rps_doc_word_count": [0, float("nan")]}}})
+    assert err.value.problems == ["quality.signal_ranges.rps_doc_word_count[1]: must be a number "
+                                  "or .inf/-.inf, got nan"]
+
+
+def test_unknown_keys_of_mixed_types_name_the_section():
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"shared": {1: "x", "a": "y", None: 2}, 7: {}, "dedup": {"exact": True}})
+    assert err.value.problems[0].startswith("7: unknown key")
+    assert [p.split(":")[0] for p in err.value.problems[1:]] == ["shared.1", "shared.None", "shared.a"]
+
+
+@pytest.mark.parametrize("source", [
+    "rps_doc_word_count < " + "(1 + " * 150 + "1" + ")" * 150,  # nested parentheses
+    "not " * 900 + "rps_doc_word_count < 3",                   # a chain of unary operators
+    "rps_doc_word_count" + " + 1" * 900 + " < 3",              # a long left-nested sum
+    "-" * 3000 + "1 < 3",                                      # deeper than the parser allows
+    "rps_doc_word_count < 3 or " * 2000 + "1 < 2",             # longer than allowed
+])
+def test_an_over_deep_expression_is_a_config_error_naming_the_key(source):
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"clean": {"expressions": {**RPV2_EXAMPLE_EXPRESSIONS, "deep": source}}})
+    (problem,) = err.value.problems
+    assert problem.startswith("clean.expressions.deep: ")
+    assert any(word in problem for word in ("deeper", "deeply", "longer", "nested"))

@@ -15,6 +15,7 @@ Run ``redrobe params-check`` to validate a params file without running a stage.
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 import typing
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class ConfigError(ValueError):
 # ``cross_checks``. :class:`Validated` runs both: bounds in field order, then cross checks.
 
 _BOUNDS = "bounds"   # dataclasses.field metadata key of a field's Bound tuple
+_INFINITE = "infinite"   # metadata key: the field's floats may be .inf/-.inf (never .nan)
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,12 @@ SLICE_NAME = Bound(_is_slice_name, "must be a slice name (lower-case letters, di
 
 
 def bounded(*bounds: Bound, default: Any = dataclasses.MISSING,
-            factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field (``default`` value or ``factory``) whose value must satisfy ``bounds``."""
-    metadata = {_BOUNDS: bounds}
+            factory: Callable[[], Any] | None = None, infinite: bool = False) -> Any:
+    """A dataclass field (``default`` value or ``factory``) whose value must satisfy ``bounds``.
+
+    Floats in params must be finite unless ``infinite`` (then ``.inf``/``-.inf`` are
+    allowed, e.g. "no upper bound"); ``.nan`` is never a valid setting."""
+    metadata: dict[str, Any] = {_BOUNDS: bounds, _INFINITE: infinite}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -475,7 +480,8 @@ class Quality(Validated):
                                                  factory=lambda: {"clean": 0.9, "dedup": 0.6})
     #: [low, high] of document-level RedPajama-V2 signals stored by clean (.inf: no bound)
     signal_ranges: dict[str, list[float]] = bounded(
-        each_value(Bound(_is_interval, "must be [low, high] with low <= high")), factory=lambda: {
+        each_value(Bound(_is_interval, "must be [low, high] with low <= high")), infinite=True,
+        factory=lambda: {
             "rps_doc_word_count": [0.0, float("inf")],
             "rps_doc_mean_word_length": [0.0, float("inf")],
             "rps_doc_frac_unique_words": [0.0, 1.0],
@@ -763,8 +769,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError([f"{path}: file not found"], str(path))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"], str(path)) from exc
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: an integer of more than 4300 digits; RecursionError: nesting too deep
+        raise ConfigError([f"{path}: not valid YAML: {type(exc).__name__}: {exc}"],
+                          str(path)) from exc
     return params_from_dict(raw, source=str(path))
 
 
@@ -842,12 +850,15 @@ def _build(cls: Any, raw: Any, path: str, problems: list[str]) -> Any:
         problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
         return cls()
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in sorted(set(raw) - names):
-        problems.append(f"{path}{key}: unknown key (known: {', '.join(sorted(names))})")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # YAML keys need not be strings ({1: x, a: y}): sort by their text, never compare types
+    for key in sorted(set(raw) - set(fields), key=str):
+        problems.append(f"{path}{key}: unknown key (known: {', '.join(sorted(fields))})")
     kwargs = {}
-    for name in names & set(raw):
-        kwargs[name] = _coerce(hints[name], raw[name], f"{path}{name}", problems)
+    for name, f in fields.items():
+        if name in raw:
+            kwargs[name] = _coerce(hints[name], raw[name], f"{path}{name}", problems,
+                                   infinite=f.metadata.get(_INFINITE, False))
     try:
         return cls(**kwargs)
     except TypeError as exc:  # only reachable with earlier problems recorded
@@ -855,7 +866,7 @@ def _build(cls: Any, raw: Any, path: str, problems: list[str]) -> Any:
         return cls()
 
 
-def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
+def _coerce(tp: Any, value: Any, path: str, problems: list[str], infinite: bool = False) -> Any:
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path + ".", problems)
@@ -868,16 +879,33 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
             problems.append(f"{path}: expected a list, got {value!r}")
             return value
         (item,) = get_args(tp)
-        return [_coerce(item, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return [_coerce(item, v, f"{path}[{i}]", problems, infinite) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             problems.append(f"{path}: expected a mapping, got {value!r}")
             return value
         _, item = get_args(tp)
-        return {str(k): _coerce(item, v, f"{path}.{k}", problems) for k, v in value.items()}
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and (not isinstance(value, tp) or
-                                          (tp is int and isinstance(value, bool))):
+        return {str(k): _coerce(item, v, f"{path}.{k}", problems, infinite)
+                for k, v in value.items()}
+    if tp is float:
+        return _coerce_float(value, path, problems, infinite)
+    if tp in (int, str, bool) and (not isinstance(value, tp) or
+                                   (tp is int and isinstance(value, bool))):
         problems.append(f"{path}: expected {tp.__name__}, got {value!r}")
     return value
+
+
+def _coerce_float(value: Any, path: str, problems: list[str], infinite: bool) -> Any:
+    """A float setting: ints become floats; .nan never passes, .inf only where declared."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.append(f"{path}: expected float, got {value!r}")
+        return value
+    try:
+        number = float(value)
+    except OverflowError:   # an int with hundreds of digits (not printed: it is huge)
+        problems.append(f"{path}: must be a finite number, got an integer too large for a float")
+        return value
+    if math.isnan(number) or (math.isinf(number) and not infinite):
+        allowed = "a number or .inf/-.inf" if infinite else "a finite number"
+        problems.append(f"{path}: must be {allowed}, got {value!r}")
+    return number

@@ -63,6 +63,12 @@ Signals = Mapping[str, Sequence[Sequence[Any]]]
 
 NAN = float("nan")
 
+#: the longest expression and the deepest tree accepted: far beyond any real filter, and
+#: small enough that parsing, checking and evaluating (recursive walks) never exhaust the
+#: interpreter's stack, so an over-deep expression is a clear error, not a RecursionError
+MAX_EXPRESSION_CHARS = 4096
+MAX_EXPRESSION_DEPTH = 64
+
 # ----------------------------------------------------------------------------- parsing
 
 _EXPRESSION_OPERATORS = (ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult,
@@ -77,15 +83,30 @@ def parse_signal_expression(source: str) -> ast.Expression:
     ``__import__('os')`` or ``x.attr`` is rejected before anything can run."""
     if not isinstance(source, str):
         raise ValueError(f"expected an expression string, got {source!r}")
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ValueError(f"longer than {MAX_EXPRESSION_CHARS} characters ({len(source)})")
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"not a valid expression ({exc.msg}): {source!r}") from None
+    except (RecursionError, MemoryError):   # the parser's own nesting limits
+        raise ValueError(f"nested too deeply to parse (at most {MAX_EXPRESSION_DEPTH} levels)") from None
+    _check_depth(tree.body)
     _check_node(tree.body)
     if not isinstance(tree.body, (ast.Compare, ast.BoolOp)) and not (
             isinstance(tree.body, ast.UnaryOp) and isinstance(tree.body.op, ast.Not)):
         raise ValueError(f"must be a condition (a comparison, and/or/not): {source!r}")
     return tree
+
+
+def _check_depth(root: ast.AST) -> None:
+    """Refuse a tree deeper than MAX_EXPRESSION_DEPTH; iterative, so any depth is measured."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_EXPRESSION_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _check_node(node: ast.AST) -> None:
