@@ -201,6 +201,9 @@ class Ingest(Validated):
     shard_docs: int = bounded(at_least(1), default=1000)        # documents per raw shard
     # longer documents are removed (reason: too_long)
     max_doc_chars: int = bounded(at_least(1), default=2_000_000)
+    # decompressed bytes one input may yield; a larger one (a decompression bomb) is
+    # quarantined at that point, naming the file
+    max_input_bytes: int = bounded(at_least(1), default=64 * 2**30)
     sample: IngestSample = field(default_factory=IngestSample)
 
     def cross_checks(self) -> list[str]:

@@ -30,7 +30,7 @@ def wet_bytes(n: int) -> bytes:
 
 def ingest(specs, dirs):
     reports, inputs = ingest_inputs(specs, dirs, "common_crawl", shard_docs=100, batch_size=8,
-                                    max_chars=10_000)
+                                    max_chars=10_000, max_input_bytes=1 << 30)
     ledger = Ledger()
     for report in reports:
         ledger.merge(report.ledger)
@@ -116,4 +116,5 @@ def test_memory_and_file_urls_with_explicit_format_and_slice(tmp_path, dirs):
 
 def test_a_path_that_matches_nothing_is_an_input_error(tmp_path, dirs):
     with pytest.raises(InputError, match="no such file"):
-        ingest_inputs([InputSpec(str(tmp_path / "nope.wet.gz"))], dirs, "common_crawl", 10, 8, 100)
+        ingest_inputs([InputSpec(str(tmp_path / "nope.wet.gz"))], dirs, "common_crawl", 10, 8, 100,
+                      1000)

@@ -15,9 +15,10 @@ gets the same id in every run and on every machine.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from redrobe.config import Ingest
 from redrobe.documents import Document, Status
 
 # Removal reasons (the ``reason`` column of data/interim/removed/ingest).
@@ -31,8 +32,9 @@ VENDORED = "vendored"            # third-party code copied into a code tree (ven
 NOT_CODE = "not_code"            # a text file of a code tree whose extension is no language
 LICENSE_NOT_PERMISSIVE = "license_not_permissive"  # code tree not MIT/BSD/Apache (RedPajama-1T)
 LATEX_NO_SECTION = "latex_no_section"  # a LaTeX paper with no section-like command
+SYMLINK = "symlink"              # a symbolic link in a code tree (never followed)
 REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_NOT_OK, VENDORED,
-           NOT_CODE, LICENSE_NOT_PERMISSIVE, LATEX_NO_SECTION)
+           NOT_CODE, LICENSE_NOT_PERMISSIVE, LATEX_NO_SECTION, SYMLINK)
 
 #: the fates :func:`route` returns (:class:`redrobe.documents.Status`)
 KEPT, REMOVED, QUARANTINED = Status.KEPT, Status.REMOVED, Status.QUARANTINED
@@ -63,6 +65,40 @@ class Origin:
         provenance = {"file": self.file, "sha256": self.sha256, **position}
         return Document(id=stable_id(slice_name, self.sha256, *parts), text=text,
                         source=slice_name, meta={**fields, "provenance": provenance})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one document and one input may hold (``ingest.max_doc_chars``,
+    ``ingest.max_input_bytes``)."""
+
+    max_chars: int
+    max_input_bytes: int
+
+    @property
+    def doc_bytes(self) -> int:
+        """Bytes of text a document may hold: UTF-8 spends at most 4 bytes on a character,
+        so more bytes than this are more characters than ``max_chars``."""
+        return 4 * self.max_chars
+
+    @property
+    def markup_bytes(self) -> int:
+        """Bytes one XML or JSON record may take: an escaped character takes up to 10
+        (``&#1114111;``; JSON's ``\\uXXXX`` 6), so a longer record holds more than
+        ``max_chars`` characters."""
+        return 10 * self.max_chars
+
+
+#: the params defaults, for readers called without the stage's limits
+DEFAULT_LIMITS = Limits(Ingest().max_doc_chars, Ingest().max_input_bytes)
+
+
+def too_long(doc: Document, head: bytes, size: int, max_chars: int,
+             size_key: str = "size_bytes") -> Document:
+    """Removed as ``too_long`` without being read whole: the first ``max_chars``
+    characters of ``head`` are kept and the size counted goes into meta ``size_key``."""
+    text = head.decode("utf-8", "replace")[:max_chars]
+    return removed(replace(doc, text=text, meta={**doc.meta, size_key: size}), TOO_LONG)
 
 
 def removed(doc: Document, reason: str) -> Document:

@@ -4,6 +4,11 @@
 
 Every file of the tree is one record, in sorted path order; version-control
 metadata (``.git``, ``.hg``, ``.svn``) is not part of the project and is not read.
+A symbolic link is never followed: a linked file (or directory, which is not
+descended) is one record removed as ``symlink`` with its target in meta
+``link_target``, so a link cannot pull a file from outside the tree into the data.
+A file is read with a byte budget: a larger one is removed as ``too_long`` with its
+first characters (meta ``size`` is its full size), never held whole.
 The tree's license comes from a LICENSE / LICENCE / COPYING file at its root
 (``code.license_of``: SPDX id by its characteristic phrases) and is recorded in
 every document's meta with the file it came from. Fates, as RedPajama-1T's github
@@ -29,7 +34,19 @@ from typing import Iterator
 
 from redrobe.documents import Document
 from redrobe.sources.archive import is_permissive
-from redrobe.sources.base import BINARY, LICENSE_NOT_PERMISSIVE, NOT_CODE, VENDORED, Origin, removed
+from redrobe.sources.base import (
+    BINARY,
+    DEFAULT_LIMITS,
+    LICENSE_NOT_PERMISSIVE,
+    NOT_CODE,
+    SYMLINK,
+    VENDORED,
+    Limits,
+    Origin,
+    removed,
+    stable_id,
+    too_long,
+)
 from redrobe.sources.code import (
     TREE_LANGUAGES,
     decode_source,
@@ -38,10 +55,12 @@ from redrobe.sources.code import (
     language_of,
     license_of,
 )
-from redrobe.sources.fileio import Source
+from redrobe.sources.fileio import Budget, Capped, Source, metered, read_capped
 
 #: version-control metadata directories: not files of the project
 VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr"})
+#: license phrases sit at the top of the file: this much of it is read
+_LICENSE_BYTES = 1 << 16
 
 
 def tree_license(tree: Source) -> tuple[str | None, str | None]:
@@ -49,33 +68,50 @@ def tree_license(tree: Source) -> tuple[str | None, str | None]:
     for member in tree.children():
         if is_license_file(member.basename):
             with member.open_raw() as fh:
-                text = decode_source(fh.read())
+                text = decode_source(fh.read(_LICENSE_BYTES))
             return (license_of(text) if text is not None else None), member.basename
     return None, None
 
 
-def tree_documents(tree: Source, slice_name: str) -> Iterator[Document]:
+def tree_documents(tree: Source, slice_name: str, limits: Limits = DEFAULT_LIMITS,
+                   budget: Budget | None = None) -> Iterator[Document]:
     """One document per file of the tree (see the module docstring for the fates)."""
     license_name, license_file = tree_license(tree)
     permissive = license_name is not None and is_permissive(license_name)
     for rel, member in tree.walk():
         if set(rel.split("/")[:-1]) & VCS_DIRS:
             continue
+        if member.is_link:
+            yield _link_document(tree, rel, member, slice_name)
+            continue
         with member.open_raw() as fh:
-            data = fh.read()
-        yield _file_document(tree, rel, member, data, slice_name, license_name, license_file,
-                             permissive)
+            capped = read_capped(metered(fh, budget), limits.doc_bytes)
+        yield _file_document(tree, rel, member, capped, slice_name, license_name, license_file,
+                             permissive, limits.max_chars)
 
 
-def _file_document(tree: Source, rel: str, member: Source, data: bytes, slice_name: str,
+def _link_document(tree: Source, rel: str, member: Source, slice_name: str) -> Document:
+    """A symbolic link: removed, its target recorded, the file it points to never read."""
+    target = member.link_target()
+    where = {"file": member.name, "repo_name": tree.basename, "path": rel}
+    doc = Document(id=stable_id(slice_name, "symlink", tree.basename, rel, target), text="",
+                   source=slice_name, meta={"repo_name": tree.basename, "path": rel,
+                                            "link_target": target, "provenance": where})
+    return removed(doc, SYMLINK)
+
+
+def _file_document(tree: Source, rel: str, member: Source, capped: Capped, slice_name: str,
                    license_name: str | None, license_file: str | None,
-                   permissive: bool) -> Document:
+                   permissive: bool, max_chars: int) -> Document:
     language = language_of(rel, TREE_LANGUAGES)
-    origin = Origin(member.name, hashlib.sha256(data).hexdigest())
-    text = decode_source(data)
+    # a file too long to hold is identified by its first bytes (and its size in meta)
+    origin = Origin(member.name, hashlib.sha256(capped.head).hexdigest())
+    text = decode_source(capped.head) if capped.complete else None
     doc = origin.document(slice_name, text or "", {"repo_name": tree.basename, "path": rel},
-                          repo_name=tree.basename, path=rel, language=language, size=len(data),
+                          repo_name=tree.basename, path=rel, language=language, size=capped.size,
                           license=license_name, license_file=license_file)
+    if not capped.complete:
+        return too_long(doc, capped.head, capped.size, max_chars)
     if text is None:
         return removed(doc, BINARY)
     if language is None or rel == license_file:

@@ -3,10 +3,22 @@
     for source in expand("data/in/*.warc.gz"):           # or "s3://bucket/cc/*.wet.gz",
         source.name, source.is_dir                        #    "memory://in/Posts.xml", "file:///x"
         with source.open() as fh: ...                     # decompressed by name (.gz/.bz2/.zst/.xz)
+        with source.open(budget) as fh: ...               # ... every byte charged to the budget
         with source.open_raw() as fh: ...                 # the bytes as stored
         source.sha256()                                   # of the stored bytes (dirs: of the tree)
         for rel, member in source.walk(): ...             # a directory's files, sorted
         source.children()                                 # the files directly inside it
+    capped = read_capped(fh, limit)                       # first ``limit`` bytes, size counted
+
+Symbolic links are never followed: ``walk`` yields a link as a Source with
+``is_link`` set (a linked directory is not descended) and ``children`` leaves links
+out, so a link in a tree cannot pull a file from outside it into the data.
+
+Budgets (docs/security.md, "Readers"): a :class:`Budget` caps the decompressed bytes
+one input may yield (``ingest.max_input_bytes``; over it, :class:`InputTooLarge`),
+:func:`read_capped` and :func:`capped_lines` hold at most a per-document number of
+bytes and only count the rest, and :class:`RecordMeter` stops a streaming parser
+whose current record grows past its budget (:class:`RecordTooLarge`).
 
 A local path or glob (no ``protocol://``) keeps the name it was given (relative
 paths stay relative, so provenance does not depend on the checkout's location);
@@ -24,6 +36,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
@@ -45,6 +58,7 @@ class Source:
     fs: fsspec.AbstractFileSystem
     path: str                       # the path inside ``fs``
     is_dir: bool = False
+    is_link: bool = False           # a symbolic link (never followed)
 
     @property
     def basename(self) -> str:
@@ -54,36 +68,207 @@ class Source:
         return self.fs.open(self.path, "rb")
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[IO[bytes]]:
-        """A binary reader that decompresses by file name (.gz, .bz2, .zst, .xz)."""
+    def open(self, budget: Budget | None = None) -> Iterator[IO[bytes]]:
+        """A binary reader that decompresses by file name (.gz, .bz2, .zst, .xz); with a
+        budget, every decompressed byte read is charged to it."""
         with self.open_raw() as raw, decompressed(raw, self.basename) as fh:
-            yield fh
+            yield metered(fh, budget)
 
     def sha256(self) -> str:
         """sha256 of the stored bytes; for a directory, of its sorted (path, sha256) list."""
         h = hashlib.sha256()
         if self.is_dir:
             for rel, member in self.walk():
-                h.update(f"{rel}\x00{member.sha256()}\n".encode())
+                digest = f"link:{member.link_target()}" if member.is_link else member.sha256()
+                h.update(f"{rel}\x00{digest}\n".encode())
             return h.hexdigest()
         with self.open_raw() as fh:
             for chunk in iter(lambda: fh.read(_CHUNK), b""):
                 h.update(chunk)
         return h.hexdigest()
 
+    def link_target(self) -> str:
+        """Where a symbolic link points (its text, not followed)."""
+        return os.readlink(self.path) if isinstance(self.fs, LocalFileSystem) else ""
+
     def children(self) -> list[Source]:
-        """The files directly inside a directory (not its subdirectories), sorted by name."""
+        """The files directly inside a directory (not its subdirectories, not symbolic
+        links), sorted by name."""
         entries = self.fs.ls(self.path.rstrip("/"), detail=True)
         return [Source(f"{self.name.rstrip('/')}/{e['name'].rstrip('/').rsplit('/', 1)[-1]}",
                        self.fs, e["name"])
-                for e in sorted(entries, key=lambda e: e["name"]) if e["type"] == "file"]
+                for e in sorted(entries, key=lambda e: e["name"])
+                if e["type"] == "file" and not e.get("islink")]
 
     def walk(self) -> Iterator[tuple[str, Source]]:
-        """Every file under a directory as (posix path relative to it, Source), sorted."""
+        """Every file and symbolic link under a directory as (posix path relative to it,
+        Source), sorted; a linked directory is listed, not descended."""
         root = self.path.rstrip("/")
-        for path in sorted(self.fs.find(root, withdirs=False)):
+        for path, is_link in sorted(_tree(self.fs, root)):
             rel = path[len(root):].lstrip("/") if path.startswith(root) else path
-            yield rel, Source(f"{self.name.rstrip('/')}/{rel}", self.fs, path)
+            yield rel, Source(f"{self.name.rstrip('/')}/{rel}", self.fs, path, is_link=is_link)
+
+
+def _tree(fs: fsspec.AbstractFileSystem, root: str) -> Iterator[tuple[str, bool]]:
+    """(path, is a symbolic link) of every file under ``root``, links not followed."""
+    if not isinstance(fs, LocalFileSystem):  # remote filesystems have no symbolic links
+        yield from ((path, False) for path in fs.find(root, withdirs=False))
+        return
+    for top, dirs, files in os.walk(root, followlinks=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            path = os.path.join(top, name)
+            yield Path(path).as_posix(), os.path.islink(path)
+
+
+# ----------------------------------------------------------------------------- budgets
+
+class InputTooLarge(InputError):
+    """An input yielded more decompressed bytes than ``ingest.max_input_bytes``."""
+
+
+class RecordTooLarge(InputError):
+    """A streaming parser's current record grew past the per-document budget."""
+
+
+@dataclass
+class Budget:
+    """The decompressed bytes one input may yield (``ingest.max_input_bytes``)."""
+
+    name: str
+    limit: int
+    used: int = 0
+
+    def charge(self, count: int) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise InputTooLarge(f"more than {self.limit} bytes after decompression "
+                                "(ingest.max_input_bytes); the rest of the input is not read")
+
+
+class Metered(io.RawIOBase):
+    """A reader that charges every byte it passes on to a :class:`Budget`."""
+
+    def __init__(self, inner: IO[bytes], budget: Budget) -> None:
+        self.inner, self.budget = inner, budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        read = getattr(self.inner, "read1", self.inner.read)  # what is there, no more
+        data = read(len(buffer))
+        self.budget.charge(len(data))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def metered(fh: IO[bytes], budget: Budget | None) -> IO[bytes]:
+    """``fh`` with every byte read charged to ``budget`` (``fh`` itself when None)."""
+    return fh if budget is None else io.BufferedReader(Metered(fh, budget), _CHUNK)
+
+
+class RecordMeter(io.RawIOBase):
+    """A reader for streaming parsers (XML) that counts the bytes read since the last
+    :meth:`next_record` and raises :class:`RecordTooLarge` past ``limit``: the parser
+    holds a record whole, so this bounds what it can hold."""
+
+    def __init__(self, inner: IO[bytes], limit: int, what: str) -> None:
+        self.inner, self.limit, self.what = inner, limit, what
+        self.since = 0
+        self.where = "the first record"
+
+    def readable(self) -> bool:
+        return True
+
+    def next_record(self, where: str) -> None:
+        """A record ended; ``where`` names the next one in an error."""
+        self.since, self.where = 0, where
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.inner.read(len(buffer))
+        self.since += len(data)
+        if self.since > self.limit:
+            raise RecordTooLarge(f"{self.where} is larger than {self.limit} bytes of {self.what} "
+                                 "(the per-document budget set by ingest.max_doc_chars); "
+                                 "the rest of the input is not read")
+        buffer[:len(data)] = data
+        return len(data)
+
+
+@dataclass(frozen=True)
+class Capped:
+    """The first bytes of a document and its full size (counted, not held)."""
+
+    head: bytes
+    size: int
+
+    @property
+    def complete(self) -> bool:
+        return self.size == len(self.head)
+
+
+def read_capped(fh: IO[bytes], limit: int) -> Capped:
+    """At most ``limit`` bytes of ``fh``; the rest is read in chunks and only counted."""
+    head = fh.read(limit)
+    size = len(head)
+    if size == limit:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            size += len(chunk)
+    return Capped(head, size)
+
+
+def capped_lines(fh: IO[bytes], limit: int) -> Iterator[Capped]:
+    """The lines of ``fh`` (newline kept), each holding at most ``limit`` bytes."""
+    while line := fh.readline(limit):
+        size = len(line)
+        if size == limit and not line.endswith(b"\n"):
+            while rest := fh.readline(_CHUNK):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+        yield Capped(line, size)
+
+
+class Pushback(io.RawIOBase):
+    """A reader that can be handed bytes back (:meth:`unread`) and knows its position."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner, self.pending, self.position = inner, b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def unread(self, data: bytes) -> None:
+        self.pending, self.position = data + self.pending, self.position - len(data)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.pending:
+            data, self.pending = self.pending[:len(buffer)], self.pending[len(buffer):]
+        else:
+            data = getattr(self.inner, "read1", self.inner.read)(len(buffer))
+        self.position += len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read_exactly(self, size: int) -> bytes:
+        """``size`` bytes, fewer only at the end of the stream."""
+        parts, wanted = [], size
+        while wanted and (data := self.read(min(wanted, _CHUNK))):
+            parts.append(data)
+            wanted -= len(data)
+        return b"".join(parts)
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        limit = -1 if limit is None else limit
+        line = self.pending if limit < 0 else self.pending[:limit]
+        cut = line.find(b"\n")
+        if cut >= 0:
+            line = line[:cut + 1]
+        elif limit < 0 or len(line) < limit:
+            line += self.inner.readline(limit - len(line) if limit >= 0 else -1)
+        self.pending = self.pending[min(len(line), len(self.pending)):]
+        self.position += len(line)
+        return line
 
 
 @contextlib.contextmanager

@@ -22,18 +22,24 @@ trimmed blank lines, so a text that was already cleaned is not damaged. A licens
 block that never closes is kept rather than deleting the rest of the book.
 
 ``book_document`` decodes a file with the encoding its header declares
-(``Character set encoding: ISO-8859-1``), UTF-8 otherwise (a file that does not
-decode is quarantined), and takes title, author, language and the e-book's URL
-(``[EBook #1234]`` -> ``https://www.gutenberg.org/ebooks/1234``) from the header.
+(``Character set encoding: ISO-8859-1``), UTF-8 otherwise or when the name is no
+codec; a file that does not decode, or whose declared codec is no text encoding
+(``rot13``), is quarantined. It takes title, author, language and the e-book's URL
+(``[EBook #1234]`` -> ``https://www.gutenberg.org/ebooks/1234``, the number also as
+``source_id``) from the header. ``book_from_stream`` reads a file with a byte
+budget: a larger book is removed as ``too_long`` with its first characters and its
+size, never held whole.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+from typing import IO
 
 from redrobe.documents import Document
-from redrobe.sources.base import Origin, quarantined
+from redrobe.sources.base import DEFAULT_LIMITS, Limits, Origin, quarantined, too_long
+from redrobe.sources.fileio import read_capped
 
 _START = re.compile(
     r"^\s*(\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG E-?(BOOK|TEXT)"
@@ -117,21 +123,40 @@ def book_header(head: str) -> dict[str, str]:
     return fields
 
 
+def book_from_stream(fh: IO[bytes], origin: Origin, slice_name: str,
+                     limits: Limits = DEFAULT_LIMITS) -> Document:
+    """:func:`book_document` of a stream holding at most ``limits.doc_bytes`` of it."""
+    capped = read_capped(fh, limits.doc_bytes)
+    if capped.complete:
+        return book_document(capped.head, origin, slice_name)
+    header = book_header(capped.head[:_HEADER_BYTES].decode("latin-1"))
+    return too_long(_blank_document(header, origin, slice_name), capped.head, capped.size,
+                    limits.max_chars)
+
+
 def book_document(data: bytes, origin: Origin, slice_name: str) -> Document:
     """One document for a plain-text e-book: header parsed, boilerplate stripped."""
     header = book_header(data[:_HEADER_BYTES].decode("latin-1"))
     encoding = _codec(header.get("character set encoding", "")) or "utf-8"
     encoding = "utf-8-sig" if encoding == "utf-8" else encoding  # a BOM is not text
-    url = f"https://www.gutenberg.org/ebooks/{header['ebook']}" if "ebook" in header else None
-    doc = origin.document(slice_name, "", {"offset": 0}, title=header.get("title"),
-                          author=header.get("author"), language=header.get("language"),
-                          url=url)
+    doc = _blank_document(header, origin, slice_name)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         return quarantined(doc.with_text(data.decode(encoding, "replace")),
                            f"{origin.file}: not {encoding} text: {exc}")
+    except (UnicodeError, LookupError) as exc:  # a codec that is no text encoding (rot13...)
+        return quarantined(doc.with_text(data.decode("utf-8", "replace")),
+                           f"{origin.file}: the declared encoding {encoding!r} cannot decode "
+                           f"the book: {type(exc).__name__}: {exc}")
     return doc.with_text(strip_gutenberg(text))
+
+
+def _blank_document(header: dict[str, str], origin: Origin, slice_name: str) -> Document:
+    url = f"https://www.gutenberg.org/ebooks/{header['ebook']}" if "ebook" in header else None
+    return origin.document(slice_name, "", {"offset": 0}, title=header.get("title"),
+                           author=header.get("author"), language=header.get("language"),
+                           url=url, source_id=header.get("ebook"))
 
 
 def _codec(name: str) -> str | None:

@@ -29,15 +29,20 @@ gutenberg       .txt(.gz/.bz2)               ``gutenberg.book_document``
 
 Nothing is lost and nothing crashes the stage: an input whose format cannot be told
 from its name, or that cannot be read (bad gzip/bz2, malformed XML, unreadable tar,
-...), becomes one quarantined record naming the file and the error, written after
-the documents the reader had already produced from it; the ledger counts it like
-any document, so in == out + removed + quarantined holds. A path or glob that
+a decode or lookup error, MemoryError, more decompressed bytes than
+``ingest.max_input_bytes``...), becomes one quarantined record naming the file and
+the error, written after the documents the reader had already produced from it; the
+ledger counts it like any document, so in == out + removed + quarantined holds.
+Every reader streams: a document holds at most ``Limits.doc_bytes`` (4 x
+``ingest.max_doc_chars``) bytes, a longer one is removed as ``too_long`` with its
+first characters and its size; a symbolic link is never followed. A path or glob that
 matches nothing is an InputError (a configuration mistake). Inputs are read in
 order, one document at a time, into one :class:`SliceSink` per slice.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import tarfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -51,8 +56,8 @@ from warcio.exceptions import ArchiveLoadFailed
 from redrobe.documents import Document
 from redrobe.errors import InputError
 from redrobe.sources import codetree, gutenberg, latex, mediawiki, redpajama, stackexchange, warc
-from redrobe.sources.base import Origin, quarantined, stable_id
-from redrobe.sources.fileio import Source, expand
+from redrobe.sources.base import Limits, Origin, quarantined, stable_id
+from redrobe.sources.fileio import Budget, Source, expand
 from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
 
 FORMATS = ("redpajama", "warc", "wet", "mediawiki", "latex", "stackexchange", "code", "gutenberg")
@@ -63,11 +68,12 @@ FORMAT_SLICES = {"warc": "common_crawl", "wet": "common_crawl", "mediawiki": "wi
                  "gutenberg": "books"}
 _COMPRESSED = (".gz", ".bz2", ".zst", ".xz")
 
-#: what a corrupt or truncated input raises while a reader reads it (zlib.error is
-#: wrapped by gzip as BadGzipFile, an OSError; a bad record never reaches here)
-READ_ERRORS = (OSError, EOFError, ValueError, tarfile.TarError, ET.ParseError, MalformedXML,
-               ArchiveLoadFailed, zstandard.ZstdError, InputError, KeyError,
-               *redpajama.READ_ERRORS)
+#: what a corrupt, truncated or hostile input raises while a reader reads it (zlib.error
+#: is wrapped by gzip as BadGzipFile, an OSError; a bad record never reaches here);
+#: MemoryError and RecursionError too: one input must not stop the stage
+READ_ERRORS = (OSError, EOFError, ValueError, LookupError, tarfile.TarError, ET.ParseError,
+               MalformedXML, ArchiveLoadFailed, zstandard.ZstdError, InputError, sqlite3.Error,
+               MemoryError, RecursionError, *redpajama.READ_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -136,33 +142,41 @@ def _opened(open_stream: Callable[[], ContextManager[IO[bytes]]],
 
 
 def source_documents(source: Source, fmt: str, slice_name: str, spec: InputSpec,
-                     origin: Origin, batch_size: int) -> Iterator[Document]:
-    """The documents of one input in ``fmt`` (may raise one of READ_ERRORS)."""
+                     origin: Origin, batch_size: int, limits: Limits) -> Iterator[Document]:
+    """The documents of one input in ``fmt`` (may raise one of READ_ERRORS); every
+    decompressed byte is charged to the input's budget."""
+    budget = Budget(source.name, limits.max_input_bytes)
+
+    def metered() -> ContextManager[IO[bytes]]:
+        return source.open(budget)
+
     if fmt == "redpajama":
         kind = redpajama.file_kind(Path(source.basename))
-        for record in redpajama.records_of(source.name, origin.sha256, kind, source.open,
-                                           batch_size):
-            yield redpajama.to_document(record, slice_name)
+        # Parquet needs a seekable file; its row groups are charged to the budget instead
+        opener = metered if kind == "jsonl" else source.open
+        for record in redpajama.records_of(source.name, origin.sha256, kind, opener,
+                                           batch_size, limits.markup_bytes, budget):
+            yield redpajama.to_document(record, slice_name, limits.max_chars)
     elif fmt in ("warc", "wet"):
         # decompressed here, not by warcio: warcio ends quietly at a truncated gzip member
         reader = warc.warc_documents if fmt == "warc" else warc.wet_documents
-        yield from _opened(source.open, lambda fh: reader(fh, origin, slice_name))
+        yield from _opened(metered, lambda fh: reader(fh, origin, slice_name, limits, budget))
     elif fmt == "mediawiki":
-        yield from _opened(source.open,
-                           lambda fh: mediawiki.dump_documents(fh, origin, slice_name))
+        yield from _opened(metered,
+                           lambda fh: mediawiki.dump_documents(fh, origin, slice_name, limits))
     elif fmt == "stackexchange":
         site = stackexchange_site(spec, source)
-        yield from _opened(source.open, lambda fh: stackexchange.post_documents(
-            fh, origin, slice_name, site=site))
+        yield from _opened(metered, lambda fh: stackexchange.post_documents(
+            fh, origin, slice_name, site=site, limits=limits))
     elif fmt == "latex":
-        yield from latex.paper_documents(source, origin, slice_name)
+        yield from latex.paper_documents(source, origin, slice_name, limits, budget)
     elif fmt == "code":
         if not source.is_dir:
             raise InputError(f"{source.name}: a code input must be a directory (a source tree)")
-        yield from codetree.tree_documents(source, slice_name)
+        yield from codetree.tree_documents(source, slice_name, limits, budget)
     elif fmt == "gutenberg":
-        with source.open() as fh:
-            yield gutenberg.book_document(fh.read(), origin, slice_name)
+        with metered() as fh:
+            yield gutenberg.book_from_stream(fh, origin, slice_name, limits)
     else:
         raise InputError(f"{source.name}: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
@@ -188,7 +202,8 @@ class Reading:
     documents: Iterator[Document]
 
 
-def read_input(source: Source, spec: InputSpec, default_slice: str, batch_size: int) -> Reading:
+def read_input(source: Source, spec: InputSpec, default_slice: str, batch_size: int,
+               limits: Limits) -> Reading:
     """Start reading one input; a failure ends its documents with a quarantine record."""
     fmt = detect_format(source) if spec.format == AUTO else spec.format
     slice_name = slice_for(spec, fmt, default_slice)
@@ -204,14 +219,14 @@ def read_input(source: Source, spec: InputSpec, default_slice: str, batch_size: 
                                   "ingest.inputs[].format")
         return Reading(origin, fmt, slice_name, iter([failed]))
     return Reading(origin, fmt, slice_name,
-                   _guarded(source, fmt, slice_name, spec, origin, batch_size))
+                   _guarded(source, fmt, slice_name, spec, origin, batch_size, limits))
 
 
 def _guarded(source: Source, fmt: str, slice_name: str, spec: InputSpec, origin: Origin,
-             batch_size: int) -> Iterator[Document]:
+             batch_size: int, limits: Limits) -> Iterator[Document]:
     produced = 0
     try:
-        for doc in source_documents(source, fmt, slice_name, spec, origin, batch_size):
+        for doc in source_documents(source, fmt, slice_name, spec, origin, batch_size, limits):
             produced += 1
             yield doc
     except READ_ERRORS as exc:
@@ -222,9 +237,10 @@ def _guarded(source: Source, fmt: str, slice_name: str, spec: InputSpec, origin:
 # ----------------------------------------------------------------------------- ingest
 
 def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: str,
-                  shard_docs: int, batch_size: int,
-                  max_chars: int) -> tuple[list[SliceReport], dict[str, str]]:
+                  shard_docs: int, batch_size: int, max_chars: int,
+                  max_input_bytes: int) -> tuple[list[SliceReport], dict[str, str]]:
     """Stream every input into per-slice shards: (one report per slice, input -> sha256)."""
+    limits = Limits(max_chars, max_input_bytes)
     sources = [(spec, source) for spec in specs for source in expand(spec.path)]  # fail early
     sinks: dict[str, SliceSink] = {}
     inputs: dict[str, str] = {}
@@ -237,7 +253,7 @@ def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: s
     for spec, source in sources:
         if source.name in inputs:
             continue  # the same input named twice is read once
-        reading = read_input(source, spec, default_slice, batch_size)
+        reading = read_input(source, spec, default_slice, batch_size, limits)
         inputs[source.name] = reading.origin.sha256
         if reading.format != "redpajama":  # its slice shows even when the input held nothing
             sink_for(reading.slice).input_digests[source.name] = reading.origin.sha256

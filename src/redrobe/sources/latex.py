@@ -10,6 +10,14 @@ Multi-file papers: the main file is the ``.tex`` file with ``\\documentclass`` (
 with ``\\begin{document}``, then the shallowest path, then name order), and its
 ``\\input{}`` / ``\\include{}`` of other files of the paper are inlined (depth 8).
 
+Budgets: the paper's ``.tex`` files together hold at most ``Limits.doc_bytes`` (a
+larger paper is removed as ``too_long`` with its first characters and meta
+``size_bytes``); an archive is streamed, other members only counted against the
+input's budget; inlining and macro expansion stop once the text grows past
+``Limits.doc_bytes`` characters (``\\input`` fan-out, macros that multiply), and the
+paper is removed as ``too_long`` with meta ``expanded_chars_at_least``. Symbolic links
+in a paper directory are not read.
+
 Cleaning, in order (RedPajama-1T, rp_v1 ``data_prep/arxiv``; docs/references.md, "RedPajama-1T slices"):
 
 1. comments: from an unescaped ``%`` to the end of the line; lines that were only a
@@ -32,17 +40,24 @@ file; the paper's other files are listed in ``files``.
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Iterator
+from typing import IO, Iterator
 
 from redrobe.documents import Document
-from redrobe.sources.base import LATEX_NO_SECTION, Origin, quarantined, removed
-from redrobe.sources.fileio import Source
+from redrobe.sources.base import (
+    DEFAULT_LIMITS,
+    LATEX_NO_SECTION,
+    Limits,
+    Origin,
+    quarantined,
+    removed,
+    too_long,
+)
+from redrobe.sources.fileio import Budget, Pushback, Source, metered, read_capped
 
 _SECTION = re.compile(
     r"\\(part|chapter|section|subsection|subsubsection|paragraph|subparagraph)\*?\s*[\[{]")
@@ -59,10 +74,42 @@ _TEX_SUFFIX = ".tex"
 
 @dataclass(frozen=True)
 class Paper:
-    """The .tex files of one paper (name -> text) and which one is the main file."""
+    """The .tex files of one paper (name -> text), which one is the main file, and
+    their size in bytes (``complete``: every .tex file fitted the budget)."""
 
     files: dict[str, str]
     main: str | None
+    size: int = 0
+    complete: bool = True
+
+
+class ExpansionTooLarge(ValueError):
+    """Inlining or macro expansion grew the text past its budget."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the expanded text exceeds {size} characters")
+        self.size = size
+
+
+@dataclass
+class _TexFiles:
+    """Collects a paper's .tex files within a byte budget (the rest only counted)."""
+
+    left: int
+    files: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, name: str, fh: IO[bytes]) -> None:
+        capped = read_capped(fh, max(self.left, 0))
+        self.size += capped.size
+        self.left -= capped.size
+        if capped.head:  # the first bytes of a file that did not fit are kept too
+            self.files[name] = _text(capped.head)
+
+    def paper(self) -> Paper:
+        files = dict(sorted(self.files.items()))
+        complete = self.left >= 0
+        return Paper(files, main_file(files) if complete else None, self.size, complete)
 
 
 # ----------------------------------------------------------------------------- cleaning
@@ -103,18 +150,36 @@ def collect_macros(tex: str) -> dict[str, str]:
     return macros
 
 
-def expand_macros(tex: str, macros: dict[str, str]) -> str:
-    """Replace each macro name (not followed by a letter) by its body, until nothing changes."""
+def expand_macros(tex: str, macros: dict[str, str],
+                  max_chars: int = DEFAULT_LIMITS.doc_bytes) -> str:
+    """Replace each macro name (not followed by a letter) by its body, until nothing
+    changes; :class:`ExpansionTooLarge` once the text grows past ``max_chars``."""
     if not macros:
         return tex
     names = sorted(macros, key=len, reverse=True)  # \foobar before \foo
     pattern = re.compile("(" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z])")
     for _ in range(_MAX_ROUNDS):
-        expanded = pattern.sub(lambda m: macros[m.group(1)], tex)
+        expanded = _substitute(pattern, macros, tex, max_chars)
         if expanded == tex:
             break
         tex = expanded
     return tex
+
+
+def _substitute(pattern: re.Pattern[str], macros: dict[str, str], tex: str,
+                max_chars: int) -> str:
+    """``pattern.sub`` with macro bodies, stopped as soon as the result is too long
+    (one round may multiply the text by the longest body)."""
+    parts, size, last = [], len(tex), 0
+    for match in pattern.finditer(tex):
+        body = macros[match.group(1)]
+        size += len(body) - (match.end() - match.start())
+        if size > max_chars:
+            raise ExpansionTooLarge(size)
+        parts += [tex[last:match.start()], body]
+        last = match.end()
+    parts.append(tex[last:])
+    return "".join(parts)
 
 
 def _drop_definitions(tex: str) -> str:
@@ -128,8 +193,9 @@ def _drop_definitions(tex: str) -> str:
     return tex
 
 
-def clean_tex(tex: str) -> str | None:
-    """The paper's text as RedPajama keeps it; None when it has no section-like command."""
+def clean_tex(tex: str, max_chars: int = DEFAULT_LIMITS.doc_bytes) -> str | None:
+    """The paper's text as RedPajama keeps it; None when it has no section-like command
+    (:class:`ExpansionTooLarge` when macros grow it past ``max_chars``)."""
     tex = strip_comments(tex)
     macros = collect_macros(tex)
     first = _SECTION.search(tex)
@@ -139,7 +205,7 @@ def clean_tex(tex: str) -> str | None:
     bib = _BIBLIOGRAPHY.search(body)
     if bib is not None:
         body = body[:bib.start()]
-    body = expand_macros(_drop_definitions(body), macros)
+    body = expand_macros(_drop_definitions(body), macros, max_chars)
     return re.sub(r"\n{3,}", "\n\n", body).strip()
 
 
@@ -159,14 +225,26 @@ def main_file(files: dict[str, str]) -> str | None:
         or "\\begin{document}" in strip_comments(files[best]) else None
 
 
-def inline_inputs(name: str, files: dict[str, str], depth: int = 0) -> str:
-    """The text of ``name`` with \\input / \\include of other files of the paper inlined."""
-    def replace(match: re.Match[str]) -> str:
-        target = _resolve(name, match.group(1).strip(), files)
-        if target is None or depth >= _MAX_ROUNDS:
-            return match.group(0)
-        return inline_inputs(target, files, depth + 1)
-    return _INPUT.sub(replace, strip_comments(files[name]))
+def inline_inputs(name: str, files: dict[str, str],
+                  max_chars: int = DEFAULT_LIMITS.doc_bytes) -> str:
+    """The text of ``name`` with \\input / \\include of other files of the paper inlined;
+    :class:`ExpansionTooLarge` once the inlined text passes ``max_chars`` (fan-out)."""
+    produced = 0
+
+    def inline(current: str, depth: int) -> str:
+        nonlocal produced
+        text = strip_comments(files[current])
+        produced += len(text)  # every character of the result is counted once here
+        if produced > max_chars:
+            raise ExpansionTooLarge(produced)
+
+        def replace(match: re.Match[str]) -> str:
+            target = _resolve(current, match.group(1).strip(), files)
+            if target is None or depth >= _MAX_ROUNDS:
+                return match.group(0)
+            return inline(target, depth + 1)
+        return _INPUT.sub(replace, text)
+    return inline(name, 0)
 
 
 def _resolve(current: str, ref: str, files: dict[str, str]) -> str | None:
@@ -179,36 +257,50 @@ def _resolve(current: str, ref: str, files: dict[str, str]) -> str | None:
     return None
 
 
-def read_paper(source: Source) -> Paper:
-    """The .tex files of a paper source; raises tarfile/OS/gzip errors on a broken archive."""
+def read_paper(source: Source, limits: Limits = DEFAULT_LIMITS,
+               budget: Budget | None = None) -> Paper:
+    """The .tex files of a paper source, streamed within ``limits.doc_bytes``; raises
+    tarfile/OS/gzip errors on a broken archive."""
     name = source.basename.lower()
+    collected = _TexFiles(limits.doc_bytes)
     if source.is_dir:
-        files = {rel: _read_text(m) for rel, m in source.walk()
-                 if rel.lower().endswith(_TEX_SUFFIX)}
+        for rel, member in source.walk():
+            if rel.lower().endswith(_TEX_SUFFIX) and not member.is_link:
+                with member.open_raw() as fh:
+                    collected.add(rel, metered(fh, budget))
     elif name.endswith(_TEX_SUFFIX):
-        files = {source.basename: _read_text(source)}
-    else:
         with source.open_raw() as fh:
-            files = _archive_files(fh.read(), source.basename)
-    return Paper(files, main_file(files))
+            collected.add(source.basename, metered(fh, budget))
+    else:
+        with source.open(budget) as fh:  # decompressed by name: .tar.gz, .tgz, .gz
+            _archive_files(fh, source.basename, collected)
+    return collected.paper()
 
 
-def _archive_files(data: bytes, name: str) -> dict[str, str]:
-    """The .tex members of a tar (plain or gzipped), or the one file of arXiv's single .gz."""
+def _archive_files(fh: IO[bytes], name: str, collected: _TexFiles) -> None:
+    """The .tex members of a (decompressed) tar stream, or the one file of arXiv's .gz."""
+    stream = Pushback(fh)
+    head = stream.read_exactly(tarfile.BLOCKSIZE)
+    stream.unread(head)
+    lower = name.lower()
+    if lower.endswith(".gz") and not lower.endswith((".tar.gz", ".tgz")) and not _is_tar(head):
+        collected.add(name[:-3] + _TEX_SUFFIX, io.BufferedReader(stream))  # arXiv: one .tex
+        return
+    with tarfile.open(fileobj=stream, mode="r|") as tar:  # streamed: members in file order
+        for member in tar:
+            if member.isfile() and member.name.lower().endswith(_TEX_SUFFIX):
+                extracted = tar.extractfile(member)
+                assert extracted is not None  # a regular file always has a reader
+                collected.add(member.name.removeprefix("./"), extracted)
+
+
+def _is_tar(block: bytes) -> bool:
+    """True when ``block`` is a valid tar header (its checksum matches)."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            return {m.name.removeprefix("./"): _text(tar.extractfile(m).read())  # type: ignore[union-attr]
-                    for m in sorted(tar.getmembers(), key=lambda m: m.name)
-                    if m.isfile() and m.name.lower().endswith(_TEX_SUFFIX)}
-    except tarfile.ReadError:
-        if not name.lower().endswith(".gz") or name.lower().endswith((".tar.gz", ".tgz")):
-            raise
-    return {name[:-3] + _TEX_SUFFIX: _text(gzip.decompress(data))}  # arXiv's gzipped .tex
-
-
-def _read_text(source: Source) -> str:
-    with source.open_raw() as fh:
-        return _text(fh.read())
+        tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 def _text(data: bytes) -> str:
@@ -225,17 +317,29 @@ def arxiv_id(name: str) -> str | None:
     return stem if _ARXIV_ID.match(stem) else None
 
 
-def paper_documents(source: Source, origin: Origin, slice_name: str) -> Iterator[Document]:
-    """One document for the paper (removed when it has no section, quarantined when no main)."""
-    paper = read_paper(source)
+def paper_documents(source: Source, origin: Origin, slice_name: str,
+                    limits: Limits = DEFAULT_LIMITS,
+                    budget: Budget | None = None) -> Iterator[Document]:
+    """One document for the paper (removed when it has no section or is too long,
+    quarantined when it has no main file)."""
+    paper = read_paper(source, limits, budget)
     paper_id = arxiv_id(source.basename)
     doc = origin.document(slice_name, "", {"paper": source.basename}, arxiv_id=paper_id,
                           url=f"https://arxiv.org/abs/{paper_id}" if paper_id else None,
-                          main_file=paper.main, files=sorted(paper.files) or None)
+                          main_file=paper.main, files=sorted(paper.files) or None,
+                          source_id=paper_id)
+    first = "\n".join(paper.files.values()).encode("utf-8")
+    if not paper.complete:
+        yield too_long(doc, first, paper.size, limits.max_chars)
+        return
     if paper.main is None:
         yield quarantined(doc, f"{origin.file}: no main .tex file (none has \\documentclass "
                                f"or \\begin{{document}}; .tex files: {sorted(paper.files)})")
         return
-    whole = inline_inputs(paper.main, paper.files)
-    text = clean_tex(whole)
+    try:
+        whole = inline_inputs(paper.main, paper.files, limits.doc_bytes)
+        text = clean_tex(whole, limits.doc_bytes)
+    except ExpansionTooLarge as exc:
+        yield too_long(doc, first, exc.size, limits.max_chars, "expanded_chars_at_least")
+        return
     yield removed(doc.with_text(whole), LATEX_NO_SECTION) if text is None else doc.with_text(text)

@@ -19,8 +19,11 @@ reading", ...) with their subsections.
 ``dump_documents`` makes one document per page: redirects are removed
 (``wiki_redirect``), pages outside the article namespace too (``wiki_non_article``),
 a page the wikitext parser fails on is quarantined. Meta: title, url, timestamp of
-the latest revision, language (from the database name), page and revision ids, and
-for Wikipedia the text license (CC BY-SA 3.0, 4.0 for revisions from 2023-06-29 on).
+the latest revision, language (from the database name), page and revision ids (the
+page id also as ``source_id``), and for Wikipedia the text license (CC BY-SA 3.0,
+4.0 for revisions from 2023-06-29 on). A page whose XML passes
+``Limits.markup_bytes`` stops the reading of the dump there (the parser holds a page
+whole), with an error naming the page before it.
 """
 
 from __future__ import annotations
@@ -46,7 +49,16 @@ from mwparserfromhell.nodes import (
 from mwparserfromhell.wikicode import Wikicode
 
 from redrobe.documents import Document
-from redrobe.sources.base import WIKI_NON_ARTICLE, WIKI_REDIRECT, Origin, quarantined, removed
+from redrobe.sources.base import (
+    DEFAULT_LIMITS,
+    WIKI_NON_ARTICLE,
+    WIKI_REDIRECT,
+    Limits,
+    Origin,
+    quarantined,
+    removed,
+)
+from redrobe.sources.fileio import RecordMeter
 
 _URL_SAFE = ":/(),'!*@;$"  # characters Wikipedia leaves unescaped in article URLs
 
@@ -132,13 +144,16 @@ def wikipedia_license(site: SiteInfo, timestamp: str | None) -> str | None:
     return "CC-BY-SA-4.0" if (timestamp or "") >= CC_BY_SA_4_SINCE else "CC-BY-SA-3.0"
 
 
-def dump_documents(fileobj: IO[bytes], origin: Origin, slice_name: str) -> Iterator[Document]:
+def dump_documents(fileobj: IO[bytes], origin: Origin, slice_name: str,
+                   limits: Limits = DEFAULT_LIMITS) -> Iterator[Document]:
     """One document per page of a (decompressed) dump; position = the page's ordinal."""
-    site, pages = read_dump(fileobj)
+    meter = RecordMeter(fileobj, limits.markup_bytes, "XML")
+    site, pages = read_dump(meter)  # type: ignore[arg-type]  # a RawIOBase reads bytes
     for ordinal, page in enumerate(pages):
+        meter.next_record(f"the page after page {page.page_id} ({page.title!r})")
         doc = origin.document(slice_name, page.wikitext, {"page": ordinal},
                               license=wikipedia_license(site, page.timestamp),
-                              **page_meta(site, page))
+                              source_id=str(page.page_id), **page_meta(site, page))
         yield page_document(doc, page, origin.file)
 
 

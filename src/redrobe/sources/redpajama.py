@@ -13,11 +13,18 @@ hashes (file sha256, line or row), so it is stable across runs and machines;
 ``meta.provenance`` records {file, sha256, line (1-based, JSONL) | row (0-based,
 Parquet)}.
 
+A record's own ``id`` (a top-level field, where the file has one) is kept as
+``meta.source_id`` (a string).
+
 Errors: a path or glob that matches nothing, an unsupported file type or a file
 that cannot be read (corrupt gzip/zstd/Parquet) stops with an InputError naming the
 file; a bad record (invalid UTF-8 or JSON, not an object, missing or non-string
 ``text``, bad ``meta`` or slice name) is quarantined with ``file:line: error``.
-Blank lines are not records. Memory holds one line or one Parquet batch.
+Blank lines are not records. Memory holds one line (at most ``max_line_bytes``,
+``Limits.markup_bytes`` by default: a longer line is counted, not held, and its
+record removed as ``too_long`` in the default slice with its first characters and
+meta ``size_bytes``) or one Parquet row group (its declared size charged to the
+budget before it is read).
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ import zstandard
 
 from redrobe.documents import Document, file_digest
 from redrobe.errors import InputError
-from redrobe.sources.base import quarantined, stable_id
+from redrobe.sources.base import DEFAULT_LIMITS, quarantined, stable_id, too_long
+from redrobe.sources.fileio import Budget, capped_lines
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 PARQUET_SUFFIXES = (".parquet",)
@@ -60,6 +68,7 @@ class RawRecord:
     value: dict[str, Any] | None
     raw: str                      # the line as text (JSONL) or "" (Parquet)
     error: str | None = None
+    size: int | None = None       # bytes of a line too long to hold (raw: its first bytes)
 
     @property
     def where(self) -> str:
@@ -132,16 +141,20 @@ READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowExcep
 
 
 def records_of(name: str, sha: str, kind: str, open_stream: Callable[[], ContextManager[IO[bytes]]],
-               batch_size: int) -> Iterator[RawRecord]:
+               batch_size: int, max_line_bytes: int = DEFAULT_LIMITS.markup_bytes,
+               budget: Budget | None = None) -> Iterator[RawRecord]:
     """The records of one file of ``kind`` ("jsonl" | "parquet"), opened by ``open_stream``
     (a decompressing reader: local, or any fsspec filesystem)."""
     with open_stream() as fh:
         if kind == "jsonl":
-            for line_no, raw in enumerate(fh, start=1):
-                if raw.strip():
-                    yield _parse_line(name, sha, line_no, raw)
+            for line_no, line in enumerate(capped_lines(fh, max_line_bytes), start=1):
+                if not line.complete:
+                    yield RawRecord(name, sha, line_no, "line", None,
+                                    line.head.decode("utf-8", "replace"), size=line.size)
+                elif line.head.strip():
+                    yield _parse_line(name, sha, line_no, line.head)
         else:
-            yield from _parquet_records(name, sha, fh, batch_size)
+            yield from _parquet_records(name, sha, fh, batch_size, budget)
 
 
 def _parse_line(file: str, sha: str, line_no: int, raw: bytes) -> RawRecord:
@@ -155,33 +168,40 @@ def _parse_line(file: str, sha: str, line_no: int, raw: bytes) -> RawRecord:
         return bad(f"invalid UTF-8: {exc}", raw.decode("utf-8", "replace"))
     try:
         value = json.loads(line)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         return bad(f"invalid JSON: {exc}", line)
     if not isinstance(value, dict):
         return bad(f"record is a JSON {type(value).__name__}, not an object", line)
     return RawRecord(file, sha, line_no, "line", value, line)
 
 
-def _parquet_records(name: str, sha: str, fh: IO[bytes], batch_size: int) -> Iterator[RawRecord]:
+def _parquet_records(name: str, sha: str, fh: IO[bytes], batch_size: int,
+                     budget: Budget | None) -> Iterator[RawRecord]:
     pf = pq.ParquetFile(fh)
-    columns = [c for c in _FIELDS if c in pf.schema_arrow.names]
+    columns = [c for c in _FIELDS + ("id",) if c in pf.schema_arrow.names]
     if "text" not in columns:
         raise InputError(f"{name}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)})")
     row = 0
-    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
-        for value in batch.to_pylist():
-            yield RawRecord(name, sha, row, "row", value, "")
-            row += 1
+    for group in range(pf.num_row_groups):
+        if budget is not None:  # before decoding it: a row group is decoded whole
+            budget.charge(pf.metadata.row_group(group).total_byte_size)
+        for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=[group]):
+            for value in batch.to_pylist():
+                yield RawRecord(name, sha, row, "row", value, "")
+                row += 1
 
 
 # ----------------------------------------------------------------------------- documents
 
-def to_document(record: RawRecord, default_slice: str) -> Document:
+def to_document(record: RawRecord, default_slice: str,
+                max_chars: int = DEFAULT_LIMITS.max_chars) -> Document:
     """The document of one record; a bad record comes back quarantined with its error."""
     doc = Document(id=stable_id(default_slice, record.sha256, record.position), text=record.raw,
                    source=default_slice,
                    meta={"provenance": {"file": record.file, "sha256": record.sha256,
                                         record.unit: record.position}})
+    if record.size is not None:
+        return too_long(doc, record.raw.encode("utf-8"), record.size, max_chars)
     if record.error is not None or record.value is None:
         return quarantined(doc, f"{record.where}: {record.error}")
     try:
@@ -190,6 +210,9 @@ def to_document(record: RawRecord, default_slice: str) -> Document:
         # keep the record itself with the error (a Parquet row has no raw line)
         raw = record.raw or json.dumps(record.value, ensure_ascii=False, sort_keys=True, default=str)
         return quarantined(doc.with_text(raw), f"{record.where}: {exc}")
+    source_id = record.value.get("id")
+    if source_id is not None:
+        meta = {**meta, "source_id": str(source_id)}
     return Document(id=stable_id(slice_name, record.sha256, record.position), text=text,
                     source=slice_name, meta={**meta, "provenance": doc.meta["provenance"]})
 
@@ -205,7 +228,7 @@ def _fields(value: dict[str, Any], default_slice: str) -> tuple[str, dict[str, A
     if isinstance(meta, str):
         try:
             meta = json.loads(meta) if meta.strip() else {}
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ValueError(f"'meta' is a string but not JSON: {exc}") from exc
     meta = {} if meta is None else meta
     if not isinstance(meta, dict):

@@ -11,6 +11,10 @@ documents per shard; removed shards add a ``reason`` column, quarantine shards a
 ``error`` column. Every tree holds at least ``part-00000`` (empty when nothing went
 there), so the layout is the same whatever the data. Each shard remembers which
 inputs fed it: those are the lineage edges the stage logs.
+
+Before a document is routed, C0 control characters other than tab, LF and CR are
+removed from its text (``text.normalize.strip_control_chars``) and counted in the
+report (``control_chars``); a quarantined record keeps its text as read.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from redrobe.accounting import Ledger, SliceCounts
 from redrobe.documents import Document, ShardWriter, Status, shard_path
 from redrobe.sources.base import route
+from redrobe.text.normalize import strip_control_chars
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class SliceReport:
     quarantine: list[ShardRecord]
     kept_bytes: int = 0
     input_digests: dict[str, str] = field(default_factory=dict)
+    control_chars: int = 0        # C0 control characters removed from the texts
 
 
 class RollingShards:
@@ -105,6 +111,7 @@ class SliceSink:
         self.ledger.slices.setdefault(slice_name, SliceCounts())
         self.kept = 0
         self.kept_bytes = 0
+        self.control_chars = 0
         self.input_digests: dict[str, str] = {}
         self._raw = RollingShards(dirs.raw, slice_name, shard_docs, batch_size)
         self._removed = RollingShards(dirs.removed, slice_name, shard_docs, batch_size, ("reason",))
@@ -114,6 +121,10 @@ class SliceSink:
     def add(self, doc: Document, origin: str) -> Status:
         """Count and write one document; return its fate (a :class:`Status`)."""
         self.ledger.seen(self.slice, len(doc.text))
+        if "error" not in doc.extra:
+            text, removed = strip_control_chars(doc.text)
+            self.control_chars += removed
+            doc = doc.with_text(text) if removed else doc
         fate, doc = route(doc, self.max_chars)
         if fate == Status.KEPT:
             self.ledger.kept(self.slice, len(doc.text))
@@ -130,4 +141,5 @@ class SliceSink:
 
     def close(self) -> SliceReport:
         return SliceReport(self.slice, self.ledger, self._raw.close(), self._removed.close(),
-                           self._quarantine.close(), self.kept_bytes, dict(self.input_digests))
+                           self._quarantine.close(), self.kept_bytes, dict(self.input_digests),
+                           self.control_chars)

@@ -25,6 +25,14 @@ Meta: ``url`` (``https://<site>/questions/<id>`` when the site is known), ``titl
 forms), ``timestamp`` (CreationDate), ``answer_count`` (answers included),
 ``accepted_answer_id``, ``license`` (ContentLicense, newer dumps).
 
+``source_id`` is the post's Id (a string).
+
+Hostile rows: a row whose Id repeats an earlier post's is quarantined (the first is
+kept), and so is a row with a missing or non-numeric Id/Score/ParentId, naming the
+file and the row's ordinal. A row whose XML passes ``Limits.markup_bytes`` stops
+the reading of the file there (the parser holds a row whole), with an error naming
+the row before it.
+
 Memory: Posts.xml lists each answer after its question but anywhere later in the
 file (an answer written years after the question sits near the end), so grouping
 answers in memory would hold most of the site. Instead one ``iterparse`` pass
@@ -50,7 +58,8 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from redrobe.documents import Document
-from redrobe.sources.base import Origin, quarantined
+from redrobe.sources.base import DEFAULT_LIMITS, Limits, Origin, quarantined
+from redrobe.sources.fileio import RecordMeter
 
 QUESTION, ANSWER = "1", "2"   # PostTypeId values of the dump schema
 _TAG_FORMS = re.compile(r"<([^<>]+)>|\|([^|]+)")
@@ -61,6 +70,7 @@ _SCHEMA = """
 CREATE TABLE questions (id INTEGER PRIMARY KEY, title TEXT, body TEXT, tags TEXT, score INTEGER,
                         created TEXT, accepted INTEGER, license TEXT);
 CREATE TABLE answers (id INTEGER PRIMARY KEY, parent INTEGER, score INTEGER, body TEXT);
+CREATE TABLE rejected (row INTEGER PRIMARY KEY, post TEXT, error TEXT, body TEXT);
 """
 
 
@@ -103,32 +113,51 @@ def parse_tags(tags: str | None) -> list[str]:
 
 # ----------------------------------------------------------------------------- spill
 
-def _rows(fileobj: IO[bytes]) -> Iterator[dict[str, str]]:
-    """The attributes of every ``<row>``, element memory released as it goes."""
+def _rows(fileobj: IO[bytes], max_row_bytes: int) -> Iterator[dict[str, str]]:
+    """The attributes of every ``<row>``, element memory released as it goes; a row
+    longer than ``max_row_bytes`` raises RecordTooLarge (the parser holds a row whole)."""
+    meter = RecordMeter(fileobj, max_row_bytes, "XML")
     root = None
-    for event, elem in ET.iterparse(fileobj, events=("start", "end")):
+    for event, elem in ET.iterparse(meter, events=("start", "end")):
         if root is None:
             root = elem
         if event == "end" and elem.tag == "row":
+            meter.next_record(f"the row after the one with Id {elem.get('Id')!r}")
             yield dict(elem.attrib)
             elem.clear()
             root.clear()  # drop the cleared rows the root still references
 
 
-def _spill(fileobj: IO[bytes], db: sqlite3.Connection) -> None:
+def _spill(fileobj: IO[bytes], db: sqlite3.Connection, max_row_bytes: int) -> None:
     db.executescript(_SCHEMA)
-    for row in _rows(fileobj):
-        kind = row.get("PostTypeId")
-        if kind == QUESTION:
-            db.execute("INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (int(row["Id"]), row.get("Title", ""), row.get("Body", ""),
-                        row.get("Tags", ""), int(row.get("Score", 0)), row.get("CreationDate"),
-                        _int(row.get("AcceptedAnswerId")), row.get("ContentLicense")))
-        elif kind == ANSWER:
-            db.execute("INSERT INTO answers VALUES (?, ?, ?, ?)",
-                       (int(row["Id"]), _int(row.get("ParentId")), int(row.get("Score", 0)),
-                        row.get("Body", "")))
+    for ordinal, row in enumerate(_rows(fileobj, max_row_bytes), start=1):
+        try:
+            _insert(db, row)
+        except (sqlite3.IntegrityError, ValueError, KeyError) as exc:
+            db.execute("INSERT INTO rejected VALUES (?, ?, ?, ?)",
+                       (ordinal, row.get("Id"), _rejection(row, exc), row.get("Body", "")))
     db.execute("CREATE INDEX by_parent ON answers (parent, score DESC, id)")
+
+
+def _insert(db: sqlite3.Connection, row: dict[str, str]) -> None:
+    kind = row.get("PostTypeId")
+    if kind == QUESTION:
+        db.execute("INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (int(row["Id"]), row.get("Title", ""), row.get("Body", ""),
+                    row.get("Tags", ""), int(row.get("Score", 0)), row.get("CreationDate"),
+                    _int(row.get("AcceptedAnswerId")), row.get("ContentLicense")))
+    elif kind == ANSWER:
+        db.execute("INSERT INTO answers VALUES (?, ?, ?, ?)",
+                   (int(row["Id"]), _int(row.get("ParentId")), int(row.get("Score", 0)),
+                    row.get("Body", "")))
+
+
+def _rejection(row: dict[str, str], exc: Exception) -> str:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return f"post Id {row.get('Id')} repeats an earlier post's (the first one is kept)"
+    if isinstance(exc, KeyError):
+        return f"no {exc} attribute"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _int(value: str | None) -> int | None:
@@ -136,11 +165,12 @@ def _int(value: str | None) -> int | None:
 
 
 @contextlib.contextmanager
-def _spilled(fileobj: IO[bytes], workdir: str | None) -> Iterator[sqlite3.Connection]:
+def _spilled(fileobj: IO[bytes], workdir: str | None,
+             max_row_bytes: int) -> Iterator[sqlite3.Connection]:
     with tempfile.TemporaryDirectory(prefix="redrobe-se-", dir=workdir) as tmp:
         db = sqlite3.connect(Path(tmp) / "posts.sqlite")
         try:
-            _spill(fileobj, db)
+            _spill(fileobj, db, max_row_bytes)
             yield db
         finally:
             db.close()
@@ -156,9 +186,11 @@ def question_text(title: str, body: str, answers: list[str]) -> str:
 
 
 def post_documents(fileobj: IO[bytes], origin: Origin, slice_name: str, site: str | None = None,
-                   workdir: str | None = None) -> Iterator[Document]:
-    """One document per question (answers by score), then orphan answers quarantined."""
-    with _spilled(fileobj, workdir) as db:
+                   workdir: str | None = None,
+                   limits: Limits = DEFAULT_LIMITS) -> Iterator[Document]:
+    """One document per question (answers by score), then orphan answers and rejected
+    rows quarantined."""
+    with _spilled(fileobj, workdir, limits.markup_bytes) as db:
         questions = db.execute("SELECT id, title, body, tags, score, created, accepted, license "
                                "FROM questions ORDER BY id")
         for row in questions:
@@ -171,6 +203,10 @@ def post_documents(fileobj: IO[bytes], origin: Origin, slice_name: str, site: st
             doc = origin.document(slice_name, html_to_text(body), {"post": answer_id})
             yield quarantined(doc, f"{origin.file}: answer {answer_id}: its question "
                                    f"{parent} is not in the file")
+        for ordinal, post, error, body in db.execute("SELECT * FROM rejected ORDER BY row"):
+            doc = origin.document(slice_name, html_to_text(body or ""), {"row": ordinal},
+                                  source_id=post)
+            yield quarantined(doc, f"{origin.file}: row {ordinal}: {error}")
 
 
 def _question_document(origin: Origin, slice_name: str, site: str | None, row: tuple[Any, ...],
@@ -182,4 +218,4 @@ def _question_document(origin: Origin, slice_name: str, site: str | None, row: t
                            url=f"https://{site}/questions/{post_id}" if site else None,
                            title=title, score=score, tags=parse_tags(tags), timestamp=created,
                            answer_count=len(answers), accepted_answer_id=accepted,
-                           license=license_name)
+                           license=license_name, source_id=str(post_id))

@@ -103,7 +103,8 @@ def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], di
     specs = ([file_inputs.InputSpec(path, "redpajama") for path in cfg.paths]
              + [file_inputs.InputSpec(i.path, i.format, i.slice, i.site) for i in cfg.inputs])
     reports, inputs = file_inputs.ingest_inputs(specs, dirs, cfg.default_slice, cfg.shard_docs,
-                                                params.shared.batch_docs, cfg.max_doc_chars)
+                                                params.shared.batch_docs, cfg.max_doc_chars,
+                                                cfg.max_input_bytes)
     progress.update(units=len(reports), items=sum(documents_seen(r.ledger) for r in reports))
     return reports, inputs
 
@@ -129,7 +130,8 @@ def _track(tracker: Tracker, reports: Sequence[SliceReport], inputs: dict[str, s
 def _slice_stats(reports: Sequence[SliceReport], ledger: Ledger) -> dict[str, dict[str, int]]:
     return {r.slice: {"docs": ledger.slices[r.slice].docs_out,
                       "chars": ledger.slices[r.slice].chars_out,
-                      "bytes": r.kept_bytes, "shards": len(r.raw)}
+                      "bytes": r.kept_bytes, "shards": len(r.raw),
+                      "control_chars_removed": r.control_chars}
             for r in sorted(reports, key=lambda r: r.slice)}
 
 

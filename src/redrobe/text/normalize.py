@@ -1,9 +1,12 @@
-r"""Unicode normalization and the RedPajama-V2 text views.
+r"""Unicode normalization, control characters, and the RedPajama-V2 text views.
 
-The clean stage applies :func:`normalize_unicode` (``params.clean.normalization``)
-before any rule runs. The views below are the ones RedPajama-V2 computes its quality
-signals on (docs/references.md, "RedPajama-V2 quality signals"); dedup reuses them for
-exact hashing and MinHash shingles, so all stages agree on what "the same text" means:
+The ingest stage removes C0 control characters from every document it reads
+(:func:`strip_control_chars`: NUL, ESC, form feed...; tab, line feed and carriage
+return stay) and counts them. The clean stage applies :func:`normalize_unicode`
+(``params.clean.normalization``) before any rule runs. The views below are the ones
+RedPajama-V2 computes its quality signals on (docs/references.md, "RedPajama-V2 quality
+signals"); dedup reuses them for exact hashing and MinHash shingles, so all stages
+agree on what "the same text" means:
 
     normalized_text("Héllo,  WORLD!")     # "he\u0301llo world": no punctuation, lower, NFD
     normalized_words("It's a café-time.")  # ["its", "a", "cafe\u0301time"]
@@ -30,6 +33,17 @@ _ASCII_PUNCTUATION = string.punctuation.encode("ascii")
 # nltk's WordPunctTokenizer pattern: runs of word characters, or runs of anything
 # that is neither a word character nor whitespace.
 _WORD_PUNCT = re.compile(r"\w+|[^\w\s]+")
+# C0 controls have no place in training text (a NUL ends C strings in tokenizer and
+# viewer tooling); tab, LF and CR are layout, and CR is kept as it always was
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def strip_control_chars(text: str) -> tuple[str, int]:
+    """``text`` without C0 control characters other than tab, LF and CR; and how many
+    were removed."""
+    if _CONTROL_CHARS.search(text) is None:  # the common case: no copy
+        return text, 0
+    return _CONTROL_CHARS.subn("", text)
 
 
 def normalize_unicode(text: str, form: str = "NFC") -> str:
