@@ -6,9 +6,10 @@ serialized with sorted keys, so identical inputs give byte-identical files), plu
 extra string/number columns a stage adds (``reason``, ``duplicate_of``, ``error``...).
 
 Reading streams record batches, so a stage holds at most one batch in memory.
-Writing goes to a temporary sibling directory that is renamed into place only when
-the stage finishes (:func:`atomic_dir`), so an interrupted stage never leaves an
-output that looks complete.
+Writing goes to a staging sibling directory that is swapped into place only when the
+stage finishes (:func:`atomic_dir`, :func:`atomic_dirs` for outputs committed
+together), so an interrupted stage leaves the old output or the new one, complete,
+never a mix or a partial one.
 
 A data stage gives each document a :class:`Status`: kept (moves on), removed (with a
 reason) or quarantined (with an error).
@@ -17,10 +18,15 @@ reason) or quarantined (with an error).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
+import glob
 import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -192,34 +198,200 @@ def _as_str(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True)
 
 
+# ----------------------------------------------------------------------------- atomic outputs
+#
+# A stage writes each output directory into a staging sibling ``.<name>.tmp-<pid>`` and
+# swaps it in whole when it succeeds. The swap is one renameat2(RENAME_EXCHANGE) where the
+# kernel and filesystem have it (Linux >= 3.15: ext4, xfs, btrfs, tmpfs, ...), so readers
+# see the old or the new directory, never neither; elsewhere the old one is first renamed
+# aside to ``.<name>.old``. A stage with several outputs (ingest) writes a commit journal
+# ``.<first>.commit`` once every output is complete and before the first swap, so after a
+# crash the next run finishes the swaps: all outputs new, or (no journal) all old.
+# What a killed writer leaves is recovered when the next writer of the same paths starts
+# (:func:`recover_outputs`): the journal is rolled forward, an aside copy is put back when
+# the output is missing (else deleted), and staging dirs of dead processes are deleted.
+
+_RENAME_EXCHANGE = 2    # linux/fs.h
+_AT_FDCWD = -100        # fcntl.h: paths relative to the working directory
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """libc's renameat2, or None (not Linux, or a C library without it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step; False where the system cannot."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):  # not supported here
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _staging(final: Path) -> Path:
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def _aside(final: Path) -> Path:
+    return final.with_name(f".{final.name}.old")
+
+
+def _journal(final: Path) -> Path:
+    return final.with_name(f".{final.name}.commit")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _swap_in(staged: Path, final: Path) -> None:
+    """Put the complete ``staged`` at ``final``; the old output (if any) is deleted after."""
+    if not os.path.lexists(final):
+        os.rename(staged, final)
+        return
+    if exchange(staged, final):   # ``staged`` now holds the old output
+        _remove(staged)
+        return
+    aside = _aside(final)
+    _remove(aside)                # a leftover of an earlier run, if recovery did not see it
+    os.rename(final, aside)       # a crash here leaves the old output aside: recovered
+    os.rename(staged, final)
+    _remove(aside)
+
+
+def _same_inode(path: Path, inode: list[int]) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return [st.st_dev, st.st_ino] == inode
+
+
+def _roll_forward(journal: Path) -> None:
+    """Finish the swaps of an interrupted commit: every staged output in its journal is
+    complete (the journal is written after the last of them), so finishing is safe."""
+    try:
+        entries = json.loads(journal.read_text(encoding="utf-8"))
+        pairs = [(Path(e["staged"]), Path(e["final"]), e["inode"]) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{journal}: unreadable commit journal ({exc}); delete it and the "
+                         "outputs it names, then rerun the stage") from exc
+    for staged, final, inode in pairs:
+        if _same_inode(final, inode):
+            continue              # swapped before the crash
+        if not _same_inode(staged, inode):
+            raise InputError(f"{journal}: cannot finish an interrupted commit: {staged} is gone "
+                             f"and {final} is not the new output; delete the journal and rerun")
+        _swap_in(staged, final)
+    journal.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_outputs(*paths: str | os.PathLike) -> None:
+    """Clean up after a writer of ``paths`` that was killed (see the comment above)."""
+    finals = [Path(p) for p in paths]
+    if not finals:
+        return
+    journal = _journal(finals[0])
+    if os.path.lexists(journal):
+        _roll_forward(journal)
+    for final in finals:
+        aside = _aside(final)
+        if os.path.lexists(aside):
+            if os.path.lexists(final):
+                _remove(aside)
+            else:
+                os.rename(aside, final)
+    for path in [*finals, journal]:
+        _remove_stale_staging(path)
+
+
+def _remove_stale_staging(final: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>`` siblings of ``final`` whose process is gone (or is us)."""
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or not _alive(int(pid)):
+            _remove(stale)
+
+
+@contextlib.contextmanager
+def atomic_dirs(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
+    """Yield an empty staging directory per path; on success swap them all in (together:
+    after a crash the next run completes the swaps, see the comment above).
+
+    On an exception the staging directories are removed and the outputs are left as they
+    were, so a failed stage never leaves a complete-looking output."""
+    finals = [Path(p) for p in paths]
+    recover_outputs(*finals)
+    staged = [_staging(final) for final in finals]
+    for directory in staged:
+        directory.mkdir(parents=True)
+    try:
+        yield tuple(staged)
+    except BaseException:
+        for directory in staged:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    _commit(list(zip(staged, finals)))
+
+
+def _commit(pairs: list[tuple[Path, Path]]) -> None:
+    journal = _journal(pairs[0][1])
+    if len(pairs) > 1:
+        entries = []
+        for staged, final in pairs:
+            st = os.lstat(staged)
+            entries.append({"staged": str(staged), "final": str(final),
+                            "inode": [st.st_dev, st.st_ino]})
+        write_json(journal, entries)
+    for staged, final in pairs:
+        _swap_in(staged, final)
+    if len(pairs) > 1:
+        journal.unlink()
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success replace ``path`` with it.
-
-    On an exception the temporary directory is removed and ``path`` is left as it was
-    (DVC already removed stale outputs before the stage ran), so a crashed stage
-    never leaves a complete-looking output.
-    """
-    final = Path(path)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
-    os.replace(tmp, final)
+    """Yield a staging sibling of ``path``; on success swap it in (:func:`atomic_dirs`)."""
+    with atomic_dirs(path) as (staged,):
+        yield staged
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary sibling of ``path`` for writing; rename it into place on success."""
+    """Open a temporary sibling of ``path`` for writing; rename it into place on success.
+
+    Temporary siblings that killed writers left are deleted first."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    _remove_stale_staging(final)
+    tmp = _staging(final)
     try:
         with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
