@@ -117,7 +117,9 @@ def split_files(payload: bytes, n_files: int) -> tuple[list[bytes], bytes]:
     """The ``n_files`` file blobs and the tail of a :func:`pack_files` payload (ValueError if malformed)."""
     header, _, body = payload.partition(b"\n")
     sizes = json.loads(header)
-    if len(sizes) != n_files + 1 or sum(sizes) != len(body):
+    if (not isinstance(sizes, list) or len(sizes) != n_files + 1
+            or not all(type(size) is int and size >= 0 for size in sizes)
+            or sum(sizes) != len(body)):
         raise ValueError("payload does not hold the expected files")
     blobs, start = [], 0
     for size in sizes:

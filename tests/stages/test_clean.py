@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from redrobe.accounting import check_accounting
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, read_documents, shard_path
 from redrobe.expressions import QUALITY_SIGNALS
+from redrobe.shardcache import MAGIC, ShardCache, split_files
 from redrobe.stages import clean
 from redrobe.text import c4, gopher, rpv2
 from redrobe.text.gopher import GopherQualityRules
@@ -263,3 +265,86 @@ def test_corrupt_shard_names_the_file(tmp: Path, capsys: pytest.CaptureFixture) 
     assert code == 1
     assert str(bad) in capsys.readouterr().err
     assert not (out / "clean").exists()
+
+
+# ----------------------------------------------------------------------------- the cache, attacked
+
+class RunsCode:
+    """A pickle that runs a command when loaded: what a writer of the cache dir could plant."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pickle ran"))
+
+
+def _forge(entry: Path, payload: bytes) -> None:
+    """Rewrite a cache entry around ``payload`` with a valid checksum."""
+    ShardCache(entry.parent.parent, {}, "").store(entry.stem, payload)
+
+
+def _contents(entry: Path) -> tuple[list[bytes], bytes]:
+    """(the three files, the counts) an entry holds."""
+    return split_files(entry.read_bytes()[len(MAGIC) + 32:], 3)
+
+
+def _repack(blobs: list[bytes], tail: bytes) -> bytes:
+    """A payload laid out as pack_files lays it out (sizes header, files, tail)."""
+    return json.dumps([len(b) for b in [*blobs, tail]]).encode() + b"\n" + b"".join(blobs) + tail
+
+
+def _with_counts(entry: Path, change) -> None:
+    blobs, tail = _contents(entry)
+    counts = json.loads(tail)
+    change(next(iter(counts["ledger"].values())))
+    _forge(entry, _repack(blobs, json.dumps(counts).encode()))
+
+
+def _damage(kind: str, entry: Path, tmp: Path) -> None:
+    raw = entry.read_bytes()
+    if kind == "bad checksum":
+        entry.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    elif kind == "truncated":
+        entry.write_bytes(raw[:len(raw) // 2])
+    elif kind == "malformed payload":
+        _forge(entry, b'["not", "sizes"]\n' + raw[100:])
+    elif kind == "wrong types":
+        _with_counts(entry, lambda s: s.update(docs_out=str(s["docs_out"])))
+    elif kind == "negative count":
+        _with_counts(entry, lambda s: s.update(quarantined=-1, docs_in=s["docs_in"] - 1))
+    elif kind == "rows disagree":
+        _with_counts(entry, lambda s: s.update(docs_out=s["docs_out"] + 1, docs_in=s["docs_in"] + 1))
+    elif kind == "pickle":
+        blobs, _ = _contents(entry)
+        _forge(entry, _repack(blobs, pickle.dumps(RunsCode(tmp / "pickle-ran"))))
+
+
+@pytest.mark.parametrize("kind", ["bad checksum", "truncated", "malformed payload", "wrong types",
+                                  "negative count", "rows disagree", "pickle"])
+def test_a_bad_cache_entry_is_a_miss_and_runs_nothing(tmp: Path, kind: str) -> None:
+    _, _, scratch = run_clean(tmp, "scratch")
+    code, first, _ = run_clean(tmp, "first", cache="cache")
+    entries = sorted((tmp / "cache").rglob("*.bin"))
+    assert code == 0 and len(entries) == 4 and first["cache"]["shards_cleaned"] == 4
+    for entry in entries:   # the counts are JSON, not pickle
+        assert json.loads(_contents(entry)[1])["ledger"]
+    for entry in entries:
+        _damage(kind, entry, tmp)
+    code, damaged, out = run_clean(tmp, "damaged", cache="cache")
+    assert code == 0 and damaged["cache"] == {"shards_cleaned": 4, "shards_reused": 0}
+    assert tree_bytes(out) == tree_bytes(scratch)
+    assert not (tmp / "pickle-ran").exists()
+    code, again, out = run_clean(tmp, "again", cache="cache")    # the entries were rewritten
+    assert again["cache"] == {"shards_cleaned": 0, "shards_reused": 4}
+    assert tree_bytes(out) == tree_bytes(scratch)
+
+
+def test_counts_round_trip_through_json(tmp: Path) -> None:
+    ledger, stats = clean._clean_shard(clean.ShardTask(
+        "c4", str(tmp / "raw/c4/part-00000.parquet"), str(tmp / "o/k.parquet"),
+        str(tmp / "o/r.parquet"), str(tmp / "o/q.parquet"), Params().clean, 2))
+    back_ledger, back_stats = clean.decode_counts(clean.encode_counts(ledger, stats))
+    assert back_ledger.as_dict() == ledger.as_dict()
+    assert back_stats.as_dict() == stats.as_dict()
+    assert back_stats.removal_by_rule(ledger.as_dict()) == stats.removal_by_rule(ledger.as_dict())

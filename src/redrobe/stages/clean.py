@@ -22,25 +22,32 @@ Incremental runs: each shard's three outputs and counts are cached under --cache
 (outside DVC's outputs, so ``dvc repro`` does not delete it), keyed by the raw shard's
 sha256, the slice, ``params.clean``, ``shared.batch_docs`` and the code of the text
 rules (:mod:`redrobe.shardcache`). Adding a raw shard cleans only that shard; the
-others are restored byte for byte. Without --cache-dir nothing is cached.
+others are restored byte for byte. Without --cache-dir nothing is cached. An entry
+holds the three Parquet files and the counts as JSON (never pickle: reading an entry
+runs no code); one that is damaged, malformed or disagrees with itself (rows in a file
+!= its count) is a miss, and the shard is cleaned again.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import pickle
+import json
 import pkgutil
 import sys
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 import redrobe.text
 from redrobe import accounting, documents
-from redrobe.accounting import Ledger
+from redrobe.accounting import Ledger, SliceCounts
 from redrobe.config import Clean, Params, as_dict
-from redrobe.documents import ShardWriter, Status, atomic_dir, count_documents, list_shards, read_documents
+from redrobe.documents import ShardWriter, Status, atomic_dirs, count_documents, list_shards, read_documents
 from redrobe.errors import InputError
 from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
@@ -100,17 +107,83 @@ def clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats, bool]:
     """Clean one raw shard, or restore its outputs and counts from the cache (``True``)."""
     if task.cache is None:
         return (*_clean_shard(task), False)
-
-    def compute() -> bytes:
-        counts = _clean_shard(task)
-        # the counts are our own plain objects, in an entry this code wrote and checksummed
-        return pack_files(task.outputs, pickle.dumps(counts, protocol=5))
-
-    payload, hit = task.cache.cached(task.input, compute, bytes, bytes)
-    blobs, tail = split_files(payload, len(task.outputs))
-    if hit:
+    # a fresh result's files are already written (None); a cached one brings their bytes
+    result: tuple[Ledger, CleanStats, list[bytes] | None]
+    result, hit = task.cache.cached(
+        task.input, lambda: (*_clean_shard(task), None),
+        encode=lambda r: pack_files(task.outputs, encode_counts(r[0], r[1])),
+        decode=lambda payload: _decode_entry(payload, len(task.outputs)))
+    ledger, stats, blobs = result
+    if blobs is not None:
         unpack_files(blobs, task.outputs)
-    return (*pickle.loads(tail), hit)
+    return ledger, stats, hit
+
+
+def _decode_entry(payload: bytes, n_files: int) -> tuple[Ledger, CleanStats, list[bytes]]:
+    """A cache entry's files and counts; ValueError (a miss) unless the files are Parquet
+    whose row counts are the ledger's kept, removed and quarantined documents."""
+    blobs, tail = split_files(payload, n_files)
+    ledger, stats = decode_counts(tail)
+    totals = ledger.as_dict()["total"]
+    expected = (totals["out"], totals["removed"], totals["quarantined"])
+    rows = tuple(pq.ParquetFile(pa.BufferReader(blob)).metadata.num_rows for blob in blobs)
+    if rows != expected:
+        raise ValueError(f"cached files hold {rows} rows, the counts say {expected}")
+    return ledger, stats, blobs
+
+
+# ----------------------------------------------------------------------------- counts as JSON
+
+_SLICE_FIELDS = ("docs_in", "docs_out", "quarantined", "chars_in", "chars_out")
+_STATS_COUNTERS = ("chars_removed", "docs_removed", "rule_set_totals")
+
+
+def encode_counts(ledger: Ledger, stats: CleanStats) -> bytes:
+    """One shard's ledger and clean stats as canonical JSON (the cache entry's tail)."""
+    slices = {name: {**{f: getattr(c, f) for f in _SLICE_FIELDS}, "removed": dict(c.removed)}
+              for name, c in ledger.slices.items()}
+    counters = {attr: {k: dict(v) for k, v in getattr(stats, attr).items()}
+                for attr in _STATS_COUNTERS}
+    payload = {"ledger": slices, "rule_sets_by_slice": stats.rule_sets_by_slice, **counters}
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def decode_counts(data: bytes) -> tuple[Ledger, CleanStats]:
+    """The inverse of :func:`encode_counts`; raises (ValueError, KeyError) on any other
+    shape or type, which the cache counts as a miss."""
+    payload = _mapping(json.loads(data))
+    ledger = Ledger()
+    for name, entry in _mapping(payload["ledger"]).items():
+        entry = _mapping(entry)
+        if set(entry) != {*_SLICE_FIELDS, "removed"}:
+            raise ValueError(f"ledger slice {name!r}: unexpected fields {sorted(entry)}")
+        ledger.slices[name] = SliceCounts(**{f: _count(entry[f]) for f in _SLICE_FIELDS},
+                                          removed=_counter(entry["removed"]))
+    stats = CleanStats()
+    for name, rules in _mapping(payload["rule_sets_by_slice"]).items():
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            raise ValueError(f"rule sets of {name!r} are not a list of names")
+        stats.rule_sets_by_slice[name] = rules
+    for attr in _STATS_COUNTERS:
+        setattr(stats, attr, defaultdict(Counter, {k: _counter(v)
+                                                   for k, v in _mapping(payload[attr]).items()}))
+    return ledger, stats
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a count, got {value!r}")
+    return value
+
+
+def _counter(value: Any) -> Counter:
+    return Counter({key: _count(n) for key, n in _mapping(value).items()})
 
 
 def _clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
@@ -145,8 +218,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
     rel = [p.relative_to(args.input) for p in shards]
     ledger, stats = Ledger(), CleanStats()
-    with atomic_dir(args.output) as out, atomic_dir(args.removed) as removed, \
-            atomic_dir(args.quarantine) as quarantine:
+    with atomic_dirs(args.output, args.removed, args.quarantine) as (out, removed, quarantine):
         tasks = [ShardTask(slice=r.parent.name, input=str(p), output=str(out / r),
                            removed=str(removed / r), quarantine=str(quarantine / r),
                            clean=params.clean, batch_docs=params.shared.batch_docs)
