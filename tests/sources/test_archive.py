@@ -2,7 +2,9 @@
 
 import email.message
 import hashlib
+import io
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ class FakePip:
 
     def __call__(self, cmd, **kwargs):
         self.calls.append(cmd)
+        self.requirements = Path(cmd[cmd.index("-r") + 1]).read_text()
         if self.content is not None and self.returncode == 0:
             dest = Path(cmd[cmd.index("--dest") + 1])
             (dest / PIN.filename).write_bytes(self.content)
@@ -34,8 +37,9 @@ def test_fetch_downloads_once_with_pinned_selectors(tmp_path):
     path = fetch(PIN, tmp_path / "cache", runner=pip)
     assert path == tmp_path / "cache" / PIN.filename and path.read_bytes() == CONTENT
     cmd = pip.calls[0]
-    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd
-    assert cmd[-3:] == [*SDIST, "demo==1.0"]
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--require-hashes" in cmd
+    assert cmd[-4:-2] == [*SDIST]
+    assert pip.requirements == f"demo==1.0 --hash=sha256:{PIN.sha256}\n"
     fetch(PIN, tmp_path / "cache", runner=pip)  # cached: pip is not run again
     assert len(pip.calls) == 1
 
@@ -64,6 +68,53 @@ def test_sha256_mismatch_names_the_file(tmp_path):
     (tmp_path / PIN.filename).write_bytes(b"tampered")
     with pytest.raises(InputError, match=f"{PIN.filename}: sha256 .* does not match"):
         fetch(PIN, tmp_path, runner=FakePip())
+
+
+def sdist_with_build_code(links: Path, marker: Path) -> bytes:
+    """demo-1.0.tar.gz in ``links`` whose setup.py writes ``marker`` when anything runs it."""
+    setup = (f"import pathlib\npathlib.Path({str(marker)!r}).write_text('setup.py ran')\n"
+             "from setuptools import setup\nsetup(name='demo', version='1.0')\n")
+    members = {"demo-1.0/setup.py": setup,
+               "demo-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    links.mkdir()
+    (links / "demo-1.0.tar.gz").write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def local_pin(links: Path, sha256: str) -> Pin:
+    # offline: pip finds the sdist in a local find-links folder; no build isolation, so a
+    # build (if pip ever got that far) needs nothing from an index
+    return Pin("demo", "1.0", "demo-1.0.tar.gz", sha256,
+               SDIST + ("--no-index", "--find-links", str(links), "--no-build-isolation"))
+
+
+def test_a_tampered_sdist_is_refused_before_its_build_code_runs(tmp_path):
+    marker = tmp_path / "build-code-ran"
+    sdist_with_build_code(tmp_path / "links", marker)
+    pin = local_pin(tmp_path / "links", hashlib.sha256(b"the genuine archive").hexdigest())
+    with pytest.raises(InputError, match=r"demo-1.0.tar.gz: the file pip found for demo==1.0 "
+                                         r"does not match the pinned sha256"):
+        fetch(pin, tmp_path / "cache")
+    assert not marker.exists()
+    assert not (tmp_path / "cache" / pin.filename).exists()
+
+
+def test_the_pinned_sdist_is_fetched_with_real_pip(tmp_path):
+    """The same archive under its true sha256 is accepted. pip then prepares the verified
+    sdist, which runs its setup.py: the marker shows the hook in the test above is live
+    (and the limit docs/security.md states: a pinned sdist's own build code does run)."""
+    marker = tmp_path / "build-code-ran"
+    data = sdist_with_build_code(tmp_path / "links", marker)
+    pin = local_pin(tmp_path / "links", hashlib.sha256(data).hexdigest())
+    assert fetch(pin, tmp_path / "cache").read_bytes() == data
+    assert marker.exists()
 
 
 def test_download_failure_is_an_input_error(tmp_path):

@@ -6,9 +6,13 @@
         ...
     archive.license()                                     # from PKG-INFO / METADATA
 
-``fetch`` runs ``<python> -m pip download --no-deps --dest <cache> <pip args> NAME==VER``
-and refuses an archive whose sha256 differs from the pin (an :class:`InputError`
-naming the file). Wheels that are platform-specific are pinned with explicit
+``fetch`` runs ``<python> -m pip download --no-deps --require-hashes <pip args> -r
+<requirements>`` with the one line ``NAME==VER --hash=sha256:<pin>``: in hash-checking
+mode pip compares the downloaded file with the pin *before* it unpacks or prepares it,
+so a tampered sdist's build code (setup.py, build backend) never runs; the refusal is
+an :class:`InputError` naming the pin and the file. pip's own settings (index,
+find-links, certificates) apply as for any install. A file already in the cache is
+verified again before use. Wheels that are platform-specific are pinned with explicit
 ``--platform/--python-version/--abi`` arguments, so every interpreter fetches the
 same file and the corpus does not depend on the Python version. Members are read
 straight from the zip/tar archive; nothing is extracted to disk.
@@ -33,6 +37,8 @@ from typing import IO, Callable, Generator, Iterator, Sequence
 from redrobe.documents import file_digest
 from redrobe.errors import InputError
 
+#: the pinned requirement line pip reads, written into the private download folder
+REQUIREMENTS = "pinned-requirement.txt"
 SDIST = ("--no-binary", ":all:")
 WHEEL = ("--only-binary", ":all:")
 
@@ -71,15 +77,24 @@ def fetch(pin: Pin, cache_dir: str | Path, runner: Runner = subprocess.run) -> P
 
 
 def _download(pin: Pin, dest: Path, runner: Runner) -> None:
+    # hash-checking mode: pip refuses a file whose sha256 is not the pin before preparing it
+    requirements = dest / REQUIREMENTS
+    requirements.write_text(f"{pin.spec} --hash=sha256:{pin.sha256}\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--dest", str(dest), *pin.pip_args, pin.spec]
+           "--require-hashes", "--dest", str(dest), *pin.pip_args, "-r", str(requirements)]
     done = runner(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
+        output = (done.stderr or done.stdout or "").strip()
+        if "do not match the hashes" in output.lower():
+            raise InputError(f"{pin.filename}: the file pip found for {pin.spec} does not match "
+                             f"the pinned sha256 {pin.sha256}; refused before it was unpacked "
+                             "or built")
+        tail = output.splitlines()[-3:]
         raise InputError(f"could not download {pin.spec} into {dest.parent}: {' | '.join(tail)}")
     if not (dest / pin.filename).exists():
+        found = sorted(p.name for p in dest.iterdir() if p.name != REQUIREMENTS)
         raise InputError(f"pip download {pin.spec} did not produce {dest.parent / pin.filename} "
-                         f"(found: {sorted(p.name for p in dest.iterdir())})")
+                         f"(found: {found})")
 
 
 def verify(pin: Pin, path: Path) -> None:
