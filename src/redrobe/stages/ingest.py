@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dir, file_digest
+from redrobe.documents import atomic_dirs, file_digest
 from redrobe.parallel import executor_for
 from redrobe.progress import Progress, documents_seen, map_tracked
 from redrobe.sources import inputs as file_inputs
@@ -67,8 +67,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     if cfg.mode == "sample":
         slices = [s for s in sample.SAMPLE_SLICES if s in params.shared.slices]
         archives = sample.fetch_all(slices, args.cache_dir)  # before any output is touched
-    with atomic_dir(args.output) as raw, atomic_dir(args.removed) as removed, \
-            atomic_dir(args.quarantine) as quarantine, \
+    # the three trees are committed together: a crash leaves all old or (rerun) all new
+    with atomic_dirs(args.output, args.removed, args.quarantine) as (raw, removed, quarantine), \
             common.progress(STAGE, len(slices) or None, unit="slice") as progress:
         reports, inputs = _ingest(params, slices, archives,
                                   OutputDirs(raw, removed, quarantine), progress)
