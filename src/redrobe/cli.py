@@ -21,6 +21,7 @@ TOOLS = {
     "lineage": ("redrobe.lineage_cli", "main"),
     "audit": ("redrobe.stages.audit", "main"),          # human review round-trip, not a DVC stage
     "reproduce": ("redrobe.tables.runner", "main"),     # paper tables (their own generated dvc.yaml)
+    "serve": ("redrobe.serve", "main"),                 # MLflow / Prefect server, credentials beyond loopback
 }
 
 
