@@ -49,9 +49,11 @@ RUN apt-get update \
 COPY . .
 RUN python -m pip install --no-deps --no-build-isolation . && rm -rf build
 
+# /mlartifacts and /mlflow-auth (MLflow's users) are where compose mounts volumes: a new
+# named volume copies the owner of the directory, so the non-root server can write there
 RUN useradd --create-home --uid "$REDROBE_UID" redrobe \
- && mkdir -p /workspace /mlartifacts \
- && chown redrobe:redrobe /workspace /mlartifacts
+ && mkdir -p /workspace /mlartifacts /mlflow-auth \
+ && chown redrobe:redrobe /workspace /mlartifacts /mlflow-auth
 USER redrobe
 WORKDIR /workspace
 

@@ -6,7 +6,11 @@ schemas (kubernetes-validate, offline); every reference resolves (COPY sources,
 depends_on, volumes, Services → Deployment labels and container ports, PVCs, Secrets,
 ConfigMaps and their keys); every PREFECT_* / MLFLOW_* variable is a setting the
 installed Prefect / MLflow know; the URLs the worker is given point at a service, port
-and database that exist, and the MLflow server accepts their Host header.
+and database that exist, and the MLflow server accepts their Host header. And the
+services are safe by default: nothing is published beyond loopback unless asked for,
+there is no default password (every credential comes from what deploy/init-env writes,
+which these tests run), both servers start with authentication on (`redrobe serve` is
+asked what it would run), and the worker holds the credentials they check.
 
     pytest tests/test_deploy_manifests.py -q
 """
@@ -14,10 +18,15 @@ and database that exist, and the MLflow server accepts their Host header.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,6 +41,10 @@ except ModuleNotFoundError:  # Python 3.10
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
+INIT_ENV = DEPLOY / "init-env"
+CREDENTIALS = {"POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+               "PREFECT_API_AUTH_STRING"}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|AUTH_STRING|TOKEN")
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 SERVICES = {"postgres", "mlflow", "prefect-server", "prefect-worker"}
@@ -70,9 +83,48 @@ def dockerignored(path: str) -> bool:
     return False
 
 
-def interpolate(text: str) -> str:
-    """Compose's ``${VAR:-default}`` / ``${VAR-default}`` with the defaults (no env)."""
-    return re.sub(r"\$\{(\w+)(?::?-([^}]*))?\}", lambda m: m.group(2) or "", text)
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, as compose (.env) and kustomize (secretGenerator envs) read them."""
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def run_init_env(path: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(INIT_ENV), str(path)], capture_output=True,
+                          text=True, timeout=60, **kwargs)
+
+
+@functools.cache
+def generated_credentials() -> dict[str, str]:
+    """What deploy/init-env writes: the values deploy/.env and deploy/k8s/secrets.env hold."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ".env"
+        assert run_init_env(path).returncode == 0
+        return read_env_file(path)
+
+
+def interpolate(text: str, env: Mapping[str, str] | None = None) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` against ``env`` (the
+    generated credentials by default): a required variable left unset raises LookupError
+    with compose's message, as ``docker compose`` stops with it."""
+    values = generated_credentials() if env is None else env
+
+    def value(match: re.Match) -> str:
+        name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
+        if values.get(name):
+            return values[name]
+        if operator.endswith("?"):
+            raise LookupError(f"{name}: {argument}")
+        return argument
+
+    return re.sub(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}", value, text)
+
+
+def published(port: object, env: Mapping[str, str] | None = None) -> tuple[str, int, int]:
+    """(host address, host port, container port) of a compose ``ports`` entry."""
+    parts = interpolate(str(port), env).rsplit(":", 2)
+    assert len(parts) == 3, f"{port}: without an address docker publishes it on every interface"
+    return parts[0].strip("[]"), int(parts[1]), int(parts[2])
 
 
 def known_env(name: str) -> bool:
@@ -191,11 +243,15 @@ def compose() -> dict:
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 
 
-def env_of(service: dict) -> dict[str, str]:
+def raw_env_of(service: dict) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: interpolate(str(v)) for k, v in env.items()}
+    return {k: str(v) for k, v in env.items()}
+
+
+def env_of(service: dict, credentials: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {k: interpolate(v, credentials) for k, v in raw_env_of(service).items()}
 
 
 def test_compose_services_images_ports_and_health(compose):
@@ -208,13 +264,9 @@ def test_compose_services_images_ports_and_health(compose):
             context = (DEPLOY / service["build"]["context"]).resolve()
             assert (context / service["build"].get("dockerfile", "Dockerfile")).is_file(), name
             assert service["image"] == f"redrobe:{VERSION}", name
-        for port in service.get("ports", []):
-            host, container = str(port).split(":")
-            assert host.isdigit() and container.isdigit(), (name, port)
-    published = {name: {int(str(p).split(":")[1]) for p in s.get("ports", [])}
-                 for name, s in services.items()}
-    assert published["mlflow"] == {int(env_of(services["mlflow"])["MLFLOW_PORT"])}
-    assert published["prefect-server"] == {int(env_of(services["prefect-server"])["PREFECT_SERVER_API_PORT"])}
+    ports = {name: {published(p)[2] for p in s.get("ports", [])} for name, s in services.items()}
+    assert ports["mlflow"] == {int(env_of(services["mlflow"])["MLFLOW_PORT"])}
+    assert ports["prefect-server"] == {int(env_of(services["prefect-server"])["PREFECT_SERVER_API_PORT"])}
 
 
 def test_compose_depends_on_and_volumes_resolve(compose):
@@ -265,6 +317,131 @@ def test_compose_worker_runs_the_checkout_on_the_deployments_pool(compose):
     assert prefect_yaml_pools() <= {pool}, "prefect.yaml deploys to another work pool"
 
 
+def test_compose_publishes_on_loopback_unless_told_otherwise(compose):
+    from redrobe.serve import is_loopback
+
+    ports = [p for service in compose["services"].values() for p in service.get("ports", [])]
+    assert len(ports) == 2
+    for port in ports:
+        assert isinstance(port, str), f"{port}: use the short syntax, with its address"
+        assert is_loopback(published(port)[0]), port
+        # exposing them is a choice: one variable, set on purpose
+        assert published(port, {"REDROBE_BIND_ADDRESS": "0.0.0.0"})[0] == "0.0.0.0"
+
+
+def test_compose_has_no_default_credentials(compose):
+    text = (DEPLOY / "compose.yaml").read_text()
+    references = re.findall(r"\$\{(\w+)([^}]*)\}", text)
+    assert {name for name, _ in references} >= CREDENTIALS
+    for name, rest in references:
+        if name in CREDENTIALS or SECRET_NAME.search(name):
+            assert rest.startswith(":?"), f"${{{name}{rest}}}: a default, or empty allowed"
+    for name, service in compose["services"].items():
+        for key, raw in raw_env_of(service).items():
+            if SECRET_NAME.search(key):
+                assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", raw), f"{name}: {key} is not from deploy/.env"
+    # without deploy/.env compose stops, and says how to make it
+    with pytest.raises(LookupError, match="deploy/init-env"):
+        env_of(compose["services"]["postgres"], credentials={})
+
+
+def set_env(monkeypatch, env: Mapping[str, str]) -> None:
+    """The process environment of a container: its MLflow / Prefect settings only."""
+    for key in list(os.environ):
+        if key.startswith(("MLFLOW_", "PREFECT_")):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+def check_servers_require_credentials(servers: Mapping[str, Mapping[str, str]], ini: str,
+                                      auth_volumes: set[str], monkeypatch, tmp_path: Path) -> None:
+    """What `redrobe serve` makes of each server's environment: both listen beyond loopback
+    with authentication on, and the worker sends the credentials they check."""
+    from mlflow.server.auth.config import read_auth_config
+    from prefect.settings import Settings
+    from sqlalchemy.engine import make_url
+
+    from redrobe.serve import is_loopback, mlflow_command, prefect_command
+
+    mlflow, prefect, worker = servers["mlflow"], servers["prefect-server"], servers["prefect-worker"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "basic_auth.ini").write_text(ini)
+    set_env(monkeypatch, {**mlflow, "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "basic_auth.ini")})
+    assert not is_loopback(mlflow["MLFLOW_HOST"])
+    command = mlflow_command([])
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    auth = read_auth_config()
+    assert mlflow["MLFLOW_FLASK_SERVER_SECRET_KEY"] and auth.admin_password
+    assert (worker["MLFLOW_TRACKING_USERNAME"], worker["MLFLOW_TRACKING_PASSWORD"]) == \
+        (auth.admin_username, auth.admin_password)
+    # the users' password hashes live on their own volume, not among the served artifacts
+    store = Path(make_url(auth.database_uri).database or "")
+    assert any(store.parent == Path(volume) for volume in auth_volumes), store
+    assert not store.is_relative_to(mlflow["MLFLOW_ARTIFACTS_DESTINATION"])
+
+    set_env(monkeypatch, {**prefect, "PREFECT_HOME": str(tmp_path / "prefect")})
+    assert not is_loopback(prefect["PREFECT_SERVER_API_HOST"])
+    assert prefect_command([])[-2:] == ["server", "start"]     # not refused: the auth string is set
+    server_auth = Settings().server.api.auth_string
+    assert server_auth and server_auth.get_secret_value() == worker["PREFECT_API_AUTH_STRING"]
+
+
+def test_compose_servers_require_credentials_the_worker_has(compose, monkeypatch, tmp_path):
+    services = compose["services"]
+    assert services["mlflow"]["entrypoint"] == ["redrobe", "serve", "mlflow"]
+    assert services["prefect-server"]["entrypoint"] == ["redrobe", "serve", "prefect"]
+    volumes = [interpolate(str(v)).split(":") for v in services["mlflow"]["volumes"]]
+    mounts = {target: source for source, target, *_ in volumes}
+    config = mounts[env_of(services["mlflow"])["MLFLOW_AUTH_CONFIG_PATH"]]
+    named = {target for target, source in mounts.items() if source in (compose.get("volumes") or {})}
+    check_servers_require_credentials({name: env_of(services[name]) for name in SERVICES},
+                                      (DEPLOY / config).read_text(), named, monkeypatch, tmp_path)
+
+
+# ------------------------------------------------------------------ credentials
+
+def test_init_env_writes_fresh_private_credentials(tmp_path):
+    first, second = tmp_path / "a.env", tmp_path / "b.env"
+    assert run_init_env(first).returncode == 0
+    assert run_init_env(second, umask=0).returncode == 0      # 0600 whatever the umask
+    for path in (first, second):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    values = [*read_env_file(first).values(), *read_env_file(second).values()]
+    assert set(read_env_file(first)) == set(read_env_file(second)) == CREDENTIALS
+    assert len(set(values)) == len(values) == 2 * len(CREDENTIALS)   # fresh, none shared
+    for value in values:   # 256 bits, URL-safe: they go into database URLs unescaped
+        assert re.fullmatch(r"(redrobe:)?[A-Za-z0-9_-]{43}", value), value
+    assert read_env_file(first)["PREFECT_API_AUTH_STRING"].startswith("redrobe:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.env", "b.env"]   # no temp file left
+
+
+def test_init_env_never_overwrites(tmp_path):
+    path = tmp_path / ".env"
+    run_init_env(path)
+    before = path.read_bytes()
+    again = run_init_env(path)
+    assert again.returncode == 0 and "left as it is" in again.stdout and path.read_bytes() == before
+    path.write_text("POSTGRES_PASSWORD=mine\n")
+    partial = run_init_env(path)
+    assert partial.returncode == 1 and "MLFLOW_AUTH_ADMIN_PASSWORD" in partial.stderr
+    assert path.read_text() == "POSTGRES_PASSWORD=mine\n"
+    link = tmp_path / "link.env"
+    link.symlink_to(tmp_path / "elsewhere.env")    # a dangling link is not followed
+    assert run_init_env(link).returncode == 1 and not (tmp_path / "elsewhere.env").exists()
+
+
+def test_credential_files_stay_out_of_git_and_the_image():
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = ["deploy/.env", *(f"deploy/k8s/{env}" for g in kustomization["secretGenerator"]
+                              for env in g.get("envs", []))]
+    assert files == ["deploy/.env", "deploy/k8s/secrets.env"]
+    ignored = subprocess.run(["git", "check-ignore", *files], cwd=REPO, capture_output=True, text=True)
+    assert ignored.stdout.split() == files
+    for path in files:
+        assert dockerignored(path), path
+
+
 # -------------------------------------------------------------------- Kubernetes
 
 def k8s_documents() -> list[tuple[str, dict]]:
@@ -275,9 +452,23 @@ def k8s_documents() -> list[tuple[str, dict]]:
     return docs
 
 
+def generated_secrets() -> list[dict]:
+    """The Secrets kustomize makes from secretGenerator: its env files are what
+    deploy/init-env writes (git-ignored, so generated here), plus the literals."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    secrets = []
+    for generator in kustomization.get("secretGenerator", []):
+        data = dict(literal.split("=", 1) for literal in generator.get("literals", []))
+        for _ in generator.get("envs", []):
+            data |= generated_credentials()
+        secrets.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": generator["name"]}, "stringData": data})
+    return secrets
+
+
 def k8s_objects_by_kind() -> dict[str, dict[str, dict]]:
     objects: dict[str, dict[str, dict]] = {}
-    for _, doc in k8s_documents():
+    for doc in [d for _, d in k8s_documents()] + generated_secrets():
         objects.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
     return objects
 
@@ -409,6 +600,53 @@ def test_postgres_init_script_is_the_same_in_compose_and_k8s():
     init = k8s_objects_by_kind()["ConfigMap"]["postgres-init"]["data"]
     assert list(init.values()) == [(DEPLOY / "postgres" / "init.sql").read_text()]
     assert created_databases() == {"prefect"}
+
+
+def test_k8s_has_no_password_in_its_manifests():
+    assert not [name for name, doc in k8s_documents() if doc["kind"] == "Secret"], \
+        "Secrets come from deploy/init-env's file (secretGenerator), never from a manifest"
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    for generator in kustomization["secretGenerator"]:
+        literal_keys = {literal.split("=", 1)[0] for literal in generator.get("literals", [])}
+        assert not literal_keys & CREDENTIALS and not any(SECRET_NAME.search(k) for k in literal_keys)
+    referenced = set()
+    for name, deployment in k8s_objects_by_kind()["Deployment"].items():
+        for container in containers(deployment):
+            for var in container.get("env", []):
+                key_ref = var.get("valueFrom", {}).get("secretKeyRef")
+                referenced |= {key_ref["key"]} if key_ref else set()
+                if SECRET_NAME.search(var["name"]):
+                    assert key_ref, f"{name}: {var['name']} is not from the generated Secret"
+    assert referenced >= CREDENTIALS
+
+
+def test_k8s_exposes_nothing_beyond_the_cluster():
+    objects = k8s_objects_by_kind()
+    for name, service in objects["Service"].items():
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", name
+    for name, deployment in objects["Deployment"].items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert not pod.get("hostNetwork"), name
+        for container in containers(deployment):
+            assert not any("hostPort" in port for port in container.get("ports", [])), name
+
+
+def test_k8s_servers_require_credentials_the_worker_has(monkeypatch, tmp_path):
+    objects = k8s_objects_by_kind()
+    deployments = objects["Deployment"]
+    envs = {name: resolved_env(deployments[name], name) for name in SERVICES}
+    mlflow = next(c for c in containers(deployments["mlflow"]) if c["name"] == "mlflow")
+    assert mlflow["command"] == ["redrobe", "serve", "mlflow"]
+    assert next(c for c in containers(deployments["prefect-server"]))["command"] == \
+        ["redrobe", "serve", "prefect"]
+    # the auth config is the mounted ConfigMap's file, the users on a PersistentVolumeClaim
+    volumes = {v["name"]: v for v in deployments["mlflow"]["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in mlflow["volumeMounts"]}
+    config_dir, config_file = envs["mlflow"]["MLFLOW_AUTH_CONFIG_PATH"].rsplit("/", 1)
+    ini = objects["ConfigMap"][mounts[config_dir]["configMap"]["name"]]["data"][config_file]
+    assert ini == (DEPLOY / "mlflow" / "basic_auth.ini").read_text()
+    claims = {path for path, volume in mounts.items() if "persistentVolumeClaim" in volume}
+    check_servers_require_credentials(envs, ini, claims, monkeypatch, tmp_path)
 
 
 def test_k8s_worker_runs_in_the_checkout_its_init_container_clones():
