@@ -75,7 +75,7 @@ def tail(path: Path, chars: int = 4000) -> str:
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 150) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"prefect server exited:\n{tail(log)}"
+        assert proc.poll() is None, f"server of {url} exited:\n{tail(log)}"
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
                 if r.status == 200:
@@ -83,7 +83,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 1
         except OSError:
             pass
         time.sleep(1)
-    raise AssertionError(f"prefect server not healthy after {timeout}s:\n{tail(log)}")
+    raise AssertionError(f"server of {url} not healthy after {timeout}s:\n{tail(log)}")
 
 
 class api_client:
