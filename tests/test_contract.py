@@ -19,7 +19,8 @@ SRC = REPO / "src"
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 #: modules allowed to touch mlflow, the environment or fixed paths (glue, not library)
 GLUE = {"redrobe.tracking", "redrobe.cli", "redrobe.config_cli", "redrobe.lineage_cli",
-        "redrobe.tables.runner"}   # the runner drives dvc repro and MLflow runs, as cli does
+        "redrobe.tables.runner",   # the runner drives dvc repro and MLflow runs, as cli does
+        "redrobe.serve"}           # reads the MLflow / Prefect server settings, then execs the server
 
 
 def test_stage_names_match_the_registry_and_cli():
