@@ -70,10 +70,11 @@ _COMPRESSED = (".gz", ".bz2", ".zst", ".xz")
 
 #: what a corrupt, truncated or hostile input raises while a reader reads it (zlib.error
 #: is wrapped by gzip as BadGzipFile, an OSError; a bad record never reaches here);
-#: MemoryError and RecursionError too: one input must not stop the stage
+#: MemoryError and RecursionError too: one input must not stop the stage; mwxml checks a
+#: dump's structure with assert (AssertionError on a wrong root element)
 READ_ERRORS = (OSError, EOFError, ValueError, LookupError, tarfile.TarError, ET.ParseError,
                MalformedXML, ArchiveLoadFailed, zstandard.ZstdError, InputError, sqlite3.Error,
-               MemoryError, RecursionError, *redpajama.READ_ERRORS)
+               MemoryError, RecursionError, AssertionError, *redpajama.READ_ERRORS)
 
 
 @dataclass(frozen=True)
