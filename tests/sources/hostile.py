@@ -25,15 +25,18 @@ PAGE = ("<html><head><title>Tides</title></head><body><article><p>"
         + "</p></article></body></html>")
 
 
-def warc_file(n: int = 3, gzip: bool = False) -> bytes:
-    """``n`` HTML responses with record ids ``<urn:uuid:...-00000000000i>``."""
+def warc_file(n: int = 3, gzip: bool = False, padding: int = 0) -> bytes:
+    """``n`` HTML responses with record ids ``<urn:uuid:...-00000000000i>``; the first
+    page grows by ``padding`` words."""
     buf = io.BytesIO()
     writer = WARCWriter(buf, gzip=gzip)
     for i in range(n):
         http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        page = PAGE.replace("Tides", f"Tides {i}").replace("</p>", " high" * padding * (i == 0)
+                                                          + "</p>")
         writer.write_record(writer.create_warc_record(
             f"https://harbour.example/{i}", "response",
-            payload=io.BytesIO(PAGE.replace("Tides", f"Tides {i}").encode()), http_headers=http,
+            payload=io.BytesIO(page.encode()), http_headers=http,
             warc_headers_dict={"WARC-Date": "2023-03-20T10:00:00Z",
                                "WARC-Record-ID": f"<urn:uuid:00000000-0000-0000-0000-{i:012d}>"}))
     return buf.getvalue()

@@ -227,6 +227,17 @@ def test_a_truncated_warc_record_is_quarantined(tmp_path):
     assert len(trees["raw"]) == 2 and trees["raw"][0].meta["source_id"].startswith("<urn:uuid:")
 
 
+def test_a_warc_record_over_the_budget_is_removed_too_long_and_the_next_read(tmp_path):
+    path = write(tmp_path / "big.warc", warc_file(3, padding=2000))
+    ledger, trees = ingest_dir([InputSpec(path)], tmp_path / "out", max_chars=1000)
+    (removed,) = trees["removed"]
+    assert removed.extra["reason"] == TOO_LONG and removed.meta["url"].endswith("/0")
+    assert removed.text.startswith("<html><head><title>Tides 0") and len(removed.text) == 1000
+    assert removed.meta["size_bytes"] > 10_000
+    assert [d.meta["url"] for d in trees["raw"]] == ["https://harbour.example/1",
+                                                     "https://harbour.example/2"]
+
+
 def test_garbage_between_warc_records_is_quarantined_and_reading_goes_on(tmp_path):
     data = warc_file(2)
     second = data.index(b"WARC/1.", 10)

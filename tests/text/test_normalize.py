@@ -11,7 +11,13 @@ from collections import Counter
 
 import pytest
 
-from redrobe.text.normalize import normalize_unicode, normalized_text, normalized_words, raw_words
+from redrobe.text.normalize import (
+    normalize_unicode,
+    normalized_text,
+    normalized_words,
+    raw_words,
+    strip_control_chars,
+)
 from redrobe.text.signals import NgramIndex
 
 SAMPLE = "Héllo,   WORLD!\n\tIt's  café-time...  “Quoted” — done."
@@ -127,3 +133,11 @@ def test_normalized_words_equal_the_split_of_normalized_text() -> None:
         text = "".join(rng.choice(_TRICKY) for _ in range(rng.randint(0, 12)))
         assert normalized_words(text) == normalized_text(text).split(), repr(text)
         assert normalized_text(text) == _reference_normalized(text), repr(text)
+
+
+def test_strip_control_chars_keeps_tab_newline_and_carriage_return():
+    controls = "".join(map(chr, range(32)))
+    assert strip_control_chars(f"a{controls}b\x7f\u0085é") == ("a\t\n\rb\x7f\u0085é", 29)
+    text = "plain text\r\n"
+    assert strip_control_chars(text)[0] is text  # nothing to remove: no copy
+

@@ -114,10 +114,14 @@ def _tree(fs: fsspec.AbstractFileSystem, root: str) -> Iterator[tuple[str, bool]
     if not isinstance(fs, LocalFileSystem):  # remote filesystems have no symbolic links
         yield from ((path, False) for path in fs.find(root, withdirs=False))
         return
-    for top, dirs, files in os.walk(root, followlinks=False):
+    for top, dirs, files in os.walk(root, onerror=_unreadable, followlinks=False):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
             path = os.path.join(top, name)
             yield Path(path).as_posix(), os.path.islink(path)
+
+
+def _unreadable(error: OSError) -> None:
+    raise error  # os.walk would skip a directory it cannot list: nothing may go missing
 
 
 # ----------------------------------------------------------------------------- budgets
