@@ -68,9 +68,19 @@ def tree_license(tree: Source) -> tuple[str | None, str | None]:
     for member in tree.children():
         if is_license_file(member.basename):
             with member.open_raw() as fh:
-                text = decode_source(fh.read(_LICENSE_BYTES))
+                text = _license_text(fh.read(_LICENSE_BYTES))
             return (license_of(text) if text is not None else None), member.basename
     return None, None
+
+
+def _license_text(head: bytes) -> str | None:
+    """The first bytes of a license file as text (None: binary); a cut that splits a
+    UTF-8 character drops its first bytes."""
+    for cut in range(4 if len(head) == _LICENSE_BYTES else 1):
+        text = decode_source(head[:len(head) - cut])
+        if text is not None:
+            return text
+    return None
 
 
 def tree_documents(tree: Source, slice_name: str, limits: Limits = DEFAULT_LIMITS,
