@@ -9,7 +9,9 @@ names, numbers, comparisons (chained as in Python), ``and``/``or``/``not``,
 else (other calls, attribute access, subscripts, strings) is rejected by
 :func:`parse_signal_expression`, which checks the tree node by node and never
 evaluates it, so ``__import__('os')`` is refused before anything can run.
-:func:`evaluate` walks a checked tree; nothing is ever passed to ``eval``.
+:func:`evaluate` walks a checked tree; nothing is ever passed to ``eval``. An
+expression longer than :data:`MAX_EXPRESSION_CHARS` or deeper than
+:data:`MAX_EXPRESSION_DEPTH` is refused the same way (a ValueError, not a RecursionError).
 
 ``signals`` is what :func:`redrobe.text.rpv2.compute_signals` returns (or
 ``rpv2.signals_from_json`` reads back from the ``quality_signals`` column): signal
