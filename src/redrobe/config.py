@@ -695,6 +695,9 @@ class EvaluateHumanEval(Validated):
     cpu_s: int = bounded(at_least(1), default=10)            # RLIMIT_CPU per program
     memory_mb: int = bounded(at_least(64), default=1024)     # RLIMIT_AS per program
     max_processes: int = bounded(at_least(1), default=16)    # RLIMIT_NPROC per program
+    # true: where no bubblewrap jail can run, run the programs anyway with resource limits
+    # only (no file system, network or process isolation; docs/security.md). false: refuse
+    allow_unisolated: bool = False
 
 
 @dataclass(frozen=True)

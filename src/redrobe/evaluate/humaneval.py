@@ -15,7 +15,9 @@ completion passes (the unbiased pass@k estimator of the paper, §2.1, reduces to
 for n = k = 1). A completion is cut at the first of the paper's stop sequences
 (``\\nclass``, ``\\ndef``, ``\\n#``, ``\\nif``, ``\\nprint``), and the program
 ``prompt + completion + test + check(entry_point)`` runs only in
-:class:`redrobe.evaluate.sandbox.Sandbox`.
+:class:`redrobe.evaluate.sandbox.Sandbox`. A result's ``detail`` is the sandbox's short
+reason (an exception type, a signal, a limit), never the program's output, so no text
+the program chose (or a file it read) reaches the metrics.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def _summary(problems: Sequence[dict[str, str]], completions: Sequence[str],
             "passed": passed, "isolation": sandbox.isolation,
             "statuses": {s: sum(r.status == s for r in results)
                          for s in sorted({r.status for r in results})},
-            "results": [{"task_id": p["task_id"], "status": r.status, "detail": r.detail[-300:],
+            "results": [{"task_id": p["task_id"], "status": r.status, "detail": r.detail,
                          "completion": c[:500]}
                         for p, c, r in zip(problems, completions, results)]}
 

