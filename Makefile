@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install browser-deps run repro test test-fast lint ui clean-data docs
+.PHONY: install browser-deps sandbox-deps run repro test test-fast lint ui clean-data docs
 
 install: $(STAMP)
 
@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(UV_PIP) --compile-bytecode --no-build-isolation -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) sandbox-deps
 	$(BIN)/python -m flows.pipeline
 
 repro: $(STAMP)
@@ -50,12 +50,20 @@ browser-deps:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# bubblewrap, the jail HumanEval's generated code runs in (redrobe.evaluate.sandbox; the
+# evaluate stage refuses to run that code without it: docs/security.md). Debian package.
+sandbox-deps:
+	@command -v bwrap >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }
+
 # The suite runs on every core (pytest-xdist), a test file per worker at a time, longest
 # files first (tests/conftest.py); TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: $(STAMP) browser-deps lint
+test: $(STAMP) browser-deps sandbox-deps lint
 	$(PYTEST)
 
 # The unit tier: everything but the end-to-end and slow tests (about 2 minutes).
