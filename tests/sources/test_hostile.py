@@ -120,6 +120,17 @@ def test_latex_input_fan_out_and_macro_expansion_are_bounded(tmp_path):
     assert ledger.slices["arxiv"].docs_in == 2
 
 
+def test_many_latex_definitions_cost_one_scan_not_one_each(tmp_path):
+    """60,000 definitions, then 60,000 that never close: each used to rescan the rest
+    of the paper (tens of minutes); one pass over the braces finds every body."""
+    tex = ("\\documentclass{article}\\begin{document}\\section{A} text "
+           + "\\def\\a{x}" * 60_000 + "\\def\\b{" * 60_000)
+    path = write(tmp_path / "many.tex", tex.encode())
+    ledger, trees = ingest_dir([InputSpec(path)], tmp_path / "out", max_chars=3_000_000)
+    (paper,) = trees["raw"]
+    assert paper.text.startswith("\\section{A} text \\def\\b{") and "\\def\\a" not in paper.text
+
+
 # ----------------------------------------------------------------------------- errors
 
 def test_memory_error_in_a_reader_quarantines_that_input_only(tmp_path, monkeypatch):

@@ -66,6 +66,7 @@ _BIBLIOGRAPHY = re.compile(r"\\begin\{(thebibliography|references)\}|\\bibliogra
 _COMMENT = re.compile(r"(?<!\\)((?:\\\\)*)%.*$")
 _NEWCOMMAND = re.compile(r"\\(?:re)?newcommand\*?\s*\{?\s*(\\[A-Za-z]+)\s*\}?\s*\{")
 _DEF = re.compile(r"\\def\s*(\\[A-Za-z]+)\s*\{")
+_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character, or a brace
 _INPUT = re.compile(r"\\(?:input|include)\s*\{([^}]+)\}")
 _ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}(?:v\d+)?|[a-z\-]+(?:\.[A-Z]{2})?\d{7}(?:v\d+)?)$")
 _MAX_ROUNDS = 8
@@ -139,12 +140,36 @@ def _braced(tex: str, start: int) -> tuple[str, int] | None:
     return None
 
 
+class _Braces:
+    """Where every brace group of a text ends, found in one pass: a paper with many
+    definitions costs one scan, not one scan per definition (quadratic, a hang)."""
+
+    def __init__(self, tex: str) -> None:
+        self.tex = tex
+        self.ends: dict[int, int] = {}  # "{" position -> after its "}" (-1: never closed)
+        opened: list[int] = []
+        for token in _BRACE_TOKEN.finditer(tex):
+            if token.group() == "{":
+                opened.append(token.start())
+            elif token.group() == "}" and opened:
+                self.ends[opened.pop()] = token.end()
+        self.ends.update(dict.fromkeys(opened, -1))
+
+    def body(self, start: int) -> tuple[str, int] | None:
+        """:func:`_braced` of the text at ``start``."""
+        end = self.ends.get(start - 1)
+        if end is None:  # that "{" is escaped in a scan from the start: scan from it
+            return _braced(self.tex, start)
+        return None if end < 0 else (self.tex[start:end - 1], end)
+
+
 def collect_macros(tex: str) -> dict[str, str]:
     """``\\name -> body`` of the argument-free \\newcommand / \\renewcommand / \\def macros."""
     macros: dict[str, str] = {}
+    braces = _Braces(tex)
     for pattern in (_NEWCOMMAND, _DEF):
         for match in pattern.finditer(tex):
-            found = _braced(tex, match.end())
+            found = braces.body(match.end())
             if found is not None:  # "[1]" argument specs never match: they precede the body
                 macros[match.group(1)] = found[0]
     return macros
@@ -183,14 +208,30 @@ def _substitute(pattern: re.Pattern[str], macros: dict[str, str], tex: str,
 
 
 def _drop_definitions(tex: str) -> str:
-    """Remove macro definitions left in the body (their effect is now inlined)."""
+    """Remove macro definitions left in the body (their effect is now inlined); a
+    removal can join the text around it into a new definition, hence the rounds."""
     for pattern in (_NEWCOMMAND, _DEF):
-        while (match := pattern.search(tex)) is not None:
-            found = _braced(tex, match.end())
-            if found is None:
+        for _ in range(_MAX_ROUNDS):
+            dropped = _drop_once(pattern, tex)
+            if dropped == tex:
                 break
-            tex = tex[:match.start()] + tex[found[1]:]
+            tex = dropped
     return tex
+
+
+def _drop_once(pattern: re.Pattern[str], tex: str) -> str:
+    """One pass: every definition removed, up to the first that never closes."""
+    braces, parts, last = _Braces(tex), [], 0
+    for match in pattern.finditer(tex):
+        if match.start() < last:
+            continue  # inside a definition just removed
+        found = braces.body(match.end())
+        if found is None:
+            break
+        parts.append(tex[last:match.start()])
+        last = found[1]
+    parts.append(tex[last:])
+    return "".join(parts)
 
 
 def clean_tex(tex: str, max_chars: int = DEFAULT_LIMITS.doc_bytes) -> str | None:
