@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -67,7 +69,7 @@ class ShardCache:
     def load(self, key: str) -> bytes | None:
         """The stored payload, or None when there is none or it is corrupt."""
         try:
-            raw = self.entry(key).read_bytes()
+            raw = _read_regular_file(self.entry(key))
         except OSError:
             return None
         head = len(MAGIC)
@@ -92,6 +94,16 @@ class ShardCache:
         result = compute()
         self.store(key, encode(result))
         return result, False
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """A regular file's bytes; OSError for anything else (a symlink to /dev/zero planted
+    in the cache would otherwise be read until memory runs out)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return fh.read()
 
 
 def _decode(decode: Callable[[bytes], T], payload: bytes) -> tuple[T] | None:

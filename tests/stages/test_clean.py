@@ -315,13 +315,17 @@ def _damage(kind: str, entry: Path, tmp: Path) -> None:
         _with_counts(entry, lambda s: s.update(quarantined=-1, docs_in=s["docs_in"] - 1))
     elif kind == "rows disagree":
         _with_counts(entry, lambda s: s.update(docs_out=s["docs_out"] + 1, docs_in=s["docs_in"] + 1))
+    elif kind == "symlink to a device":   # read whole, it would never end
+        entry.unlink()
+        entry.symlink_to("/dev/zero")
     elif kind == "pickle":
         blobs, _ = _contents(entry)
         _forge(entry, _repack(blobs, pickle.dumps(RunsCode(tmp / "pickle-ran"))))
 
 
 @pytest.mark.parametrize("kind", ["bad checksum", "truncated", "malformed payload", "wrong types",
-                                  "negative count", "rows disagree", "pickle"])
+                                  "negative count", "rows disagree", "symlink to a device",
+                                  "pickle"])
 def test_a_bad_cache_entry_is_a_miss_and_runs_nothing(tmp: Path, kind: str) -> None:
     _, _, scratch = run_clean(tmp, "scratch")
     code, first, _ = run_clean(tmp, "first", cache="cache")
