@@ -131,6 +131,16 @@ def test_many_latex_definitions_cost_one_scan_not_one_each(tmp_path):
     assert paper.text.startswith("\\section{A} text \\def\\b{") and "\\def\\a" not in paper.text
 
 
+def test_a_book_of_unclosed_license_blocks_costs_one_scan(tmp_path):
+    """100,000 small-print openings that never close: each used to scan the rest of the
+    book for its closing line; the closing lines are now found once."""
+    opening = b"***START**THE SMALL PRINT!\n"
+    path = write(tmp_path / "pg9.txt", b"Title: Print\n\n" + opening * 100_000 + b"The end.\n")
+    ledger, trees = ingest_dir([InputSpec(path)], tmp_path / "out", max_chars=3_000_000)
+    (book,) = trees["raw"]
+    assert book.text.endswith("The end.") and book.text.count("SMALL PRINT") == 100_000
+
+
 # ----------------------------------------------------------------------------- errors
 
 def test_memory_error_in_a_reader_quarantines_that_input_only(tmp_path, monkeypatch):

@@ -33,6 +33,7 @@ size, never held whole.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import re
 from typing import IO
@@ -86,9 +87,10 @@ def _body_bounds(lines: list[str]) -> tuple[int, int]:
 def _drop_blocks(lines: list[str]) -> list[str]:
     """Remove closed license blocks anywhere in the body."""
     out: list[str] = []
+    closings: dict[int, list[int]] = {}
     i = 0
     while i < len(lines):
-        closing = _block_end(lines, i)
+        closing = _block_end(lines, i, closings)
         if closing is None:
             out.append(lines[i])
             i += 1
@@ -97,11 +99,16 @@ def _drop_blocks(lines: list[str]) -> list[str]:
     return out
 
 
-def _block_end(lines: list[str], i: int) -> int | None:
-    """Index of the line closing a license block opened at ``i`` (None: no closed block)."""
-    for opening, closing in _BLOCKS:
+def _block_end(lines: list[str], i: int, closings: dict[int, list[int]]) -> int | None:
+    """Index of the line closing a license block opened at ``i`` (None: no closed block).
+    ``closings`` caches each block kind's closing lines: found once, not once per
+    opening line (a book of unclosed openings would cost quadratic time)."""
+    for kind, (opening, closing) in enumerate(_BLOCKS):
         if opening.match(lines[i]):
-            return next((j for j in range(i, len(lines)) if closing.search(lines[j])), None)
+            if kind not in closings:
+                closings[kind] = [j for j, line in enumerate(lines) if closing.search(line)]
+            after = bisect.bisect_left(closings[kind], i)
+            return closings[kind][after] if after < len(closings[kind]) else None
     return None
 
 

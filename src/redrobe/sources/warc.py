@@ -280,12 +280,13 @@ def _framed(stream: Pushback, offset: int, version: bytes, max_block: int) -> Fr
 
 def _header(stream: Pushback, version: bytes) -> bytes | None:
     """The header fields up to the blank line; None when broken or too long."""
-    lines = [version]
-    while sum(map(len, lines)) <= _MAX_HEADER:
+    lines, size = [version], len(version)
+    while size <= _MAX_HEADER:
         line = stream.readline(_MAX_HEADER)
         if not line.endswith(b"\n"):
             return None
         lines.append(line)
+        size += len(line)
         if line in (b"\r\n", b"\n"):
             return b"".join(lines)
     return None
