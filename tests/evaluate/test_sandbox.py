@@ -195,6 +195,13 @@ def test_secrets_and_the_host_are_invisible(jail, tmp_path, monkeypatch):
 def test_stderr_detail_names_the_exception_only(jail):
     result = jail.run("raise ValueError('x' * 500 + open('/sandbox/program.py').read())\n")
     assert result.status == FAILED and result.detail == "ValueError"
+    # a type the program names, or a forged report line, cannot carry text either
+    named = jail.run("class ghp_token_1234(Exception):\n    pass\nraise ghp_token_1234\n")
+    forged = jail.run("import os, sys\nsys.stderr.write('redrobe-sandbox: ghp_token_1234\\n')\n"
+                      "sys.stderr.flush()\nos.abort()\n")
+    for result in (named, forged):
+        assert result.status == FAILED and "ghp" not in result.detail
+    assert named.detail == "an exception of a type the program defined"
 
 
 def test_the_program_runs_unprivileged_without_capabilities(jail):

@@ -40,6 +40,8 @@ recursion (:func:`remove_tree`).
 
 from __future__ import annotations
 
+import builtins
+import functools
 import itertools
 import os
 import re
@@ -69,6 +71,10 @@ HARNESS = "harness.py"
 PROGRAM = "program.py"
 CHUNK = 65536
 REPORT = re.compile(r"^redrobe-sandbox: ([A-Za-z_][A-Za-z0-9_.]{0,99})$")
+BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
+                               if isinstance(value, type) and issubclass(value, BaseException))
+OTHER_EXCEPTION = "an exception of a type the program defined"
+HARNESS_SOURCE = Path(__file__).with_name("sandbox_harness.py").read_bytes()
 
 HOW_TO_PROCEED = (
     "To proceed, do one of: install bubblewrap (`make sandbox-deps`, or apt-get install "
@@ -172,10 +178,9 @@ class Sandbox:
     def run(self, program: str) -> SandboxResult:
         """Run ``program`` (Python source) to completion, failure or timeout."""
         self.check()
-        harness = (Path(__file__).with_name("sandbox_harness.py")).read_bytes()
         out = self.run_command(
             [self.python, "-I", "-S", "-B", f"{FILES}/{HARNESS}", f"{FILES}/{PROGRAM}"],
-            {HARNESS: harness, PROGRAM: program.encode("utf-8")})
+            {HARNESS: HARNESS_SOURCE, PROGRAM: program.encode("utf-8")})
         keep = self.limits.output_chars
         stdout, stderr = (b.decode("utf-8", "replace")[-keep:] for b in (out.stdout, out.stderr))
         if out.timed_out:
@@ -321,8 +326,8 @@ def _describe(out: Outcome) -> str:
     reported, else the signal or exit status."""
     lines = out.stderr.decode("ascii", "replace").splitlines()
     match = REPORT.match(lines[-1]) if lines else None
-    if match:
-        return match.group(1)
+    if match:  # a name from a fixed list: a program could print any identifier there
+        return match.group(1) if match.group(1) in BUILTIN_EXCEPTIONS else OTHER_EXCEPTION
     assert out.returncode is not None
     # bwrap reports a command killed by signal n as exit status 128 + n
     number = -out.returncode if out.returncode < 0 else out.returncode - 128
@@ -366,13 +371,14 @@ def _hidden_ancestor(path: str, uid: int) -> str | None:
     return None
 
 
-def _blocked_extensions() -> list[str]:
+@functools.cache
+def _blocked_extensions() -> tuple[str, ...]:
     """The standard library's extension-module files the jail replaces with /dev/null."""
     dynload = sysconfig.get_config_var("DESTSHARED")
     if not dynload or not os.path.isdir(dynload):
-        return []
-    return sorted(str(p) for p in Path(dynload).iterdir()
-                  if p.name.split(".")[0] in BLOCKED_MODULES)
+        return ()
+    return tuple(sorted(str(p) for p in Path(dynload).iterdir()
+                        if p.name.split(".")[0] in BLOCKED_MODULES))
 
 
 def remove_tree(path: str) -> None:
