@@ -136,38 +136,46 @@ time.sleep(0.3)
 assert False, "the tests fail"
 """
 
+# name -> (program, why it fails): the removed exit is missing, the hook refuses, or the
+# harness counts the exception
 EARLY_EXITS = {
-    "frame-walking nonce hunt": NONCE_HUNT,
-    "os._exit(0) before the tests": "import os\nos._exit(0)\nassert False\n",
-    "posix._exit(0)": "import posix\nposix._exit(0)\nassert False\n",
-    "exec of /bin/true": "import os\nos.execv('/bin/true', ['true'])\nassert False\n",
-    "raise SystemExit(0)": "raise SystemExit(0)\n",
-    "exit()": "exit()\n",
-    "a thread that exits": THREAD_EXITS,
+    "frame-walking nonce hunt": (NONCE_HUNT, "AttributeError"),
+    "os._exit(0) before the tests": ("import os\nos._exit(0)\nassert False\n", "AttributeError"),
+    "posix._exit(0)": ("import posix\nposix._exit(0)\nassert False\n", "AttributeError"),
+    "exec of /bin/true": ("import os\nos.execv('/bin/true', ['true'])\nassert False\n",
+                          "PermissionError"),
+    "raise SystemExit(0)": ("raise SystemExit(0)\n", "SystemExit"),
+    "sys.exit(0)": ("import sys\nsys.exit(0)\n", "SystemExit"),
+    "KeyboardInterrupt from a thread": ("import _thread, time\n_thread.interrupt_main()\n"
+                                        "time.sleep(1)\n", "KeyboardInterrupt"),
+    "a thread that exits": (THREAD_EXITS, "AssertionError"),
     "a fresh posix module": ("import _imp, importlib.machinery\n"
                              "_imp.create_builtin(importlib.machinery.ModuleSpec('posix', None))"
-                             "._exit(0)\n"),
+                             "._exit(0)\n", "AttributeError"),
     "tracing that skips the tests": ("import sys\nsys.settrace(lambda *a: None)\n"
-                                     "assert False\n"),
-    "ctypes": "import ctypes\nctypes.CDLL(None)._exit(0)\n",
-    "subprocess": "import subprocess\nsubprocess.run(['true'])\nassert False\n",
-    "a signal to the jail's init": "import os, signal\nos.kill(1, signal.SIGKILL)\n",
+                                     "assert False\n", "PermissionError"),
+    "ctypes": ("import ctypes\nctypes.CDLL(None)._exit(0)\n", "PermissionError"),
+    "subprocess": ("import subprocess\nsubprocess.run(['true'])\nassert False\n",
+                   "PermissionError"),
+    "a signal to the jail's init": ("import os, signal\nos.kill(1, signal.SIGKILL)\n",
+                                    "PermissionError"),
     "rewriting the audit hook": (
         "import gc\nhook = [f for f in gc.get_objects() if type(f).__name__ == 'function'"
         " and f.__name__ == 'audit']\nhook[0].__code__ = (lambda event, args: None).__code__\n"
-        "import os\nos.execv('/bin/true', ['true'])\n"),
-    "a finalizer that execs": ("import os\nclass Late:\n    def __del__(self):\n"
-                               "        os.execv('/bin/true', ['true'])\n"
-                               "keep = Late()\nassert False\n"),
-    "reopening /proc/self/mem": "open('/proc/self/mem', 'r+b')\n",
+        "import os\nos.execv('/bin/true', ['true'])\n", "PermissionError"),
+    "a finalizer that execs at shutdown": (
+        "import os\nclass Late:\n    def __init__(self):\n        self.execv = os.execv\n"
+        "    def __del__(self):\n        self.execv('/bin/true', ['true'])\n"
+        "keep = Late()\nassert False\n", "AssertionError"),
+    "reopening /proc/self/mem": ("open('/proc/self/mem', 'r+b')\n", "PermissionError"),
 }
 
 
-@pytest.mark.parametrize("program", EARLY_EXITS.values(), ids=EARLY_EXITS.keys())
-def test_ending_early_is_never_a_pass(jail, program):
+@pytest.mark.parametrize(("program", "detail"), EARLY_EXITS.values(), ids=EARLY_EXITS.keys())
+def test_ending_early_is_never_a_pass(jail, program, detail):
     result = jail.run(program)
-    assert result.status == FAILED and not result.passed
-    assert result.returncode != 0
+    assert result.status == FAILED and not result.passed and result.returncode != 0
+    assert result.detail == detail
 
 
 def test_the_verdict_is_not_a_printed_marker(jail):
@@ -334,10 +342,11 @@ def test_blocked_user_namespaces_are_detected_and_refused(failing_bwrap):
 def test_unisolated_runs_keep_the_harness_limits_and_parent_controls():
     sandbox, before = unisolated(), sandbox_dirs()
     assert sandbox.run(CORRECT).status == PASSED
-    for name, program in EARLY_EXITS.items():
+    for name, (program, detail) in EARLY_EXITS.items():
         # unisolated, pid 1 is the machine's init: that attack is for the jail only
         if name != "a signal to the jail's init":
-            assert sandbox.run(program).status == FAILED, name
+            result = sandbox.run(program)
+            assert (result.status, result.detail) == (FAILED, detail), name
     assert sandbox.run("x = bytearray(2 * 1024 ** 3)\n").detail == "MemoryError"
     flood = sandbox.run("import sys\nwhile True:\n    sys.stdout.write('x' * (1 << 20))\n")
     assert flood.status == FAILED and "output over" in flood.detail
