@@ -50,7 +50,7 @@ from redrobe.dedup.shards import (
     sketch_task,
     write_shard,
 )
-from redrobe.documents import atomic_dir, count_documents, list_shards
+from redrobe.documents import atomic_dirs, count_documents, list_shards
 from redrobe.errors import InputError
 from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
@@ -90,7 +90,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         semantic = semantic_pass(params, work, progress)
         plan = plan_removals(sketches, params.dedup, passes + ([semantic] if semantic else []))
     rel = [p.relative_to(args.input) for p in shards]
-    with atomic_dir(args.output) as out, atomic_dir(args.removed) as removed:
+    with atomic_dirs(args.output, args.removed) as (out, removed):
         writes = [WriteTask(input=str(p), output=str(out / r), removed=str(removed / r),
                             batch_docs=batch, rows=len(s), removals=plan.removals[i])
                   for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]

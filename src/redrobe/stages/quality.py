@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dir, count_documents, list_shards, write_json
+from redrobe.documents import atomic_dirs, count_documents, list_shards, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.progress import countable_total
 from redrobe.quality.suite import (
@@ -95,9 +95,8 @@ def _validate(params: Params, args: argparse.Namespace, docs_dir: Path) -> tuple
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
-    with atomic_dir(args.docs) as docs_dir:
+    with atomic_dirs(args.output, args.docs) as (out, docs_dir):
         summary, ledger = _validate(params, args, docs_dir)
-    with atomic_dir(args.output) as out:
         write_json(out / "validation.json", summary)
     tracker.log_artifact(Path(args.output) / "validation.json", "quality")
     tracker.log_artifact(args.docs, "quality/data_docs")
