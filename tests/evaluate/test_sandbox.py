@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from dataclasses import replace
@@ -77,13 +78,13 @@ def home_entries() -> list[str]:
     return [str(p) for p in entries[:3]] or [str(home)]
 
 
-def leftover(marker: str, tries: int = 30) -> list[int]:
-    """Processes whose command line contains ``marker`` (after a moment to die)."""
+def leftover(text: str, tries: int = 30) -> list[int]:
+    """Processes whose command line contains ``text`` (after a moment to die)."""
     for _ in range(tries):
         found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                     found.append(int(pid))
             except OSError:
                 pass
@@ -93,8 +94,19 @@ def leftover(marker: str, tries: int = 30) -> list[int]:
     return found
 
 
-def sandbox_dirs() -> set[str]:
-    return {p.name for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("redrobe-sandbox-*")}
+@pytest.fixture
+def host_tmp(tmp_path, monkeypatch):
+    """The directory the sandbox's host-side temp dirs go to, empty and this test's own
+    (tests running beside this one use theirs)."""
+    folder = tmp_path / "host-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def marker(seconds: int) -> str:
+    """A `sleep` argument unique to this test process, to find its leftovers by."""
+    return f"{seconds}.{os.getpid()}"
 
 
 def test_a_correct_program_passes_and_a_wrong_one_fails(jail):
@@ -226,20 +238,18 @@ def test_the_program_runs_unprivileged_without_capabilities(jail):
                                                           "PermissionError"]
 
 
-def test_scratch_is_a_small_private_tmpfs(jail):
-    before = sandbox_dirs()
+def test_scratch_is_a_small_private_tmpfs(jail, host_tmp):
     result = jail.run("import os\nopen('scratch.txt', 'w').write('x')\n"
                       "print(os.getcwd(), sorted(os.listdir('.')))\n"
                       "open('big', 'wb').write(b'x' * (64 << 20))\n")
     assert result.status == FAILED and result.detail == "OSError"  # RLIMIT_FSIZE / tmpfs full
     assert result.stdout.strip() == "/tmp ['scratch.txt']"
-    assert sandbox_dirs() == before  # nothing on the host
+    assert list(host_tmp.iterdir()) == []  # nothing on the host
 
 
-def test_thousands_of_nested_directories_leave_nothing_behind(jail):
-    before = sandbox_dirs()
+def test_thousands_of_nested_directories_leave_nothing_behind(jail, host_tmp):
     result = jail.run("import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n")
-    assert result.status == PASSED and sandbox_dirs() == before
+    assert result.status == PASSED and list(host_tmp.iterdir()) == []
 
 
 def test_an_output_flood_is_cut_off_and_the_parent_stays_small(jail):
@@ -300,17 +310,17 @@ def test_the_process_limit_binds(jail):
 
 
 def test_detached_and_immortal_children_die_with_the_run(jail):
-    marker = "617.4242"
+    sleep = marker(617)
     detached = ("import os\nif os.fork() == 0:\n    os.setsid()\n"
-                f"    os.execv('/bin/sleep', ['sleep', '{marker}'])\n")
+                f"    os.execv('/bin/sleep', ['sleep', '{sleep}'])\n")
     assert jail.run_command(python(jail, detached), {}).returncode == 0
-    assert leftover(marker) == []
+    assert leftover(sleep) == []
     # a child that never exits and keeps stdout open: run() returns at the deadline
-    immortal = f"/bin/sleep {marker} & exec /bin/sleep {marker}"
+    immortal = f"/bin/sleep {sleep} & exec /bin/sleep {sleep}"
     result = replace(jail, limits=replace(LIMITS, timeout_s=1)).run_command(
         ["/bin/sh", "-c", immortal], {})
     assert result.timed_out and result.returncode is None
-    assert leftover(marker) == []
+    assert leftover(sleep) == []
 
 
 def test_files_are_passed_read_only(jail):
@@ -339,8 +349,8 @@ def test_blocked_user_namespaces_are_detected_and_refused(failing_bwrap):
     assert allowed.run(CORRECT).status == PASSED and allowed.isolation == NONE
 
 
-def test_unisolated_runs_keep_the_harness_limits_and_parent_controls():
-    sandbox, before = unisolated(), sandbox_dirs()
+def test_unisolated_runs_keep_the_harness_limits_and_parent_controls(host_tmp):
+    sandbox = unisolated()
     assert sandbox.run(CORRECT).status == PASSED
     for name, (program, detail) in EARLY_EXITS.items():
         # unisolated, pid 1 is the machine's init: that attack is for the jail only
@@ -351,20 +361,20 @@ def test_unisolated_runs_keep_the_harness_limits_and_parent_controls():
     flood = sandbox.run("import sys\nwhile True:\n    sys.stdout.write('x' * (1 << 20))\n")
     assert flood.status == FAILED and "output over" in flood.detail
     deep = sandbox.run("import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n")
-    assert deep.status == PASSED and sandbox_dirs() == before
+    assert deep.status == PASSED and list(host_tmp.iterdir()) == []
 
 
 def test_unisolated_run_returns_at_the_deadline_despite_a_detached_child():
-    marker = "619.4242"
+    sleep = marker(619)
     sandbox = unisolated(timeout_s=1)
     code = ("import os\nif os.fork() == 0:\n    os.setsid()\n"
-            f"    os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
-            f"os.execv('/bin/sleep', ['sleep', '{marker}'])\n")
+            f"    os.execv('/bin/sleep', ['sleep', '{sleep}'])\n"
+            f"os.execv('/bin/sleep', ['sleep', '{sleep}'])\n")
     try:
         result = sandbox.run_command(python(sandbox, code), {})
         assert result.timed_out  # the detached child holds stdout open; run() still returns
     finally:  # unisolated, the sandbox cannot reach a detached child: the test kills it
-        for pid in leftover(marker, tries=1):
+        for pid in leftover(sleep, tries=1):
             os.kill(pid, 9)
 
 
