@@ -31,10 +31,12 @@ WORKDIR /opt/redrobe
 # 2. the dependencies listed in pyproject.toml, every one pinned by requirements.lock;
 #    deepspeed is an sdist that builds against the installed torch, hence
 #    --no-build-isolation and a compiler, which leaves in the same layer.
-# git stays: DVC works inside a git checkout.
+# git stays: DVC works inside a git checkout. bubblewrap is the HumanEval sandbox's jail
+# (docs/security.md); it needs user namespaces, which Docker's default seccomp profile
+# blocks, so run the evaluate stage with a profile that permits them.
 COPY pyproject.toml requirements.lock ./
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git build-essential \
+ && apt-get install -y --no-install-recommends git bubblewrap build-essential \
  && python -m pip install --upgrade pip setuptools wheel \
  && python -m pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION" \
  && python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
