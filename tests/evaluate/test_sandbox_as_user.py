@@ -4,9 +4,10 @@ The suite usually runs as root, where the sandbox drops to uid 65534 with setpri
 bubblewrap. A normal user takes the other path: bwrap directly, with RLIMIT_NPROC
 counted among that user's processes in the jail's own user namespace. This test runs
 the whole sandbox test file as uid 65534 (no groups, no capabilities), with a HOME and
-temp dir of its own; where the Python installation sits under a directory that uid
-cannot search (/root here), the run sees it through the same privileged bwrap the
-sandbox uses for that (:func:`redrobe.evaluate.sandbox.reachable`).
+temp dir of its own; where the Python installation or this checkout sits under a
+directory that uid cannot search (/root here, a private temp dir for a fresh CI clone),
+the run sees them through the same privileged bwrap the sandbox uses for that
+(:func:`redrobe.evaluate.sandbox.reachable`).
 """
 
 import os
@@ -25,11 +26,11 @@ REPO = HERE.parents[1]
 
 
 def _unreadable_reason() -> str:
-    """Why uid 65534 could not run the tests from this checkout ("" when it can)."""
-    for path in (REPO, Path(sys.executable).parent):
-        for part in [*reversed(path.parents), path]:
-            if os.stat(part).st_mode & 0o005 != 0o005:
-                return f"{part} is not readable and searchable by other users"
+    """Why uid 65534 could not run the tests from this checkout ("" when it can): the
+    folders above it are made reachable, the checkout itself must be readable."""
+    for path in (REPO, HERE, Path(sys.executable).parent):
+        if os.stat(path).st_mode & 0o005 != 0o005:
+            return f"{path} is not readable and searchable by other users"
     return ""
 
 
@@ -46,7 +47,7 @@ def test_the_sandbox_tests_pass_as_an_unprivileged_user():
     os.chown(home, SANDBOX_UID, SANDBOX_UID)
     env = {"PATH": os.environ["PATH"], "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
            "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1"}
-    command = [*reachable(bwrap, Sandbox().python_dirs(), SANDBOX_UID), setpriv,
+    command = [*reachable(bwrap, [*Sandbox().python_dirs(), str(REPO)], SANDBOX_UID), setpriv,
                f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
                "--inh-caps=-all", "--", sys.executable, "-m", "pytest", "-q", "-p", "no:xdist",
                "-p", "no:cacheprovider", "--basetemp", f"{home}/pytest",

@@ -123,12 +123,28 @@ class Outcome:
     overflowed: bool = False     # killed for writing more than max_output_kb
 
 
-def _rlimit_argv(limits: SandboxLimits) -> list[str]:
+def _rlimit_argv(limits: SandboxLimits, running: int = 0) -> list[str]:
+    """prlimit's command line; ``running``: tasks already counted against RLIMIT_NPROC."""
     mb = 1024 * 1024
-    values = {"as": limits.memory_mb * mb, "cpu": limits.cpu_s, "nproc": limits.max_processes,
+    values = {"as": limits.memory_mb * mb, "cpu": limits.cpu_s,
+              "nproc": running + limits.max_processes,
               "fsize": limits.max_file_mb * mb, "nofile": limits.max_open_files, "core": 0}
     prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
     return [prlimit, *(f"--{name}={value}:{value}" for name, value in values.items()), "--"]
+
+
+def _user_tasks(uid: int) -> int:
+    """Tasks (threads) the kernel counts against ``uid``'s RLIMIT_NPROC outside a user
+    namespace: every thread of every process of that uid."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+            except OSError:        # the process ended meanwhile
+                continue
+    return count
 
 
 def _interpreter() -> str:
@@ -205,7 +221,10 @@ class Sandbox:
             for name, data in files.items():
                 Path(scratch, name).write_bytes(data)
             command = [a.replace(FILES, scratch) for a in argv]
-            return self._execute(_Command([*_rlimit_argv(self.limits), *command], scratch,
+            # Outside a user namespace RLIMIT_NPROC counts all the caller's tasks (and
+            # nothing for root): allow max_processes beyond those running now.
+            running = _user_tasks(os.getuid()) if os.getuid() != 0 else 0
+            return self._execute(_Command([*_rlimit_argv(self.limits, running), *command], scratch,
                                           scratch, []), self.limits.timeout_s)
         finally:
             remove_tree(scratch)
