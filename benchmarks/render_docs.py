@@ -949,8 +949,9 @@ def test_time(d: Json) -> str:
              fixed(runs[label]["load_average_at_start"][0], 2)]
             for label in labels]
     blocks = [para("`make test` from a fresh clone, install included (`.ci/run` with CI=true), "
-                   f"on one machine ({d['cpu']}, {d['cpus']} cores"
-                   f"{', AVX-512' if d.get('avx512') else ', no AVX-512'}), one run after the other."),
+                   f"on one machine type ({d['cpu']}, {d['cpus']} cores"
+                   f"{', AVX-512' if d.get('avx512') else ', no AVX-512'}); the load average at the start "
+                   "shows how idle it was."),
               table(["run", "whole run", "pytest", "passed", "failed", "skipped",
                      "load average at start"], rows)]
     if "before" in runs and "after" in runs:
