@@ -10,6 +10,12 @@ then applies the two checks common to every source (empty text, too long)::
 Ids are ``<slice>/<16 hex>``: a hash of the record's provenance (distribution,
 member, offset; or file digest and line), never of run order, so the same record
 gets the same id in every run and on every machine.
+
+An input hashed while it is read (files mode) has no digest until it has been read:
+its reader is given :data:`PENDING_SHA256` instead, and :func:`with_digest` puts the
+digest into each document's id and provenance afterwards, as if it had been known::
+
+    doc = with_digest(doc, "9f86d0...")   # same id and provenance as given the digest
 """
 
 from __future__ import annotations
@@ -40,10 +46,30 @@ REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_N
 KEPT, REMOVED, QUARANTINED = Status.KEPT, Status.REMOVED, Status.QUARANTINED
 
 
+#: stands for an input's sha256 until it is known (NUL: no file name or part holds it)
+PENDING_SHA256 = "\x00sha256 pending"
+_PENDING_ID = f"/{PENDING_SHA256}\x1f"
+
+
 def stable_id(slice_name: str, *provenance: Any) -> str:
-    """``<slice>/<hex>`` from the provenance parts (e.g. distribution, member, offset)."""
+    """``<slice>/<hex>`` from the provenance parts (e.g. distribution, member, offset);
+    with :data:`PENDING_SHA256` among them, ``<slice>/<pending><parts>`` (resolved by
+    :func:`with_digest`)."""
     key = "\x1f".join(str(p) for p in provenance)
+    if PENDING_SHA256 in provenance:
+        return f"{slice_name}{_PENDING_ID}{key}"
     return f"{slice_name}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+def with_digest(doc: Document, sha256: str) -> Document:
+    """``doc`` with the input's digest in place of :data:`PENDING_SHA256` (id, provenance)."""
+    slice_name, pending, key = doc.id.partition(_PENDING_ID)
+    if pending:
+        doc = replace(doc, id=stable_id(slice_name, key.replace(PENDING_SHA256, sha256)))
+    provenance = doc.meta.get("provenance", {})
+    if provenance.get("sha256") == PENDING_SHA256:
+        doc = replace(doc, meta={**doc.meta, "provenance": {**provenance, "sha256": sha256}})
+    return doc
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
         with source.open(budget) as fh: ...               # ... every byte charged to the budget
         with source.open_raw() as fh: ...                 # the bytes as stored
         source.sha256()                                   # of the stored bytes (dirs: of the tree)
+        hashed = source.hashed(); read(hashed); hashed.digest.hexdigest()  # the same, one pass
         for rel, member in source.walk(): ...             # a directory's files, sorted
         source.children()                                 # the files directly inside it
     capped = read_capped(fh, limit)                       # first ``limit`` bytes, size counted
@@ -13,6 +14,12 @@
 Symbolic links are never followed: ``walk`` yields a link as a Source with
 ``is_link`` set (a linked directory is not descended) and ``children`` leaves links
 out, so a link in a tree cannot pull a file from outside it into the data.
+
+One pass: :meth:`Source.hashed` gives a source whose first open feeds every byte the
+reader reads to a sha256 and, when the reader closes it, the bytes it left unread, so
+an input is hashed by the read that parses it (:class:`InputDigest`); an input that is
+opened twice or read out of order (Parquet reads its footer first, a directory is
+many files) is hashed by a read of its own instead, with the same digest.
 
 Budgets (docs/security.md, "Readers"): a :class:`Budget` caps the decompressed bytes
 one input may yield (``ingest.max_input_bytes``; over it, :class:`InputTooLarge`),
@@ -37,9 +44,9 @@ import hashlib
 import io
 import lzma
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import fsspec
 import zstandard
@@ -87,6 +94,11 @@ class Source:
                 h.update(chunk)
         return h.hexdigest()
 
+    def hashed(self) -> HashedSource:
+        """This input, hashed by the reads its reader makes (:class:`InputDigest`)."""
+        return HashedSource(self.name, self.fs, self.path, self.is_dir, self.is_link,
+                            InputDigest(self))
+
     def link_target(self) -> str:
         """Where a symbolic link points (its text, not followed)."""
         return os.readlink(self.path) if isinstance(self.fs, LocalFileSystem) else ""
@@ -107,6 +119,98 @@ class Source:
         for path, is_link in sorted(_tree(self.fs, root)):
             rel = path[len(root):].lstrip("/") if path.startswith(root) else path
             yield rel, Source(f"{self.name.rstrip('/')}/{rel}", self.fs, path, is_link=is_link)
+
+
+class InputDigest:
+    """The sha256 of one input's stored bytes, taken from the pass its reader makes.
+
+    The first open is hashed as it is read and, at close, to its end (what the reader
+    left unread is read then, once); a second open or a seek elsewhere than the read
+    position spoils that pass, and :meth:`hexdigest` then reads the input again. An
+    error of the store (open or read) is kept: :meth:`hexdigest` raises it, since an
+    input that could not be read whole has no digest.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.hash = hashlib.sha256()
+        self.opens = 0
+        self.whole = False        # the first open was read in order to its end
+        self.error: Exception | None = None
+
+    def open(self, raw: Callable[[], IO[bytes]]) -> IO[bytes]:
+        self.opens += 1
+        try:
+            fh = raw()
+        except Exception as exc:
+            self.error = exc
+            raise
+        return io.BufferedReader(_Hashing(fh, self), _CHUNK) if self.opens == 1 else fh
+
+    def hexdigest(self) -> str:
+        if self.error is not None:
+            raise self.error
+        return self.hash.hexdigest() if self.whole and self.opens == 1 else self.source.sha256()
+
+
+class _Hashing(io.RawIOBase):
+    """A raw reader that feeds what it reads, in order, to an :class:`InputDigest`."""
+
+    def __init__(self, inner: IO[bytes], digest: InputDigest) -> None:
+        self.inner, self.digest = inner, digest
+        self.position, self.in_order = 0, True
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self.inner.seekable()
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = self.inner.seek(offset, whence)
+        self.in_order = self.in_order and target == self.position
+        self.position = target
+        return target
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self.inner.read(size)
+        except Exception as exc:
+            self.digest.error = exc
+            raise
+        if self.in_order:
+            self.digest.hash.update(data)
+        self.position += len(data)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if self.in_order and self.digest.error is None:
+                    while self._read(_CHUNK):  # the bytes the reader left, for the digest
+                        pass
+                    self.digest.whole = True
+            finally:
+                self.inner.close()
+                super().close()
+
+
+@dataclass(frozen=True)
+class HashedSource(Source):
+    """A :class:`Source` whose reads are hashed (see :class:`InputDigest`)."""
+
+    digest: InputDigest = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def open_raw(self) -> IO[bytes]:
+        return self.digest.open(super().open_raw)
 
 
 def _tree(fs: fsspec.AbstractFileSystem, root: str) -> Iterator[tuple[str, bool]]:

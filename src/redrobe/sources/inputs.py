@@ -38,12 +38,19 @@ Every reader streams: a document holds at most ``Limits.doc_bytes`` (4 x
 first characters and its size; a symbolic link is never followed. A path or glob that
 matches nothing is an InputError (a configuration mistake). Inputs are read in
 order, one document at a time, into one :class:`SliceSink` per slice.
+
+Each input is read once: its sha256 (in every id and provenance) is taken from the
+bytes its reader reads (``Source.hashed``), so its documents are spooled to local
+disk (the system temp dir) until the input ends, then written with the digest. A
+Parquet file or a directory is hashed by a read of its own (see ``fileio``).
 """
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import tarfile
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +63,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from redrobe.documents import Document
 from redrobe.errors import InputError
 from redrobe.sources import codetree, gutenberg, latex, mediawiki, redpajama, stackexchange, warc
-from redrobe.sources.base import Limits, Origin, quarantined, stable_id
+from redrobe.sources.base import PENDING_SHA256, Limits, Origin, quarantined, stable_id, with_digest
 from redrobe.sources.fileio import Budget, Source, expand
 from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
 
@@ -205,22 +212,71 @@ class Reading:
 
 def read_input(source: Source, spec: InputSpec, default_slice: str, batch_size: int,
                limits: Limits) -> Reading:
-    """Start reading one input; a failure ends its documents with a quarantine record."""
+    """Read one input, hashing it in the same pass; a failure ends its documents with a
+    quarantine record. The documents wait in a spool on local disk until the digest their
+    ids and provenance hold is known (the input has been read to its end)."""
     fmt = detect_format(source) if spec.format == AUTO else spec.format
     slice_name = slice_for(spec, fmt, default_slice)
+    if fmt is None:
+        return _unknown_format(source, slice_name)
+    hashed = source.hashed()
+    with _Spool() as spool:
+        spool.write(_guarded(hashed, fmt, slice_name, spec, Origin(source.name, PENDING_SHA256),
+                             batch_size, limits))
+        try:
+            digest = hashed.digest.hexdigest()
+        except READ_ERRORS as exc:  # the store failed: what was read has no digest
+            return _unreadable(source, fmt, slice_name, exc)
+        return Reading(Origin(source.name, digest), fmt, slice_name, spool.replay(digest))
+
+
+def _unknown_format(source: Source, slice_name: str) -> Reading:
     try:
         origin = Origin(source.name, source.sha256())
     except READ_ERRORS as exc:
-        origin = Origin(source.name, "")
-        failed = failure_document(origin, slice_name, 0, f"unreadable ({type(exc).__name__}: {exc})")
-        return Reading(origin, fmt, slice_name, iter([failed]))
-    if fmt is None:
-        failed = failure_document(origin, slice_name, 0, "unknown format: the file name implies "
-                                  f"none of {', '.join(FORMATS)}; name it in "
-                                  "ingest.inputs[].format")
-        return Reading(origin, fmt, slice_name, iter([failed]))
-    return Reading(origin, fmt, slice_name,
-                   _guarded(source, fmt, slice_name, spec, origin, batch_size, limits))
+        return _unreadable(source, None, slice_name, exc)
+    failed = failure_document(origin, slice_name, 0, "unknown format: the file name implies "
+                              f"none of {', '.join(FORMATS)}; name it in ingest.inputs[].format")
+    return Reading(origin, None, slice_name, iter([failed]))
+
+
+def _unreadable(source: Source, fmt: str | None, slice_name: str, exc: BaseException) -> Reading:
+    origin = Origin(source.name, "")
+    failed = failure_document(origin, slice_name, 0, f"unreadable ({type(exc).__name__}: {exc})")
+    return Reading(origin, fmt, slice_name, iter([failed]))
+
+
+class _Spool:
+    """Documents on local disk, one in memory at a time, until their input's digest is
+    known; :meth:`replay` gives them back with it (and closes the spool when done)."""
+
+    def __init__(self) -> None:
+        # closed by __exit__, or by replay when that hands the documents on
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115
+        self.count = 0
+        self.replaying = False
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.replaying:
+            self.file.close()
+
+    def write(self, documents: Iterator[Document]) -> None:
+        for doc in documents:
+            pickle.dump(doc, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += 1
+
+    def replay(self, sha256: str) -> Iterator[Document]:
+        self.replaying = True
+        return self._replay(sha256)
+
+    def _replay(self, sha256: str) -> Iterator[Document]:
+        with self.file:
+            self.file.seek(0)
+            for _ in range(self.count):  # written by this process just now, hence unpickled
+                yield with_digest(pickle.load(self.file), sha256)
 
 
 def _guarded(source: Source, fmt: str, slice_name: str, spec: InputSpec, origin: Origin,

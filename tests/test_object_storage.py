@@ -1,0 +1,265 @@
+"""Object storage: files-mode ingest from s3:// on a real S3 server, hashing in one pass, DVC's S3 remote.
+
+The server is moto's, started on 127.0.0.1 as its own process (tests/s3_server.py).
+The corpus holds one small, well-formed file of each streamed format plus a Parquet
+file and a code tree (hashed by a read of their own) and is ingested from a local
+directory and from a bucket: the outputs must be the same but for the names the
+provenance and metrics record (the path as given vs the ``s3://`` URL).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from s3_server import S3Server, s3_fixture, s3_server_fixture  # noqa: F401  (fixtures)
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from redrobe.accounting import Ledger
+from redrobe.documents import list_shards, read_documents
+from redrobe.sources import fileio
+from redrobe.sources.fileio import expand
+from redrobe.sources.inputs import InputSpec, ingest_inputs
+from redrobe.sources.sink import OutputDirs
+
+WIKI = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">'
+        "<siteinfo><sitename>Wikipedia</sitename><dbname>enwiki</dbname>"
+        "<base>https://en.wikipedia.org/wiki/Main_Page</base>"
+        '<namespaces><namespace key="0" case="first-letter" /></namespaces></siteinfo>\n'
+        "<page><title>Tide</title><ns>0</ns><id>1</id><revision><id>10</id>"
+        "<timestamp>2023-03-20T10:00:00Z</timestamp><contributor><username>Ed</username><id>1</id>"
+        "</contributor><model>wikitext</model><format>text/x-wiki</format>"
+        "<text xml:space=\"preserve\">A '''tide''' is the rise and fall of [[sea level]].</text>"
+        "</revision></page>\n</mediawiki>\n")
+POSTS = ('<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+         '  <row Id="1" PostTypeId="1" Score="3" Body="&lt;p&gt;Why do tides repeat?&lt;/p&gt;" '
+         'Title="Tides" Tags="&lt;physics&gt;" />\n'
+         '  <row Id="2" PostTypeId="2" ParentId="1" Score="5" Body="&lt;p&gt;The moon.&lt;/p&gt;" />\n'
+         "</posts>\n")
+PAPER = (r"\documentclass{article}\begin{document}\section{Tides}"
+         r"Tides follow the moon.\end{document}")
+MIT = ("MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy "
+       'of this software and associated documentation files (the "Software"), to deal\n'
+       "in the Software without restriction...\n")
+
+
+def warc_bytes(kind: str, pages: int) -> bytes:
+    """A gzipped WARC of ``pages`` HTML responses, or a WET of text conversions."""
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=True)
+    for i in range(pages):
+        headers = {"WARC-Date": "2023-03-20T00:00:00Z",
+                   "WARC-Record-ID": f"<urn:uuid:00000000-0000-0000-0000-{i:012d}>"}
+        if kind == "wet":
+            record = writer.create_warc_record(
+                f"https://site.example/{i}", "conversion",
+                warc_headers_dict={**headers, "Content-Type": "text/plain"},
+                payload=io.BytesIO(f"Page {i} is about the tides of the North Sea.".encode()))
+        else:
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            html = (f"<html><body><article><h1>Ferry {i}</h1><p>The ferry leaves at high tide, "
+                    "twice a day, from the old harbour wall.</p></article></body></html>")
+            record = writer.create_warc_record(
+                f"https://news.example/{i}", "response", payload=io.BytesIO(html.encode()),
+                http_headers=http, warc_headers_dict=headers)
+        writer.write_record(record)
+    return buf.getvalue()
+
+
+def paper_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("main.tex")
+        info.size = len(PAPER)
+        tar.addfile(info, io.BytesIO(PAPER.encode()))
+    return buf.getvalue()
+
+
+def parquet_bytes() -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"text": ["A row about tides.", "Another row."],
+                             "red_pajama_subset": ["c4", "c4"]}), buf)
+    return buf.getvalue()
+
+
+def corpus_files() -> dict[str, bytes]:
+    """A small real file of every format, by path relative to the corpus root."""
+    rows = [{"text": "Tides are long waves.", "red_pajama_subset": "c4"}, {"text": "No subset."}]
+    jsonl = "".join(json.dumps(r) + "\n" for r in rows) + "{not json\n"
+    return {
+        "crawl.warc.gz": warc_bytes("warc", 2),
+        "crawl.warc.wet.gz": warc_bytes("wet", 3),
+        "rp.jsonl.zst": zstandard.ZstdCompressor().compress(jsonl.encode()),
+        "rp.parquet": parquet_bytes(),
+        "enwiki-pages-articles.xml.bz2": bz2.compress(WIKI.encode()),
+        "earthscience.stackexchange.com-Posts.xml": POSTS.encode(),
+        "2301.00001.tar.gz": paper_tar(),
+        "pg11.txt.gz": gzip.compress(b"Title: Tides\n\nThe sea rose and fell."),
+        "repo/LICENSE": MIT.encode(),
+        "repo/tides.py": b"def high_tide(hour):\n    return hour % 12 == 0\n",
+    }
+
+
+def ingest(pattern: str, out: Path) -> tuple[dict[str, str], Ledger]:
+    dirs = OutputDirs(out / "raw", out / "removed", out / "quarantine")
+    reports, inputs = ingest_inputs([InputSpec(pattern)], dirs, "common_crawl", shard_docs=4,
+                                    batch_size=2, max_chars=10_000, max_input_bytes=1 << 20)
+    ledger = Ledger()
+    for report in reports:
+        ledger.merge(report.ledger)
+    assert not ledger.check()
+    return inputs, ledger
+
+
+def shards(out: Path, name_from: str = "", name_to: str = "") -> dict[str, pa.Table]:
+    """Every output shard as a table, the input names in it renamed."""
+    tables = {}
+    for path in sorted(out.rglob("*.parquet")):
+        table = pq.read_table(path)
+        for i, column in enumerate(table.column_names):
+            if pa.types.is_string(table.schema.field(column).type):
+                values = [v.replace(name_from, name_to) if v else v
+                          for v in table.column(column).to_pylist()]
+                table = table.set_column(i, column, pa.array(values, pa.string()))
+        tables[path.relative_to(out).as_posix()] = table
+    return tables
+
+
+@pytest.mark.e2e
+def test_ingest_from_s3_equals_ingest_from_a_local_directory(s3: S3Server, tmp_path: Path):
+    bucket = s3.make_bucket("ingest-inputs")
+    fs = s3.filesystem()
+    files = corpus_files()
+    for rel, data in files.items():
+        (tmp_path / "corpus" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "corpus" / rel).write_bytes(data)
+        fs.pipe(f"{bucket}/corpus/{rel}", data)
+    local = str(tmp_path / "corpus")
+    url = f"s3://{bucket}/corpus"
+    local_inputs, local_ledger = ingest(f"{local}/*", tmp_path / "local")
+    s3_inputs, s3_ledger = ingest(f"{url}/*", tmp_path / "s3")
+    assert len(local_inputs) == 9  # the code tree is one input
+    assert {k.replace(url, local): v for k, v in s3_inputs.items()} == local_inputs
+    assert dict(s3_ledger.slices) == dict(local_ledger.slices)
+    assert sorted(local_ledger.slices) == ["arxiv", "books", "c4", "common_crawl", "github",
+                                           "stackexchange", "wikipedia"]
+    local_tables = shards(tmp_path / "local")
+    assert shards(tmp_path / "s3", url, local) == local_tables
+    (paper,) = read_documents(list_shards(tmp_path / "s3" / "raw", "arxiv")[0])
+    assert paper.meta["provenance"]["file"] == f"{url}/2301.00001.tar.gz"  # the URL, no endpoint
+    assert paper.meta["provenance"]["sha256"] == hashlib.sha256(files["2301.00001.tar.gz"]).hexdigest()
+
+
+@pytest.mark.e2e
+def test_a_truncated_s3_input_is_quarantined_naming_its_url(s3: S3Server, tmp_path: Path):
+    bucket = s3.make_bucket("ingest-broken")
+    good = warc_bytes("wet", 3)
+    s3.filesystem().pipe(f"{bucket}/cut.warc.wet.gz", good[:-40])
+    inputs, ledger = ingest(f"s3://{bucket}/cut.warc.wet.gz", tmp_path)
+    assert inputs == {f"s3://{bucket}/cut.warc.wet.gz": hashlib.sha256(good[:-40]).hexdigest()}
+    (error,) = [d.extra["error"] for d in
+                read_documents(list_shards(tmp_path / "quarantine", "common_crawl")[0])]
+    assert error.startswith(f"s3://{bucket}/cut.warc.wet.gz: unreadable wet input")
+    assert error.endswith("after 2 record(s)")
+    assert ledger.slices["common_crawl"].docs_out == 2
+
+
+class CountingFile(io.RawIOBase):
+    """A file that counts every byte read from it (into ``self.counter``)."""
+
+    def __init__(self, path: str, counter: list[int]) -> None:
+        self.inner, self.counter = open(path, "rb"), counter  # noqa: SIM115  (closed in close)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.inner.read(len(buffer))
+        self.counter[0] += len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    counter = [0]
+    monkeypatch.setattr(fileio.Source, "open_raw",
+                        lambda self: io.BufferedReader(CountingFile(self.path, counter)))
+    return counter
+
+
+@pytest.mark.parametrize("name", ["crawl.warc.gz", "crawl.warc.wet.gz", "rp.jsonl.zst",
+                                  "enwiki-pages-articles.xml.bz2", "2301.00001.tar.gz",
+                                  "pg11.txt.gz", "earthscience.stackexchange.com-Posts.xml"])
+def test_a_streamed_input_is_read_once_and_hashed_by_that_read(tmp_path, monkeypatch, name):
+    data = corpus_files()[name]
+    (tmp_path / name).write_bytes(data)
+    counter = count_reads(monkeypatch)
+    inputs, ledger = ingest(str(tmp_path / name), tmp_path / "out")
+    assert inputs == {str(tmp_path / name): hashlib.sha256(data).hexdigest()}
+    assert sum(s.docs_out for s in ledger.slices.values()) >= 1
+    assert counter[0] == len(data)  # one pass: every byte read once, none twice
+
+
+def test_bytes_a_reader_leaves_unread_are_hashed_at_close(tmp_path, monkeypatch):
+    data = bytes(range(256)) * 4096  # 1 MiB: more than one buffer
+    (tmp_path / "pg12.txt").write_bytes(data)
+    counter = count_reads(monkeypatch)
+    (source,) = expand(str(tmp_path / "pg12.txt"))
+    hashed = source.hashed()
+    with hashed.open() as fh:
+        fh.read(10)
+    assert hashed.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert counter[0] == len(data)
+
+
+def test_a_parquet_input_read_out_of_order_is_hashed_by_a_read_of_its_own(tmp_path, monkeypatch):
+    data = parquet_bytes()
+    (tmp_path / "rp.parquet").write_bytes(data)
+    counter = count_reads(monkeypatch)
+    inputs, _ = ingest(str(tmp_path / "rp.parquet"), tmp_path / "out")
+    assert inputs == {str(tmp_path / "rp.parquet"): hashlib.sha256(data).hexdigest()}
+    assert counter[0] > len(data)  # the footer first, then the whole file for the digest
+
+
+def test_a_store_error_mid_read_quarantines_the_input_with_no_digest(tmp_path, monkeypatch):
+    data = corpus_files()["crawl.warc.wet.gz"]
+    (tmp_path / "crawl.warc.wet.gz").write_bytes(data)
+
+    class Failing(CountingFile):
+        def readinto(self, buffer) -> int:  # type: ignore[override]
+            if self.counter[0]:
+                raise ConnectionError("the store went away")
+            return super().readinto(memoryview(buffer)[:100])
+
+    counter = [0]
+    monkeypatch.setattr(fileio.Source, "open_raw", lambda self: Failing(self.path, counter))
+    inputs, ledger = ingest(str(tmp_path / "crawl.warc.wet.gz"), tmp_path / "out")
+    assert inputs == {str(tmp_path / "crawl.warc.wet.gz"): ""}
+    (error,) = [d.extra["error"] for d in
+                read_documents(list_shards(tmp_path / "out" / "quarantine", "common_crawl")[0])]
+    assert error == (f"{tmp_path / 'crawl.warc.wet.gz'}: unreadable "
+                     "(ConnectionError: the store went away)")
+    assert ledger.slices["common_crawl"].docs_out == 0
