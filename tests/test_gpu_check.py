@@ -188,3 +188,19 @@ def test_report_passes_when_every_check_passes(gpu, tmp_path):
     out = tmp_path / "gpu_check.json"
     assert gpu.report.main(["--parts", str(tmp_path), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["passed"] is True
+
+
+def test_performance_page_renders_the_report(gpu, tmp_path):
+    parts, results = tmp_path / "parts", tmp_path / "results"
+    parts.mkdir()
+    for name in gpu.report.CHECKS:
+        write_part(parts, name, "0 1 60", True)
+    write_part(parts, "zero2", "124 120 120", None)
+    assert gpu.report.main(["--parts", str(parts), "--out", str(results / "gpu_check.json")]) == 1
+    render_docs = gpu.report.load_module(REPO / "benchmarks" / "render_docs.py")
+    page = render_docs.render_text(results, REPO / "benchmarks")
+    assert "## gpu_check: GPU checks" in page and "results without a renderer" not in page
+    assert "| `benchmarks/gpu_check.sh` |" in page                # the script column
+    assert "\nbenchmarks/gpu_check.sh" in page                    # the rerun command, from its header
+    assert "FAILED (timed out after 120 s (exit code 124))" in page
+    assert page.count("| passed |") == len(gpu.report.CHECKS) - 1

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"texts": len(texts), "source": source, "batch_size": batch, "model_device": placed,
                "cpu_docs_per_s": round(cpu_rate, 1), "device_docs_per_s": round(dev_rate, 1),
                "speedup": round(dev_rate / cpu_rate, 2), "min_cosine": float(cos.min()),
+               "max_cosine_gap": float(1 - cos.min()),
                "mean_cosine": float(cos.mean()), "dim": int(cpu.shape[1])}
     criteria = {f"min_cosine_at_least_{MIN_COSINE}": bool(cos.min() >= MIN_COSINE),
                 "model_on_device": placed.split(":")[0] == args.device.split(":")[0]}
