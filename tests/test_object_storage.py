@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from pipeline_repo import dvc, git
 from s3_server import S3Server, s3_fixture, s3_server_fixture  # noqa: F401  (fixtures)
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -263,3 +265,30 @@ def test_a_store_error_mid_read_quarantines_the_input_with_no_digest(tmp_path, m
     assert error == (f"{tmp_path / 'crawl.warc.wet.gz'}: unreadable "
                      "(ConnectionError: the store went away)")
     assert ledger.slices["common_crawl"].docs_out == 0
+
+
+@pytest.mark.e2e
+def test_dvc_pushes_to_and_pulls_from_an_s3_remote_on_the_server(s3: S3Server, tmp_path: Path):
+    bucket = s3.make_bucket("dvc-remote")
+    root = tmp_path / "repo"
+    root.mkdir()
+    files = {"data/raw/a.txt": b"first shard\n", "data/raw/sub/b.bin": bytes(range(256)) * 40}
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    git(root, "init", "-q")
+    dvc(root, "init", "-q")
+    # the endpoint goes in the repository's config; credentials stay in the environment
+    dvc(root, "remote", "add", "-d", "store", f"s3://{bucket}/cache")
+    dvc(root, "remote", "modify", "store", "endpointurl", s3.endpoint)
+    dvc(root, "add", "-q", "data/raw")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "data under DVC, remote on S3")
+    dvc(root, "push", "-q", extra_env=s3.env)
+    assert s3.filesystem().find(f"{bucket}/cache")  # the objects are on the server
+    shutil.rmtree(root / ".dvc" / "cache")
+    shutil.rmtree(root / "data" / "raw")
+    dvc(root, "pull", "-q", extra_env=s3.env)
+    assert {rel: (root / rel).read_bytes() for rel in files} == files
+    config = (root / ".dvc" / "config").read_text()
+    assert s3.endpoint in config and "secret" not in config and "access_key" not in config
