@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 import zstandard
 from pipeline_repo import dvc, git
 from s3_server import S3Server, s3_fixture, s3_server_fixture  # noqa: F401  (fixtures)
@@ -33,6 +34,7 @@ from redrobe.sources import fileio
 from redrobe.sources.fileio import expand
 from redrobe.sources.inputs import InputSpec, ingest_inputs
 from redrobe.sources.sink import OutputDirs
+from redrobe.stages import ingest as ingest_stage
 
 WIKI = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">'
         "<siteinfo><sitename>Wikipedia</sitename><dbname>enwiki</dbname>"
@@ -292,3 +294,26 @@ def test_dvc_pushes_to_and_pulls_from_an_s3_remote_on_the_server(s3: S3Server, t
     assert {rel: (root / rel).read_bytes() for rel in files} == files
     config = (root / ".dvc" / "config").read_text()
     assert s3.endpoint in config and "secret" not in config and "access_key" not in config
+
+
+@pytest.mark.e2e
+def test_the_ingest_stage_reads_s3_urls_from_params(s3: S3Server, tmp_path: Path):
+    bucket = s3.make_bucket("ingest-stage")
+    files = corpus_files()
+    for rel, data in files.items():
+        s3.filesystem().pipe(f"{bucket}/in/{rel}", data)
+    params = {"ingest": {"mode": "files", "inputs": [
+        {"path": f"s3://{bucket}/in/*.warc.wet.gz"},
+        {"path": f"s3://{bucket}/in/repo", "format": "code", "slice": "github"}]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code = ingest_stage.main(["--params", str(tmp_path / "params.yaml"), "--cache-dir", str(tmp_path / "c"),
+                        "--output", str(tmp_path / "raw"), "--removed", str(tmp_path / "removed"),
+                        "--quarantine", str(tmp_path / "quarantine"),
+                        "--metrics", str(tmp_path / "metrics.json")])
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    wet = files["crawl.warc.wet.gz"]
+    assert metrics["inputs"][0] == {"file": f"s3://{bucket}/in/crawl.warc.wet.gz",
+                                    "sha256": hashlib.sha256(wet).hexdigest()}
+    assert metrics["inputs"][1]["file"] == f"s3://{bucket}/in/repo"
+    assert metrics["slices"]["common_crawl"]["docs"] == 3 and metrics["slices"]["github"]["docs"] == 1
