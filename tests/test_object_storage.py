@@ -31,9 +31,11 @@ from warcio.warcwriter import WARCWriter
 from redrobe.accounting import Ledger
 from redrobe.documents import list_shards, read_documents
 from redrobe.sources import fileio
+from redrobe.sources.base import Origin, stable_id
 from redrobe.sources.fileio import expand
 from redrobe.sources.inputs import InputSpec, ingest_inputs
 from redrobe.sources.sink import OutputDirs
+from redrobe.sources.warc import wet_documents
 from redrobe.stages import ingest as ingest_stage
 
 WIKI = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">'
@@ -317,3 +319,28 @@ def test_the_ingest_stage_reads_s3_urls_from_params(s3: S3Server, tmp_path: Path
                                     "sha256": hashlib.sha256(wet).hexdigest()}
     assert metrics["inputs"][1]["file"] == f"s3://{bucket}/in/repo"
     assert metrics["slices"]["common_crawl"]["docs"] == 3 and metrics["slices"]["github"]["docs"] == 1
+
+
+def read_wet(data: bytes, origin: Origin) -> list:
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+        return list(wet_documents(fh, origin, "common_crawl"))
+
+
+def test_documents_get_the_ids_and_provenance_of_the_digest_known_up_front(tmp_path):
+    """The spool's documents are written with the ids hashing the real sha256, as when
+    the input was hashed before it was parsed."""
+    data = corpus_files()["rp.jsonl.zst"]
+    good = warc_bytes("wet", 3)
+    cut = good[:-40]
+    (tmp_path / "rp.jsonl.zst").write_bytes(data)
+    (tmp_path / "cut.warc.wet.gz").write_bytes(cut)
+    ingest(str(tmp_path / "*"), tmp_path / "out")
+    docs = [d for tree in ("raw", "quarantine") for p in list_shards(tmp_path / "out" / tree)
+            for d in read_documents(p)]
+    rp, wet = hashlib.sha256(data).hexdigest(), hashlib.sha256(cut).hexdigest()
+    cut_name = str(tmp_path / "cut.warc.wet.gz")
+    assert sorted(d.id for d in docs) == sorted([
+        stable_id("c4", rp, 1), stable_id("common_crawl", rp, 2), stable_id("common_crawl", rp, 3),
+        *[d.id for d in read_wet(good, Origin(cut_name, wet))][:2],  # the two before the cut
+        stable_id("common_crawl", wet, cut_name, "failure", 2)])
+    assert {d.meta["provenance"]["sha256"] for d in docs} == {rp, wet}
