@@ -180,6 +180,8 @@ def test_report_marks_crashed_timed_out_and_silent_checks_failed(gpu, tmp_path):
     assert "NCCL error" in checks["zero2"]["log_tail"]
     assert not checks["qlora_library"]["passed"] and "error" not in checks["qlora_library"]
     assert checks["qlora_stage"]["error"] == "exited 0 without writing its record"
+    unrun = gpu.report.gather(parts, "no_such_check")      # gpu_check.sh never got to it
+    assert unrun["error"] == "not run" and unrun["passed"] is False
 
 
 def test_report_passes_when_every_check_passes(gpu, tmp_path):
