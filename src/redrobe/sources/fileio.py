@@ -97,7 +97,7 @@ class Source:
     def hashed(self) -> HashedSource:
         """This input, hashed by the reads its reader makes (:class:`InputDigest`)."""
         return HashedSource(self.name, self.fs, self.path, self.is_dir, self.is_link,
-                            InputDigest(self))
+                            digest=InputDigest(self))
 
     def link_target(self) -> str:
         """Where a symbolic link points (its text, not followed)."""
@@ -207,7 +207,7 @@ class _Hashing(io.RawIOBase):
 class HashedSource(Source):
     """A :class:`Source` whose reads are hashed (see :class:`InputDigest`)."""
 
-    digest: InputDigest = field(default=None, compare=False)  # type: ignore[assignment]
+    digest: InputDigest = field(kw_only=True, compare=False)
 
     def open_raw(self) -> IO[bytes]:
         return self.digest.open(super().open_raw)
