@@ -84,10 +84,10 @@ def versions() -> dict[str, str | None]:
         import torch
 
         found["cuda"] = torch.version.cuda
-        nccl = torch.cuda.nccl.version() if torch.cuda.is_available() else None
-        # a tuple (2, 27, 3) in current torch, an int in older ones
-        found["nccl"] = None if nccl is None else ".".join(map(str, nccl)) \
-            if isinstance(nccl, tuple) else str(nccl)
+        nccl: Any = torch.cuda.nccl.version() if torch.cuda.is_available() else None
+        if isinstance(nccl, tuple):  # (2, 27, 3) in current torch, an int in older ones
+            nccl = ".".join(map(str, nccl))
+        found["nccl"] = None if nccl is None else str(nccl)
     except ImportError:
         found["cuda"] = found["nccl"] = None
     return found
