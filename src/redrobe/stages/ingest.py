@@ -23,9 +23,10 @@ Outputs ``<dir>/<slice>/part-NNNNN.parquet`` (at most ``ingest.shard_docs`` docu
 each) under --output (kept), --removed (``reason`` column) and --quarantine (``error``
 column); every slice has at least ``part-00000`` in each tree. The metrics hold the
 per-slice accounting, kept characters/bytes/shards per slice, and the distributions
-(with sha256) or input files read. MLflow gets every raw shard as a dataset input
-(context ``raw``), every archive or input file (context ``source``) and the
-input → raw shard edges (``lineage/ingest.json``).
+(with sha256) or input files read (each with the sha256 taken by the read that parsed
+it: an input is read once, also from ``s3://``; docs/scaling.md). MLflow gets every
+raw shard as a dataset input (context ``raw``), every archive or input file (context
+``source``) and the input → raw shard edges (``lineage/ingest.json``).
 """
 
 from __future__ import annotations
