@@ -10,6 +10,8 @@ before the shared one, to check that a Ray we start is stopped again.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,6 +54,21 @@ def fail_on_shard(path: str) -> int:
     if path.endswith("gate.parquet"):
         raise GateError("too many removed")
     return len(path)
+
+
+def die_once(marker: str) -> str:
+    """Kill its own worker process on the first attempt (a dead worker or node), then succeed."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return path.read_text()
+
+
+def count_and_raise(counter: str) -> None:
+    with open(counter, "a") as fh:
+        fh.write("x")
+    raise ValueError("raised in the worker")
 
 
 SHARDS = ["raw/c4/part-00000.parquet", "raw/c4/part-00001.parquet", "raw/c4/part-00002.parquet"]
@@ -141,6 +158,14 @@ def test_ray_task_error_names_the_shard(ray_session):
         RayExecutor(workers=2).map(fail_on_shard, SHARDS)
     with pytest.raises(InputError, match="missing.parquet: no such shard"):
         RayExecutor(workers=2).map(fail_on_shard, SHARDS[:1] + ["raw/missing.parquet"])
+
+
+def test_ray_retries_a_task_whose_worker_died_not_one_that_raised(ray_session, tmp_path):
+    assert RayExecutor(workers=1).map(die_once, [str(tmp_path / "marker")]) == ["died once"]
+    counter = tmp_path / "attempts"
+    with pytest.raises(TaskError, match="ValueError: raised in the worker"):
+        RayExecutor(workers=1).map(count_and_raise, [str(counter)])
+    assert counter.read_text() == "x"  # one attempt: the same input would raise again
 
 
 PROSE = (

@@ -26,6 +26,13 @@ whatever the executor and worker count.
   with a ``runtime_env`` whose ``working_dir`` holds the repository) and see the
   task's paths (a shared filesystem).
 
+On Ray, a task whose worker process or node dies (killed, preempted, out of memory) is
+run again on a live node, up to :data:`RAY_TASK_RETRIES` times: every stage task writes
+its output files whole from the start (paths and params in, files out), so the rerun
+leaves what one run would have, a half-written file from the dead attempt included. A
+task that raises is not retried (the same input would raise again). The local pool has
+no retries: a worker that dies fails the map (``BrokenProcessPool``).
+
 A task that raises stops the map: pending tasks are cancelled and the error names the
 task's shard (:func:`task_name`). The errors the stage glue reports (InputError,
 GateError, AccountingError) keep their type, so the stage prints one message and exits
@@ -50,6 +57,9 @@ R = TypeVar("R")
 EXECUTORS = ("local", "ray")
 # Errors the stage glue reports as one message and an exit code: they keep their type.
 STAGE_ERRORS = (InputError, GateError, AccountingError)
+# Reruns of a Ray task whose worker or node died (Ray's own default, stated here so a
+# cluster's RAY_TASK_MAX_RETRIES cannot turn it off); exceptions are never retried.
+RAY_TASK_RETRIES = 3
 
 
 class TaskError(RuntimeError):
@@ -249,7 +259,7 @@ class RayExecutor(Executor):
 
     def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
         self._ray = _ray(self.workers, self.address)
-        self._remote = self._ray.remote(_apply)
+        self._remote = self._ray.remote(max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(_apply)
         self._fn_ref = self._ray.put(fn)
 
     def _submit(self, task: Any) -> Hashable:
