@@ -14,14 +14,17 @@ starts (GCS, raylet, agents, the workers that run tasks) share its session id; s
 or killing a node SIGKILLs exactly the processes of that session. ``ray stop`` is never
 used: it stops every Ray on the machine, other tests' included.
 
-Nodes and drivers authenticate with Ray's token (``RAY_AUTH_MODE=token``, the token Ray
-keeps in ~/.ray/auth_token, created by the head when missing): the head's ports listen on
-every interface, so the test cluster does not run unauthenticated.
+Nodes and drivers authenticate with a token of the cluster's own (``RAY_AUTH_MODE=token``,
+``RAY_AUTH_TOKEN``; :meth:`RayCluster.env` is the environment a driver needs): the head's
+ports listen on every interface, so the test cluster does not run unauthenticated, and
+it needs no ~/.ray/auth_token. Ray reads these variables when it is first imported, so a
+driver is a process started with them (as ``redrobe <stage>`` is), not the test process.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -45,12 +48,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def ray_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a node or driver: token auth, no usage stats, no telemetry prompt."""
-    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
-            **(extra or {})}
 
 
 def _state(pid: int) -> str:
@@ -112,10 +109,16 @@ class RayCluster:
     # Ray's sessions and sockets: a short path of its own (a socket path has at most
     # 107 bytes, too few under pytest's temporary folders)
     temp_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ray-")))
+    token: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a node or driver of this cluster: its token, no usage stats."""
+        return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token,
+                "RAY_USAGE_STATS_ENABLED": "0", **(extra or {})}
 
     def start_head(self, num_cpus: int = 1) -> Node:
         return self._start("head", ["--head", "--port", str(self.port),
@@ -135,7 +138,7 @@ class RayCluster:
                    "--disable-usage-stats", "--include-log-monitor", "false"]
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                       env=ray_env(env), start_new_session=True)
+                                       env=self.env(env), start_new_session=True)
         node = self.nodes[name] = Node(name, process, log)
         node.wait_ready()
         return node

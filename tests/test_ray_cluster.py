@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ray_cluster import RayCluster, ray_env  # tests/ is on sys.path (its conftest)
+from ray_cluster import RayCluster  # tests/ is on sys.path (its conftest)
 
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, list_shards, read_documents, shard_path
@@ -59,34 +59,42 @@ def cluster(tmp_path_factory, stall_dir):
         yield running
 
 
-def in_driver(function: str, *args: str) -> str:
+def in_driver(cluster: RayCluster, function: str, *args: str) -> str:
     """Run ``function(*args)`` of this module in a new driver process; its stdout.
 
-    A driver of its own, as ``redrobe <stage>`` is: Ray reads ``RAY_AUTH_MODE`` when it
-    is first imported, so a driver's environment is set before it starts.
+    A driver of its own, as ``redrobe <stage>`` is: Ray reads the cluster's token from
+    the environment when it is first imported, so it is set before the driver starts.
     """
     code = f"import sys, test_ray_cluster as t; t.{function}(*sys.argv[1:])"
     path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    env = ray_env({"PYTHONPATH": path, "REDROBE_TRACKING": "off", "HF_HUB_OFFLINE": "1"})
+    env = cluster.env({"PYTHONPATH": path, "REDROBE_TRACKING": "off", "HF_HUB_OFFLINE": "1"})
     done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout
 
 
-def print_node_ids(address: str) -> None:
+def print_node_ids(address: str, barrier: str) -> None:
     with RayExecutor(workers=2, address=address) as executor:
-        print(json.dumps(executor.map(node_id, list(range(4)))))
+        print(json.dumps(executor.map(node_id, [f"{barrier}/{i}" for i in range(2)])))
     assert not ray.is_initialized()  # the driver disconnected
 
 
-def node_id(_: int) -> str:
-    time.sleep(0.5)  # long enough that both nodes get a task
+def node_id(marker: str) -> str:
+    """The node running this task, once both tasks run at the same time (each needs the
+    one CPU of a node, so they can only run on two nodes)."""
+    Path(marker).touch()
+    deadline = time.monotonic() + 60
+    while len(list(Path(marker).parent.iterdir())) < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the two tasks never ran at the same time")
+        time.sleep(0.05)
     return str(ray.get_runtime_context().get_node_id())
 
 
-def test_tasks_run_on_both_nodes(cluster):
-    assert len(set(json.loads(in_driver("print_node_ids", cluster.address)))) == 2
+def test_tasks_run_on_both_nodes(cluster, tmp_path):
+    node_ids = json.loads(in_driver(cluster, "print_node_ids", cluster.address, str(tmp_path)))
+    assert len(set(node_ids)) == 2
     assert all(node.process.poll() is None for node in cluster.nodes.values())  # still up
 
 
@@ -149,7 +157,7 @@ def test_data_stages_on_the_cluster_match_local(cluster, tmp_path, monkeypatch):
     shutil.rmtree(work)  # both runs at the same paths: anything naming a path must match too
 
     on_ray = write_params(tmp_path / "ray.yaml", "ray", cluster.address)
-    in_driver("run_data_stages", str(work), str(on_ray), cache, tokenizer)
+    in_driver(cluster, "run_data_stages", str(work), str(on_ray), cache, tokenizer)
     files, metrics = snapshot(work)
     assert sorted(metrics) == ["bucket.json", "clean.json", "dedup.json", "ingest.json"]
     assert sum(name.startswith("raw/") for name in files) >= 5  # every sample slice
@@ -228,7 +236,7 @@ def test_a_node_killed_during_a_stage_changes_nothing(cluster, stall_dir, tmp_pa
     marker = stall_dir / "started"
     watcher = kill_when_started(cluster, marker)
     on_ray = write_params(tmp_path / "ray.yaml", "ray", cluster.address)
-    in_driver("run_clean_with_a_stall", str(work), str(raw), str(on_ray))
+    in_driver(cluster, "run_clean_with_a_stall", str(work), str(raw), str(on_ray))
     watcher.join(timeout=5)
 
     assert marker.read_text().startswith(str(raw))  # the worker node took a shard...
