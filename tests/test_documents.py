@@ -56,6 +56,29 @@ def test_same_docs_give_identical_bytes(tmp_path):
     assert file_digest(tmp_path / "a/part-00000.parquet") == file_digest(tmp_path / "b/part-00000.parquet")
 
 
+def test_a_rewritten_shard_replaces_a_half_written_one_whole(tmp_path):
+    """A retried task and the attempt it replaces (cut off, still writing) each write a
+    file of their own; the shard at the path is always one writer's complete file."""
+    path = shard_path(tmp_path, "c4", 0)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PAR1 half a shard")  # an older file at the path
+    dead = ShardWriter(path, batch_size=2)
+    dead.write_all(_docs(3))                # an attempt that died after a row group
+    first = ShardWriter(path, batch_size=2, extra_columns=("reason",))
+    first.write_all(_docs(3))               # the old attempt has flushed a row group...
+    assert len(list(path.parent.iterdir())) == 2  # ...and removed the dead one's file
+    with ShardWriter(path, batch_size=2, extra_columns=("reason",)) as retry:
+        retry.write_all(_docs(5))
+        assert path.read_bytes() == b"PAR1 half a shard"  # not replaced before close
+    assert list(read_documents(path)) == _docs(5)
+    first.write_all(_docs(5)[3:])           # ...and goes on after the retry finished
+    with pytest.raises(FileNotFoundError):  # the retry removed its file: it cannot commit
+        first.close()
+    first.close()                           # closing twice changes nothing
+    assert list(read_documents(path)) == _docs(5)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out"
     with pytest.raises(RuntimeError), atomic_dir(target) as tmp:

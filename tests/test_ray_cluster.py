@@ -7,8 +7,8 @@ each a `ray start` process tree of its own with one CPU. The stages that map ove
 executor (ingest in sample mode, clean, dedup, bucket) run once on the local executor
 and once on the cluster (``shared.executor: ray``, ``shared.ray_address: 127.0.0.1:<port>``),
 at the same paths, and every output file and metric must be byte-identical. The last
-test SIGKILLs the worker node while it runs a clean task; the task is retried on the head
-and the outputs are again those of the local run.
+test SIGKILLs the worker node while it writes a clean task's shard; the task is retried
+on the head and the outputs are again those of the local run, with nothing left over.
 """
 
 from __future__ import annotations
@@ -187,26 +187,28 @@ def write_raw(root: Path) -> None:
 
 
 def clean_or_stall(task: clean.ShardTask) -> Any:
-    """The clean task, except on the node that is to be killed: there it leaves half an
-    output shard, says which shard it took (a marker file) and waits to be killed."""
+    """The clean task, except on the node that is to be killed: there it writes a row
+    group of an output shard, says which shard (a marker file) and waits to be killed."""
     stall_dir = os.environ.get(STALL_DIR)
     if stall_dir:
-        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(task.output).write_bytes(b"PAR1 half a shard")
-        Path(stall_dir, "started").write_text(task.input)
+        half = ShardWriter(task.output, batch_size=1)
+        half.write(Document("half", "half a shard", task.slice))  # flushed to its file
+        Path(stall_dir, "started").write_text(task.output)
         time.sleep(300)
         raise RuntimeError("the node running this task was not killed")
     return clean.clean_shard(task)  # in a worker: the module's own function
 
 
-def kill_when_started(cluster: RayCluster, marker: Path) -> threading.Thread:
-    """Kill the worker node once its task has started (no fixed delay to guess)."""
+def kill_when_started(cluster: RayCluster, marker: Path, left: list[str]) -> threading.Thread:
+    """Kill the worker node once its task has started (no fixed delay to guess); note
+    the files its half-written shard had in that folder then."""
     def watch() -> None:
         deadline = time.monotonic() + 120
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         if marker.exists():
             cluster.nodes["worker"].kill()
+            left.extend(p.name for p in Path(marker.read_text()).parent.iterdir())
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -233,16 +235,16 @@ def test_a_node_killed_during_a_stage_changes_nothing(cluster, stall_dir, tmp_pa
     local = snapshot(work)
     shutil.rmtree(work)
 
-    marker = stall_dir / "started"
-    watcher = kill_when_started(cluster, marker)
+    marker, left = stall_dir / "started", []
+    watcher = kill_when_started(cluster, marker, left)
     on_ray = write_params(tmp_path / "ray.yaml", "ray", cluster.address)
     in_driver(cluster, "run_clean_with_a_stall", str(work), str(raw), str(on_ray))
     watcher.join(timeout=5)
 
-    assert marker.read_text().startswith(str(raw))  # the worker node took a shard...
+    half = Path(marker.read_text())                  # the worker node took a shard...
+    assert f".{half.name}.tmp-" in " ".join(left)    # ...wrote part of it...
     assert cluster.nodes["worker"].pids() == []      # ...and died with all its processes
     assert cluster.nodes["head"].process.poll() is None
     files, metrics = snapshot(work)
-    assert len(files) == 18  # 6 shards x kept/removed/quarantine; the half shard rewritten
+    assert len(files) == 18  # 6 shards x kept/removed/quarantine, the half one's leftover gone
     assert files == local[0] and metrics == local[1]
-

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -130,7 +131,8 @@ class ShardWriter:
 
     The file is created lazily on the first document, and ``close`` writes an empty
     shard with the base schema when nothing was written, so every input shard maps to
-    exactly one output shard (the lineage edge stays one-to-one).
+    exactly one output shard (the lineage edge stays one-to-one). The shard appears at
+    ``path`` whole, when the writer closes.
     """
 
     def __init__(self, path: str | os.PathLike, batch_size: int = 256,
@@ -141,6 +143,11 @@ class ShardWriter:
         self.count = 0
         self._rows: list[Document] = []
         self._writer: pq.ParquetWriter | None = None
+        # Written under a name of its own and renamed over ``path`` on close: a rerun of a
+        # task (a Ray retry after its node died) replaces the file whole, even while the
+        # first attempt, cut off but alive, still writes its own temporary file.
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex}")
+        self._closed = False
 
     def write(self, doc: Document) -> None:
         self._rows.append(doc)
@@ -172,18 +179,29 @@ class ShardWriter:
         if not self._rows:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, self._schema(), compression="zstd")
+            self._prepare()
+            self._writer = pq.ParquetWriter(self._tmp, self._schema(), compression="zstd")
         self._writer.write_table(self._table(self._rows))
         self._rows = []
 
+    def _prepare(self) -> None:
+        """Create the folder; delete what earlier attempts at this shard left (one task
+        writes a shard at a time: an earlier attempt died, or was given up for dead)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(f".{glob.escape(self.path.name)}.tmp-*"):
+            stale.unlink(missing_ok=True)
+
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._flush()
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(self._table([]), self.path, compression="zstd")
+            self._prepare()
+            pq.write_table(self._table([]), self._tmp, compression="zstd")
         else:
             self._writer.close()
+        os.replace(self._tmp, self.path)
 
     def __enter__(self) -> ShardWriter:
         return self

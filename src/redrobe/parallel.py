@@ -27,10 +27,11 @@ whatever the executor and worker count.
   task's paths (a shared filesystem).
 
 On Ray, a task whose worker process or node dies (killed, preempted, out of memory) is
-run again on a live node, up to :data:`RAY_TASK_RETRIES` times: every stage task writes
-its output files whole from the start (paths and params in, files out), so the rerun
-leaves what one run would have, a half-written file from the dead attempt included. A
-task that raises is not retried (the same input would raise again). The local pool has
+run again on a live node, up to :data:`RAY_TASK_RETRIES` times: a stage task writes each
+output file under a temporary name and renames it into place once complete
+(``ShardWriter``, ``atomic_file``), so the rerun replaces a half-written file of the dead
+attempt whole and leaves what one run would have. A task that raises is not retried
+(the same input would raise again). The local pool has
 no retries: a worker that dies fails the map (``BrokenProcessPool``).
 
 A task that raises stops the map: pending tasks are cancelled and the error names the

@@ -28,7 +28,7 @@ from redrobe.accounting import Ledger
 from redrobe.curriculum.difficulty import compression_ratio
 from redrobe.curriculum.layout import SPLIT_TRAIN, SPLIT_VAL, token_dtype
 from redrobe.curriculum.split import is_validation
-from redrobe.documents import Document, read_documents
+from redrobe.documents import Document, atomic_file, read_documents
 from redrobe.tokenizer import document_encoder, encode_texts
 
 #: removal reason: the document has no tokens (empty text), so it cannot be scored
@@ -102,7 +102,7 @@ def tokenize_shard(task: ShardTask) -> ShardTokens:
     dtype = token_dtype(task.vocab_size)
     result = ShardTokens(task=task, counts=np.zeros(task.vocab_size, dtype=np.int64))
     offset = 0
-    with open(task.spill, "wb") as spill:
+    with atomic_file(task.spill, "wb") as spill:  # a retried task replaces the file whole
         docs = read_documents(task.shard, task.batch_docs)
         for doc, ids in encode_documents(encoder, docs, task.batch_docs):
             text = doc.text or ""
