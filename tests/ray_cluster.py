@@ -37,8 +37,8 @@ from pathlib import Path
 
 RAY = Path(sys.executable).with_name("ray")
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # about Ray's minimum: the tasks pass paths, not data
-# A killed node is declared dead after ~2 missed health checks instead of Ray's default
-# (tens of seconds), so its tasks are retried elsewhere soon.
+# A killed node is declared dead after 3 missed health checks 0.5 s apart instead of
+# Ray's defaults (about 10 s here), so its tasks are retried elsewhere soon.
 SYSTEM_CONFIG = '{"health_check_period_ms": 500, "health_check_failure_threshold": 3}'
 READY = b"--block"  # `ray start --block` logs this once the node is up
 START_TIMEOUT_S = 90
