@@ -201,14 +201,15 @@ def clean_or_stall(task: clean.ShardTask) -> Any:
 
 def kill_when_started(cluster: RayCluster, marker: Path, left: list[str]) -> threading.Thread:
     """Kill the worker node once its task has started (no fixed delay to guess); note
-    the files its half-written shard had in that folder then."""
+    the files in its shard's folder first (the task waits, so they are what it left:
+    after the kill the retry may already have replaced them)."""
     def watch() -> None:
         deadline = time.monotonic() + 120
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         if marker.exists():
-            cluster.nodes["worker"].kill()
             left.extend(p.name for p in Path(marker.read_text()).parent.iterdir())
+            cluster.nodes["worker"].kill()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
