@@ -233,7 +233,8 @@ def test_cli_traces_a_model_directory_and_fails_on_an_unknown_one(tmp_path, monk
     (tmp_path / "data/raw/c4").mkdir(parents=True)
     (tmp_path / RAW["c4"]).write_bytes(b"raw")
     w, raw = file_digest(tmp_path / WEIGHTS), file_digest(tmp_path / RAW["c4"])
-    client = MlflowClient()
+    # the URI explicitly: an earlier stage run in this process may have set MLflow's global one
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.create_experiment("lineage-test", artifact_location=(tmp_path / "art").as_uri())
     ingest = _log_stage(client, exp, "ingest", [edge(ARCHIVE, "sha-a", RAW["c4"], raw)],
                         [("dist/gensim==4.4.0", "md5a", "sha-a", "source"),

@@ -26,6 +26,7 @@ standard library: it never imports redrobe.
 
 import os
 import posix
+import signal
 import sys
 
 REPORT = b"redrobe-sandbox: "   # the line that names the exception that failed the run
@@ -77,6 +78,9 @@ def main(path: str, _write=os.write, _abort=os.abort, _type=type, _encode=str.en
         source = fh.read()
     module = _type(sys)("__main__")
     sys.modules["__main__"] = module     # the program's globals, not this file's
+    # a caller that ignores SIGINT (a background job) would make KeyboardInterrupt vanish:
+    # the same handler everywhere, so a verdict never depends on where the stage was started
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     restrict()
     try:
         _exec(_compile(source, path, "exec"), module.__dict__)
