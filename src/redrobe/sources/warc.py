@@ -343,50 +343,51 @@ def _parsed(frame: Frame, origin: Origin, slice_name: str,
         yield _damaged(origin, slice_name, replace(frame, error=f"{type(exc).__name__}: {exc}"))
 
 
+def _documents(fileobj: IO[bytes], origin: Origin, slice_name: str, limits: Limits,
+               budget: Budget | None, parse: Callable[[IO[bytes]], Iterator[Any]],
+               document: Callable[[Frame, Any], Document]) -> Iterator[Document]:
+    """``document(frame, parsed)`` for every record ``parse`` finds in the framed
+    stream; damaged or unparsable records quarantined."""
+    for frame in frames(fileobj, limits.doc_bytes, budget):
+        if frame.error is not None:
+            yield _damaged(origin, slice_name, frame)
+            continue
+        for parsed in _parsed(frame, origin, slice_name, parse):
+            yield parsed if isinstance(parsed, Document) else document(frame, parsed)
+
+
 def warc_documents(fileobj: IO[bytes], origin: Origin, slice_name: str,
                    limits: Limits = DEFAULT_LIMITS,
                    budget: Budget | None = None) -> Iterator[Document]:
     """One document per HTML response of a WARC stream (offsets into the decompressed
     stream), damaged records quarantined."""
-    for frame in frames(fileobj, limits.doc_bytes, budget):
-        if frame.error is not None:
-            yield _damaged(origin, slice_name, frame)
-            continue
-        parse = functools.partial(iter_html_responses, max_bytes=limits.doc_bytes)
-        for response in _parsed(frame, origin, slice_name, parse):
-            if isinstance(response, Document):
-                yield response
-                continue
-            doc = origin.document(slice_name, "", {"offset": frame.offset},
-                                  source_id=response.record_id,
-                                  **response_meta(replace(response, offset=frame.offset)))
-            if frame.complete and response.complete:
-                yield response_document(doc, response, f"{origin.file}@{frame.offset}")
-            else:
-                yield too_long(doc, response.body or b"", frame.size, limits.max_chars)
+    def document(frame: Frame, response: WarcResponse) -> Document:
+        doc = origin.document(slice_name, "", {"offset": frame.offset},
+                              source_id=response.record_id,
+                              **response_meta(replace(response, offset=frame.offset)))
+        if frame.complete and response.complete:
+            return response_document(doc, response, f"{origin.file}@{frame.offset}")
+        return too_long(doc, response.body or b"", frame.size, limits.max_chars)
+
+    parse = functools.partial(iter_html_responses, max_bytes=limits.doc_bytes)
+    yield from _documents(fileobj, origin, slice_name, limits, budget, parse, document)
 
 
 def wet_documents(fileobj: IO[bytes], origin: Origin, slice_name: str,
                   limits: Limits = DEFAULT_LIMITS,
                   budget: Budget | None = None) -> Iterator[Document]:
     """One document per text conversion record of a WET stream (as above)."""
-    for frame in frames(fileobj, limits.doc_bytes, budget):
-        if frame.error is not None:
-            yield _damaged(origin, slice_name, frame)
-            continue
-        parse = functools.partial(iter_wet_records, max_bytes=limits.doc_bytes)
-        for record in _parsed(frame, origin, slice_name, parse):
-            if isinstance(record, Document):
-                yield record
-                continue
-            doc = origin.document(slice_name, record.text or "", {"offset": frame.offset},
-                                  url=record.url, timestamp=record.date,
-                                  warc_record_id=record.record_id, refers_to=record.refers_to,
-                                  languages=record.languages, source_id=record.record_id)
-            if record.error is not None:
-                yield quarantined(doc, f"{origin.file}@{frame.offset}: {record.error}")
-            elif not (frame.complete and record.complete):
-                yield too_long(doc, (record.text or "").encode("utf-8"), frame.size,
-                               limits.max_chars)
-            else:
-                yield doc
+    def document(frame: Frame, record: WetRecord) -> Document:
+        doc = origin.document(slice_name, record.text or "", {"offset": frame.offset},
+                              url=record.url, timestamp=record.date,
+                              warc_record_id=record.record_id, refers_to=record.refers_to,
+                              languages=record.languages, source_id=record.record_id)
+        if record.error is not None:
+            return quarantined(doc, f"{origin.file}@{frame.offset}: {record.error}")
+        if not (frame.complete and record.complete):
+            return too_long(doc, (record.text or "").encode("utf-8"), frame.size,
+                            limits.max_chars)
+        return doc
+
+    parse = functools.partial(iter_wet_records, max_bytes=limits.doc_bytes)
+    yield from _documents(fileobj, origin, slice_name, limits, budget, parse, document)
