@@ -45,10 +45,15 @@ def check_record(name: str, ran: str, figures: dict[str, Any],
             "passed": bool(criteria) and all(criteria.values())}
 
 
-def write_check(path: str | Path, record: dict[str, Any]) -> None:
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """A check's record or the combined report: sorted keys, a trailing newline."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_check(path: str | Path, record: dict[str, Any]) -> None:
+    write_json(path, record)
     print(f"{record['check']}: {'passed' if record['passed'] else 'FAILED'} -> {path}")
 
 
@@ -155,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     report = combine(args.parts)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(args.out, report)
     for c in report["checks"]:
         print(f"{c['check']:14s} {'passed' if c['passed'] else 'FAILED'}  {c.get('error') or ''}")
     return 0 if report["passed"] else 1
