@@ -123,8 +123,9 @@ def criteria_for(f: dict[str, Any], quantization: str) -> dict[str, bool]:
 def adapt(base: Path, output: Path, quantization: str, device: str, steps: int) -> dict[str, Any]:
     """Load, adapt, train, save; the figures of every step on the way."""
     model, tokenizer = load_model(base, quantization)
+    fp32 = load_model(base)[0]   # the footprint's reference, and the QLoRA export's base
     figures: dict[str, Any] = {**quantized_targets(model), "footprint_bytes": model.get_memory_footprint(),
-                               "fp32_footprint_bytes": load_model(base)[0].get_memory_footprint()}
+                               "fp32_footprint_bytes": fp32.get_memory_footprint()}
     torch.manual_seed(0)
     peft = apply_lora(model, r=R, alpha=ALPHA, dropout=0.05, target_modules=TARGETS)
     counts = trainable_parameters(peft)   # before save_lora, whose merge removes the adapters
@@ -139,7 +140,7 @@ def adapt(base: Path, output: Path, quantization: str, device: str, steps: int) 
                             batch_size=batch, eval_batches=2, config=config)
     x = probe_batch()
     in_memory = logits(peft, x)
-    full_base = load_model(base)[0] if quantization == "4bit" else None
+    full_base = fp32 if quantization == "4bit" else None
     if full_base is None:
         peft.to("cpu")  # as the stage does: the plain merge happens on the CPU
     save_lora(peft, tokenizer, output, full_precision_base=full_base)
