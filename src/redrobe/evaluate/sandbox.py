@@ -70,6 +70,8 @@ SCRATCH = "/tmp"           # the jail's writable tmpfs: cwd and HOME
 HARNESS = "harness.py"
 PROGRAM = "program.py"
 CHUNK = 65536
+# the whole environment of every command (HOME added per command): nothing inherited
+BASE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 REPORT = re.compile(r"^redrobe-sandbox: ([A-Za-z_][A-Za-z0-9_.]{0,99})$")
 BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
                                if isinstance(value, type) and issubclass(value, BaseException))
@@ -240,8 +242,9 @@ class Sandbox:
             binds += ["--ro-bind-data", str(fd), f"{JAIL_FILES}/{name}"]
         command = [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
                    "--die-with-parent", "--new-session", "--clearenv",
-                   "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-                   "--setenv", "HOME", SCRATCH, *self._system_binds(), "--dev", "/dev",
+                   *(arg for name, value in {**BASE_ENV, "HOME": SCRATCH}.items()
+                     for arg in ("--setenv", name, value)),
+                   *self._system_binds(), "--dev", "/dev",
                    "--size", str(self.limits.max_file_mb * 1024 * 1024), "--tmpfs", SCRATCH,
                    *binds, "--remount-ro", "/", "--chdir", SCRATCH, "--",
                    *_rlimit_argv(self.limits), *(a.replace(FILES, JAIL_FILES) for a in argv)]
@@ -271,7 +274,7 @@ class Sandbox:
                         for arg in ("--ro-bind", "/dev/null", path)]
 
     def _execute(self, command: _Command, timeout_s: float) -> Outcome:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": command.home}
+        env = {**BASE_ENV, "HOME": command.home}
         try:
             proc = subprocess.Popen(command.argv, cwd=command.cwd, env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
