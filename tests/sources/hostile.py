@@ -1,4 +1,4 @@
-"""Builders of hostile and well-formed inputs for the reader tests (hostile and fuzz).
+"""Builders of hostile and well-formed inputs for the reader tests (hostile, fuzz, archive).
 
 Each builder returns the bytes of one small input as its real producer writes it
 (warcio for WARC/WET, the dump layout for Posts.xml and MediaWiki, tar for arXiv),
@@ -11,6 +11,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Literal
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -88,9 +89,10 @@ PAPER = {"main.tex": "\\documentclass{article}\\begin{document}\\section{Tides}\
          "body.tex": "The tide rises twice a day."}
 
 
-def tar_bytes(files: dict[str, str]) -> bytes:
+def tar_bytes(files: dict[str, str], mode: Literal["w", "w:gz"] = "w") -> bytes:
+    """A tar archive of ``files`` (name -> text); ``mode`` "w:gz" for a .tar.gz."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
         for name, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(name)

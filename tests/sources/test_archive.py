@@ -2,12 +2,11 @@
 
 import email.message
 import hashlib
-import io
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
+from hostile import tar_bytes
 
 from redrobe.errors import InputError
 from redrobe.sources.archive import SDIST, Pin, fetch, is_permissive, license_from_metadata
@@ -76,16 +75,10 @@ def sdist_with_build_code(links: Path, marker: Path) -> bytes:
              "from setuptools import setup\nsetup(name='demo', version='1.0')\n")
     members = {"demo-1.0/setup.py": setup,
                "demo-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, text in members.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    sdist = tar_bytes(members, "w:gz")
     links.mkdir()
-    (links / "demo-1.0.tar.gz").write_bytes(buffer.getvalue())
-    return buffer.getvalue()
+    (links / "demo-1.0.tar.gz").write_bytes(sdist)
+    return sdist
 
 
 def local_pin(links: Path, sha256: str) -> Pin:
