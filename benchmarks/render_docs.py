@@ -191,8 +191,9 @@ def script_help(script: Path) -> str:
 
 
 def docstring_commands(script: Path | None) -> list[str]:
-    """The indented example command lines of a script's docstring (continuations joined)."""
-    if script is None or not script.exists():
+    """The indented example command lines of a script's docstring (continuations joined);
+    none without a script (:func:`script_of` returns only scripts that exist)."""
+    if script is None:
         return []
     doc = script_help(script)
     commands: list[str] = []
