@@ -369,9 +369,8 @@ def paper_documents(source: Source, origin: Origin, slice_name: str,
                           url=f"https://arxiv.org/abs/{paper_id}" if paper_id else None,
                           main_file=paper.main, files=sorted(paper.files) or None,
                           source_id=paper_id)
-    first = "\n".join(paper.files.values()).encode("utf-8")
     if not paper.complete:
-        yield too_long(doc, first, paper.size, limits.max_chars)
+        yield too_long(doc, _first_bytes(paper), paper.size, limits.max_chars)
         return
     if paper.main is None:
         yield quarantined(doc, f"{origin.file}: no main .tex file (none has \\documentclass "
@@ -381,6 +380,13 @@ def paper_documents(source: Source, origin: Origin, slice_name: str,
         whole = inline_inputs(paper.main, paper.files, limits.doc_bytes)
         text = clean_tex(whole, limits.doc_bytes)
     except ExpansionTooLarge as exc:
-        yield too_long(doc, first, exc.size, limits.max_chars, "expanded_chars_at_least")
+        yield too_long(doc, _first_bytes(paper), exc.size, limits.max_chars,
+                       "expanded_chars_at_least")
         return
     yield removed(doc.with_text(whole), LATEX_NO_SECTION) if text is None else doc.with_text(text)
+
+
+def _first_bytes(paper: Paper) -> bytes:
+    """What a paper removed as too long keeps: its .tex files as read, joined (only
+    built for such a paper, not for every one)."""
+    return "\n".join(paper.files.values()).encode("utf-8")
