@@ -97,10 +97,9 @@ def export_agreement(base: Path, output: Path, x: torch.Tensor) -> tuple[float, 
 
 def quantized_targets(model: torch.nn.Module) -> dict[str, int]:
     """How many adapted projections (q/k/v/o of every layer) are bitsandbytes ``Linear4bit``."""
-    names = [n for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in TARGETS]
-    return {"targets": len(names),
-            "linear4bit": sum(type(m).__name__ == "Linear4bit" for n, m in model.named_modules()
-                              if n in names)}
+    targets = [m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in TARGETS]
+    return {"targets": len(targets),
+            "linear4bit": sum(type(m).__name__ == "Linear4bit" for m in targets)}
 
 
 def criteria_for(f: dict[str, Any], quantization: str) -> dict[str, bool]:
