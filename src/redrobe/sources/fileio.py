@@ -153,15 +153,27 @@ class InputDigest:
         return self.hash.hexdigest() if self.whole and self.opens == 1 else self.source.sha256()
 
 
-class _Hashing(io.RawIOBase):
+class _Reader(io.RawIOBase):
+    """A raw reader whose subclass says what one read returns (:meth:`_read`)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def _read(self, size: int) -> bytes:
+        raise NotImplementedError
+
+
+class _Hashing(_Reader):
     """A raw reader that feeds what it reads, in order, to an :class:`InputDigest`."""
 
     def __init__(self, inner: IO[bytes], digest: InputDigest) -> None:
         self.inner, self.digest = inner, digest
         self.position, self.in_order = 0, True
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return self.inner.seekable()
@@ -174,11 +186,6 @@ class _Hashing(io.RawIOBase):
         self.in_order = self.in_order and target == self.position
         self.position = target
         return target
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
     def _read(self, size: int) -> bytes:
         try:
@@ -253,21 +260,17 @@ class Budget:
                                 "(ingest.max_input_bytes); the rest of the input is not read")
 
 
-class Metered(io.RawIOBase):
+class Metered(_Reader):
     """A reader that charges every byte it passes on to a :class:`Budget`."""
 
     def __init__(self, inner: IO[bytes], budget: Budget) -> None:
         self.inner, self.budget = inner, budget
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def _read(self, size: int) -> bytes:
         read = getattr(self.inner, "read1", self.inner.read)  # what is there, no more
-        data = read(len(buffer))
+        data: bytes = read(size)
         self.budget.charge(len(data))
-        buffer[:len(data)] = data
-        return len(data)
+        return data
 
 
 def metered(fh: IO[bytes], budget: Budget | None) -> IO[bytes]:
@@ -275,7 +278,7 @@ def metered(fh: IO[bytes], budget: Budget | None) -> IO[bytes]:
     return fh if budget is None else io.BufferedReader(Metered(fh, budget), _CHUNK)
 
 
-class RecordMeter(io.RawIOBase):
+class RecordMeter(_Reader):
     """A reader for streaming parsers (XML) that counts the bytes read since the last
     :meth:`next_record` and raises :class:`RecordTooLarge` past ``limit``: the parser
     holds a record whole, so this bounds what it can hold."""
@@ -285,22 +288,18 @@ class RecordMeter(io.RawIOBase):
         self.since = 0
         self.where = "the first record"
 
-    def readable(self) -> bool:
-        return True
-
     def next_record(self, where: str) -> None:
         """A record ended; ``where`` names the next one in an error."""
         self.since, self.where = 0, where
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buffer))
+    def _read(self, size: int) -> bytes:
+        data = self.inner.read(size)
         self.since += len(data)
         if self.since > self.limit:
             raise RecordTooLarge(f"{self.where} is larger than {self.limit} bytes of {self.what} "
                                  "(the per-document budget set by ingest.max_doc_chars); "
                                  "the rest of the input is not read")
-        buffer[:len(data)] = data
-        return len(data)
+        return data
 
 
 @dataclass(frozen=True)
@@ -337,26 +336,22 @@ def capped_lines(fh: IO[bytes], limit: int) -> Iterator[Capped]:
         yield Capped(line, size)
 
 
-class Pushback(io.RawIOBase):
+class Pushback(_Reader):
     """A reader that can be handed bytes back (:meth:`unread`) and knows its position."""
 
     def __init__(self, inner: IO[bytes]) -> None:
         self.inner, self.pending, self.position = inner, b"", 0
 
-    def readable(self) -> bool:
-        return True
-
     def unread(self, data: bytes) -> None:
         self.pending, self.position = data + self.pending, self.position - len(data)
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def _read(self, size: int) -> bytes:
         if self.pending:
-            data, self.pending = self.pending[:len(buffer)], self.pending[len(buffer):]
+            data, self.pending = self.pending[:size], self.pending[size:]
         else:
-            data = getattr(self.inner, "read1", self.inner.read)(len(buffer))
+            data = getattr(self.inner, "read1", self.inner.read)(size)
         self.position += len(data)
-        buffer[:len(data)] = data
-        return len(data)
+        return data
 
     def read_exactly(self, size: int) -> bytes:
         """``size`` bytes, fewer only at the end of the stream."""
