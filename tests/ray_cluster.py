@@ -27,13 +27,14 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ports import free_port
 
 RAY = Path(sys.executable).with_name("ray")
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # about Ray's minimum: the tasks pass paths, not data
@@ -42,12 +43,6 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024  # about Ray's minimum: the tasks pass pat
 SYSTEM_CONFIG = '{"health_check_period_ms": 500, "health_check_failure_threshold": 3}'
 READY = b"--block"  # `ray start --block` logs this once the node is up
 START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _state(pid: int) -> str:

@@ -15,7 +15,6 @@ The credentials are fixed test values; moto accepts any.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from ports import free_port
 
 KEY_ID, SECRET = "redrobe-test-key", "redrobe-test-secret"
 REGION = "us-east-1"
 _START_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from pipeline_repo import clone, git, repo_env, set_params
+from ports import free_port
 
 from redrobe.config import SECTIONS
 
@@ -56,12 +56,6 @@ def _browser_binaries() -> tuple[str, str]:
     return chromium, driver
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,7 +74,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on a free port; stopped (its whole process group) afterwards."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     log = root / "server.log"
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
            f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from pipeline_repo import repo_env
-from prefect_helpers import BIN, free_port, start, stop, wait_healthy
+from ports import free_port
+from prefect_helpers import BIN, start, stop, wait_healthy
 
 
 @pytest.fixture(scope="session")

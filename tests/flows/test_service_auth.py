@@ -19,7 +19,8 @@ from urllib.error import HTTPError
 
 import httpx
 import pytest
-from prefect_helpers import free_port, start, stop, wait_healthy
+from ports import free_port
+from prefect_helpers import start, stop, wait_healthy
 
 pytestmark = pytest.mark.e2e
 

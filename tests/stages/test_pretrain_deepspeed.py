@@ -8,22 +8,16 @@ metrics from rank 0 only, and save weights that plain transformers loads.
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import llm_fixtures as fx
 import pytest
 import yaml
+from ports import free_port
 from transformers import AutoModelForCausalLM
 
 from redrobe.stages import pretrain
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def curve(metrics_dir):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ports import free_port
 
 from redrobe.config import ConfigError, Distributed, Params, params_from_dict
 from redrobe.train.deepspeed import DistributedContext, distributed_context, ds_config
@@ -79,12 +79,6 @@ def test_deepspeed_context_needs_a_launcher():
 
 
 # ----------------------------------------------------------------------------- 2 processes
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def launch(out: Path, *args: str) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
