@@ -62,8 +62,7 @@ def failing_bwrap(tmp_path, monkeypatch):
 
 
 def unisolated(**limits) -> Sandbox:
-    return Sandbox(SandboxLimits(**{**LIMITS.__dict__, **limits}), bwrap=None,
-                   allow_unisolated=True)
+    return Sandbox(replace(LIMITS, **limits), bwrap=None, allow_unisolated=True)
 
 
 def python(sandbox: Sandbox, code: str) -> list[str]:
