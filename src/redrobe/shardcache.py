@@ -120,7 +120,12 @@ def pack_files(paths: Sequence[str | Path], tail: bytes = b"") -> bytes:
     For stages whose per-shard result is a set of output files: the entry restores
     them byte for byte (:func:`unpack_files`) instead of recomputing them.
     """
-    blobs = [Path(p).read_bytes() for p in paths] + [tail]
+    return pack_blobs([Path(p).read_bytes() for p in paths], tail)
+
+
+def pack_blobs(files: Sequence[bytes], tail: bytes = b"") -> bytes:
+    """:func:`pack_files` of file contents already in memory."""
+    blobs = [*files, tail]
     header = json.dumps([len(b) for b in blobs]).encode("ascii") + b"\n"
     return header + b"".join(blobs)
 

@@ -19,7 +19,7 @@ from redrobe.accounting import check_accounting
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, read_documents, shard_path
 from redrobe.expressions import QUALITY_SIGNALS
-from redrobe.shardcache import MAGIC, ShardCache, split_files
+from redrobe.shardcache import MAGIC, ShardCache, pack_blobs, split_files
 from redrobe.stages import clean
 from redrobe.text import c4, gopher, rpv2
 from redrobe.text.gopher import GopherQualityRules
@@ -289,16 +289,11 @@ def _contents(entry: Path) -> tuple[list[bytes], bytes]:
     return split_files(entry.read_bytes()[len(MAGIC) + 32:], 3)
 
 
-def _repack(blobs: list[bytes], tail: bytes) -> bytes:
-    """A payload laid out as pack_files lays it out (sizes header, files, tail)."""
-    return json.dumps([len(b) for b in [*blobs, tail]]).encode() + b"\n" + b"".join(blobs) + tail
-
-
 def _with_counts(entry: Path, change) -> None:
     blobs, tail = _contents(entry)
     counts = json.loads(tail)
     change(next(iter(counts["ledger"].values())))
-    _forge(entry, _repack(blobs, json.dumps(counts).encode()))
+    _forge(entry, pack_blobs(blobs, json.dumps(counts).encode()))
 
 
 def _damage(kind: str, entry: Path, tmp: Path) -> None:
@@ -320,7 +315,7 @@ def _damage(kind: str, entry: Path, tmp: Path) -> None:
         entry.symlink_to("/dev/zero")
     elif kind == "pickle":
         blobs, _ = _contents(entry)
-        _forge(entry, _repack(blobs, pickle.dumps(RunsCode(tmp / "pickle-ran"))))
+        _forge(entry, pack_blobs(blobs, pickle.dumps(RunsCode(tmp / "pickle-ran"))))
 
 
 @pytest.mark.parametrize("kind", ["bad checksum", "truncated", "malformed payload", "wrong types",
