@@ -1,0 +1,134 @@
+"""Partitioned record files: how the partitioned global steps shuffle data by URL.
+
+A task that feeds a shuffle writes one file holding its records grouped by partition;
+the task that owns partition ``p`` later reads only that partition's byte range from
+each such file (a seek and one read: a range request on object storage). Records are a
+fixed numpy structured dtype the caller names, so nothing is pickled:
+
+    KEYS = np.dtype([("k0", "<u8"), ("k1", "<u8"), ("doc", "<i8")])
+    write_partitioned("s3://bucket/work/keys/00003.part", records, partition_of(keys, 8), 8)
+    mine = read_partition("s3://bucket/work/keys/00003.part", KEYS, part=5)
+
+Layout: an 8-byte magic, the record size and partition count (two little-endian int64),
+then ``parts + 1`` int64 record offsets, then the records sorted by partition (stable,
+so each partition keeps the order the writer gave). Locations are local paths or any
+fsspec URL; a local file is written under a temporary name and renamed into place, an
+object is put whole, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import fsspec
+import numpy as np
+
+from redrobe.dedup.minhash import fmix64
+
+MAGIC = b"RRPART01"
+_HEADER = 8 + 16
+
+
+class PartFileError(ValueError):
+    """A partitioned file is damaged or does not hold the records asked for."""
+
+
+def partition_of(keys: np.ndarray, parts: int) -> np.ndarray:
+    """(n,) int64 partition of each uint64 key: a mixed hash, so skewed keys spread evenly."""
+    return (fmix64(np.asarray(keys, dtype=np.uint64)) % np.uint64(parts)).astype(np.int64)
+
+
+def write_partitioned(url: str, records: np.ndarray, partition: np.ndarray, parts: int) -> int:
+    """Write ``records`` grouped by ``partition`` (values in 0..parts-1); returns bytes written."""
+    if len(records) != len(partition):
+        raise ValueError("one partition per record")
+    order = np.argsort(partition, kind="stable")
+    counts = np.bincount(partition, minlength=parts) if len(partition) else np.zeros(parts, np.int64)
+    if len(counts) > parts:
+        raise ValueError(f"partition out of range 0..{parts - 1}")
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype("<i8")
+    buf = io.BytesIO()
+    buf.write(MAGIC)
+    buf.write(np.array([records.dtype.itemsize, parts], dtype="<i8").tobytes())
+    buf.write(offsets.tobytes())
+    buf.write(np.ascontiguousarray(records[order]).tobytes())
+    payload = buf.getvalue()
+    put_bytes(url, payload)
+    return len(payload)
+
+
+def read_partition(url: str, dtype: np.dtype, part: int) -> np.ndarray:
+    """The records of partition ``part`` in ``url`` (in the order they were written)."""
+    with fsspec.open(url, "rb") as fh:
+        lo, hi = _header(fh, url, dtype, part)
+        fh.seek(lo)
+        return _records(fh.read(hi - lo), dtype, url)
+
+
+def read_all(url: str, dtype: np.dtype) -> np.ndarray:
+    """Every record of ``url``, grouped by partition."""
+    with fsspec.open(url, "rb") as fh:
+        data = fh.read()
+    head = io.BytesIO(data)
+    _, parts = _check_head(head, url, dtype)
+    return _records(data[_HEADER + 8 * (parts + 1):], dtype, url)
+
+
+def partition_sizes(url: str, dtype: np.dtype) -> np.ndarray:
+    """(parts,) number of records in each partition of ``url``."""
+    with fsspec.open(url, "rb") as fh:
+        _, parts = _check_head(fh, url, dtype)
+        return np.diff(np.frombuffer(fh.read(8 * (parts + 1)), dtype="<i8")).astype(np.int64)
+
+
+def _check_head(fh: Any, url: str, dtype: np.dtype) -> tuple[int, int]:
+    head = fh.read(_HEADER)
+    if len(head) != _HEADER or head[:8] != MAGIC:
+        raise PartFileError(f"{url}: not a partitioned record file")
+    itemsize, parts = np.frombuffer(head[8:], dtype="<i8").tolist()
+    if itemsize != np.dtype(dtype).itemsize:
+        raise PartFileError(f"{url}: records of {itemsize} bytes, expected {np.dtype(dtype).itemsize}")
+    return itemsize, parts
+
+
+def _header(fh: Any, url: str, dtype: np.dtype, part: int) -> tuple[int, int]:
+    itemsize, parts = _check_head(fh, url, dtype)
+    if not 0 <= part < parts:
+        raise PartFileError(f"{url}: partition {part} out of range 0..{parts - 1}")
+    fh.seek(_HEADER + 8 * part)
+    lo, hi = np.frombuffer(fh.read(16), dtype="<i8").tolist()
+    base = _HEADER + 8 * (parts + 1)
+    return base + lo * itemsize, base + hi * itemsize
+
+
+def _records(data: bytes, dtype: np.dtype, url: str) -> np.ndarray:
+    if len(data) % np.dtype(dtype).itemsize:
+        raise PartFileError(f"{url}: truncated records")
+    return np.frombuffer(data, dtype=dtype).copy()
+
+
+def put_bytes(url: str, payload: bytes) -> None:
+    """Write ``payload`` to ``url`` whole: a local file via a temporary name and a rename
+    (a killed writer never leaves a complete-looking file), an object in one put."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if "file" in fs.protocol:   # a str or a tuple of names
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+        return
+    fs.pipe_file(path, payload)
+
+
+def get_bytes(url: str) -> bytes:
+    """The whole content of ``url``."""
+    with fsspec.open(url, "rb") as fh:
+        return fh.read()
+
+
+def join(base: str, *parts: str) -> str:
+    """``base`` URL or path joined with ``parts`` by '/' (never os.sep rules for URLs)."""
+    return "/".join([base.rstrip("/"), *parts])
