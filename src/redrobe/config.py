@@ -457,6 +457,9 @@ class Dedup(Validated):
     cross_slice: bool = True       # duplicates are found across slices, as SlimPajama does
     minhash: MinHashParams = field(default_factory=MinHashParams)
     semantic: DedupSemantic = field(default_factory=DedupSemantic)
+    # keys (a digest or a band key, 48 bytes each) per partition of the global steps: a
+    # task's memory is bounded by this, whatever the corpus size (redrobe.dedup.plan)
+    partition_keys: int = bounded(at_least(1), default=250_000)
 
 
 @dataclass(frozen=True)

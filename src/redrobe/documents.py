@@ -350,12 +350,27 @@ def recover_outputs(*paths: str | os.PathLike) -> None:
         _remove_stale_staging(path)
 
 
-def _remove_stale_staging(final: Path) -> None:
-    """Delete ``.<name>.tmp-<pid>`` siblings of ``final`` whose process is gone (or is us)."""
-    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+def _remove_stale_staging(final: Path, tag: str = "tmp") -> None:
+    """Delete ``.<name>.<tag>-<pid>`` siblings of ``final`` whose process is gone (or is us)."""
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.{tag}-*"):
         pid = stale.name.rsplit("-", 1)[1]
         if not pid.isdigit() or int(pid) == os.getpid() or not _alive(int(pid)):
             _remove(stale)
+
+
+@contextlib.contextmanager
+def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """A fresh scratch directory ``.<name>.work-<pid>`` beside ``final``, removed on exit;
+    those that killed runs left are removed first."""
+    final = Path(final).absolute()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(final, "work")
+    work = final.with_name(f".{final.name}.work-{os.getpid()}")
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        _remove(work)
 
 
 @contextlib.contextmanager

@@ -61,10 +61,21 @@ def write_partitioned(url: str, records: np.ndarray, partition: np.ndarray, part
 
 def read_partition(url: str, dtype: np.dtype, part: int) -> np.ndarray:
     """The records of partition ``part`` in ``url`` (in the order they were written)."""
+    return read_partitions(url, dtype, part, part + 1)
+
+
+def read_partitions(url: str, dtype: np.dtype, lo: int, hi: int) -> np.ndarray:
+    """The records of partitions ``lo`` .. ``hi - 1`` of ``url``: adjacent, so one read."""
     with fsspec.open(url, "rb") as fh:
-        lo, hi = _header(fh, url, dtype, part)
-        fh.seek(lo)
-        return _records(fh.read(hi - lo), dtype, url)
+        start, end = _span(fh, url, dtype, lo, hi)
+        fh.seek(start)
+        return _records(fh.read(end - start), dtype, url)
+
+
+def record_size(url: str) -> int:
+    """Bytes per record of ``url`` (for records whose width varies per file)."""
+    with fsspec.open(url, "rb") as fh:
+        return _check_head(fh, url, None)[0]
 
 
 def read_all(url: str, dtype: np.dtype) -> np.ndarray:
@@ -83,24 +94,27 @@ def partition_sizes(url: str, dtype: np.dtype) -> np.ndarray:
         return np.diff(np.frombuffer(fh.read(8 * (parts + 1)), dtype="<i8")).astype(np.int64)
 
 
-def _check_head(fh: Any, url: str, dtype: np.dtype) -> tuple[int, int]:
+def _check_head(fh: Any, url: str, dtype: np.dtype | None) -> tuple[int, int]:
     head = fh.read(_HEADER)
     if len(head) != _HEADER or head[:8] != MAGIC:
         raise PartFileError(f"{url}: not a partitioned record file")
     itemsize, parts = np.frombuffer(head[8:], dtype="<i8").tolist()
-    if itemsize != np.dtype(dtype).itemsize:
+    if dtype is not None and itemsize != np.dtype(dtype).itemsize:
         raise PartFileError(f"{url}: records of {itemsize} bytes, expected {np.dtype(dtype).itemsize}")
     return itemsize, parts
 
 
-def _header(fh: Any, url: str, dtype: np.dtype, part: int) -> tuple[int, int]:
+def _span(fh: Any, url: str, dtype: np.dtype, lo: int, hi: int) -> tuple[int, int]:
+    """Byte range of partitions lo..hi-1."""
     itemsize, parts = _check_head(fh, url, dtype)
-    if not 0 <= part < parts:
-        raise PartFileError(f"{url}: partition {part} out of range 0..{parts - 1}")
-    fh.seek(_HEADER + 8 * part)
-    lo, hi = np.frombuffer(fh.read(16), dtype="<i8").tolist()
+    if not 0 <= lo < hi <= parts:
+        raise PartFileError(f"{url}: partitions {lo}..{hi - 1} out of range 0..{parts - 1}")
+    fh.seek(_HEADER + 8 * lo)
+    first = np.frombuffer(fh.read(8), dtype="<i8").item()
+    fh.seek(_HEADER + 8 * hi)
+    last = np.frombuffer(fh.read(8), dtype="<i8").item()
     base = _HEADER + 8 * (parts + 1)
-    return base + lo * itemsize, base + hi * itemsize
+    return base + first * itemsize, base + last * itemsize
 
 
 def _records(data: bytes, dtype: np.dtype, url: str) -> np.ndarray:

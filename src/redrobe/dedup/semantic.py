@@ -10,8 +10,8 @@ cosine >= ``threshold`` is a link. Links form connected components
 order is kept, the others are removed with reason :data:`SEMANTIC_DUPLICATE` and
 ``duplicate_of`` = the kept document's id.
 
-    # inside redrobe dedup: one more LinkPass after exact and MinHash
-    plan = plan_removals(sketches, params.dedup, passes + [SemanticPass(params.dedup.semantic, workdir)])
+    # inside redrobe dedup: edges among the survivors of exact and MinHash
+    # (redrobe.dedup.plan.SemanticLinks, one more edge file of the partitioned plan)
     # standalone: shards in corpus order, earlier removals per shard (row -> removal)
     result = semantic_pass(shard_paths, [{}] * len(shard_paths), DedupSemantic(), workdir)
     result.removals[i][row]   # (id, "semantic_duplicate", kept id)
@@ -436,43 +436,6 @@ def embed_shards(paths: Sequence[str | Path], skip: Sequence[frozenset[int]], pa
         if on_shard is not None:
             on_shard(len(out[-1]))
     return out
-
-
-@dataclass
-class SemanticPass:
-    """The semantic pass as a :class:`redrobe.dedup.shards.LinkPass` of ``plan_removals``.
-
-    Runs after the exact and MinHash passes, on the documents still kept after them
-    (the roots of the shared union-find), and links semantic duplicates in the same
-    union-find, so ``duplicate_of`` always names the document finally kept. ``stats``
-    holds the last run's statistics for the stage metrics.
-    """
-
-    params: DedupSemantic
-    workdir: str
-    batch_docs: int = 256
-    encoder: Encoder | None = None
-    on_shard: Callable[[int], None] | None = None
-    name: str = "semantic"
-    reason: str = SEMANTIC_DUPLICATE
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    def link(self, corpus: Any, uf: UnionFind) -> dict[str, Any]:
-        """``corpus``: a CorpusIndex (sketches with path, offsets, scope per document)."""
-        encoder = self.encoder or Encoder(batch_size=self.params.batch_size, threads=self.params.threads,
-                                          device=self.params.device)
-        removed = uf.roots() != np.arange(len(corpus))
-        skip = [frozenset(np.flatnonzero(removed[lo:hi]).tolist())
-                for lo, hi in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
-        shards = embed_shards([s.path for s in corpus.sketches], skip, self.params, self.workdir,
-                              self.batch_docs, encoder, self.on_shard)
-        index = np.concatenate([corpus.offsets[i] + s.rows for i, s in enumerate(shards)]
-                               + [np.empty(0, dtype=np.int64)]).astype(np.int64)
-        store = EmbeddingStore([s for s in shards if s.embeddings])
-        before = uf.roots()
-        stats = link_similar(store, corpus.scope[index], self.params, uf, index)
-        self.stats = {**stats, "removed": int((uf.roots() != before).sum())}
-        return {"links": stats["pairs"], **self.stats}
 
 
 def semantic_pass(shards: Sequence[str | Path], removals: Sequence[dict[int, Removal]],

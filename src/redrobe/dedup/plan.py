@@ -1,0 +1,740 @@
+"""Deduplication's global step as partitioned tasks: no process holds the whole corpus.
+
+:func:`plan_partitioned` decides the same removals as the one-process
+:func:`redrobe.dedup.shards.plan_removals` (every kept document, reason and
+``duplicate_of`` identical), but every step is a map of small tasks over partitions
+that read and write files by URL (:mod:`redrobe.dedup.partfile`) under ``work``, a local
+directory or an object-storage URL, and return a few KB. Documents are numbered
+``shard << 32 | row``, so numeric order is corpus order and the owner shard of every
+document is known without a table.
+
+1. **keys**, one task per shard: the shard's sketch (cached per shard as before) is
+   stored under ``work`` and its keys are written partitioned by key hash: the exact
+   digest and every MinHash band key, each with the document's scope (slice, unless
+   ``cross_slice``) and text digest.
+2. **buckets**, one task per key partition: equal keys are sorted together; exact and
+   unverified band buckets become chain edges (consecutive members, as before). With
+   ``verify``, a bucket of two or more different texts is kept for step 4 and the first
+   member of each of its texts asks its shard for its shingles.
+3. **shingles**, one task per group of shards: each requested document's shingle set,
+   sent to the partitions that asked for it.
+4. **verify**, one task per key partition: inside each bucket, every text is compared
+   with the earlier texts until it joins their cluster (exact Jaccard, a verdict per
+   pair of texts), exactly the pairs the one-process plan could link.
+5. **components** (:mod:`redrobe.dedup.components`): connected components of all edges;
+   every cluster's root is its smallest number, the first document in corpus order.
+   With a semantic pass its pairs among the survivors are one more edge file and a
+   second components run gives the final roots.
+6. **reasons**, one task per group of shards (by removed document) and **resolve**,
+   one per group (by kept document): the join that names the kept document's id and
+   decides the reason (``exact_duplicate`` when the normalized texts are equal, else
+   the pass that linked it), plus cluster statistics merged in the driver.
+7. the stage's write tasks read their shard's removals (:func:`removals_of`).
+
+The driver holds per-shard metadata only (row counts, slice, a few counters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from redrobe.accounting import Ledger
+from redrobe.config import Dedup, DedupSemantic
+from redrobe.dedup.clusters import UnionFind
+from redrobe.dedup.components import EDGES, LABELS, connected_components, read_labels
+from redrobe.dedup.exact import EXACT_DUPLICATE
+from redrobe.dedup.minhash import NEAR_DUPLICATE, MinHasher, exact_jaccard
+from redrobe.dedup.partfile import (
+    get_bytes,
+    join,
+    partition_of,
+    put_bytes,
+    read_partition,
+    read_partitions,
+    record_size,
+    write_partitioned,
+)
+from redrobe.dedup.semantic import (
+    SEMANTIC_DUPLICATE,
+    EmbeddingStore,
+    Encoder,
+    embed_shards,
+    link_similar,
+)
+from redrobe.dedup.shards import (
+    Removal,
+    ShardSketch,
+    SketchTask,
+    WriteTask,
+    sketch_task,
+    slice_of,
+    stream_documents,
+    write_shard,
+)
+from redrobe.documents import count_documents
+
+Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+#: semantic(layout, label files of the first components) -> (edge file, statistics)
+SemanticEdges = Callable[["Layout", tuple[str, ...]], tuple[str, dict[str, Any]]]
+
+#: keys of every document: exact digest or one band key, with scope and text digest
+KEYS = np.dtype([("scope", "<u4"), ("kind", "<u4"), ("k1", "<u8"), ("k2", "<u8"),
+                 ("doc", "<i8"), ("d0", "<u8"), ("d1", "<u8")])
+#: a document whose shingles a key partition needs
+NEEDS = np.dtype([("doc", "<i8"), ("part", "<i8")])
+#: one text of a bucket kept for verification
+BUCKETS = np.dtype([("bucket", "<i8"), ("doc", "<i8"), ("d0", "<u8"), ("d1", "<u8")])
+#: one shingle hash of a requested document
+SHINGLES = np.dtype([("doc", "<i8"), ("hash", "<u8")])
+#: a removed document, its final root, its text digest and how it was linked
+CLAIMS = np.dtype([("doc", "<i8"), ("root", "<i8"), ("d0", "<u8"), ("d1", "<u8"),
+                   ("flags", "<u8")])
+
+EXACT_KIND = 0          # KEYS.kind of the exact digest; band b is kind b + 1
+HAS_DIGEST = 1          # CLAIMS.flags: the removed document's text has a digest
+FIRST_STAGE = 2         # CLAIMS.flags: its root did not change in the semantic pass
+REASON_CODES = (EXACT_DUPLICATE, NEAR_DUPLICATE, SEMANTIC_DUPLICATE)
+SHARD_BITS = 32
+ROW_MASK = (1 << SHARD_BITS) - 1
+
+
+def doc_number(shard: int | np.ndarray, row: int | np.ndarray) -> Any:
+    """The corpus-wide number of row ``row`` of shard ``shard`` (corpus order)."""
+    return (np.asarray(shard, dtype=np.int64) << SHARD_BITS) | np.asarray(row, dtype=np.int64)
+
+
+def owner_of(docs: np.ndarray) -> np.ndarray:
+    """The shard of each document number."""
+    return np.asarray(docs, dtype=np.int64) >> SHARD_BITS
+
+
+# ----------------------------------------------------------------------------- layout
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every step reads and writes, and how the corpus is partitioned."""
+
+    work: str
+    shards: int          # S: owners of document numbers
+    parts: int           # P: key partitions (and components partitions)
+    groups: tuple[tuple[int, int], ...] = ()   # contiguous shard ranges [lo, hi)
+
+    def sketch(self, shard: int) -> str:
+        return join(self.work, "sketch", f"{shard:06d}.npz")
+
+    def keys(self, shard: int) -> str:
+        return join(self.work, "keys", f"{shard:06d}.part")
+
+    def edges(self, name: str, part: int) -> str:
+        return join(self.work, "edges", f"{name}-{part:06d}.part")
+
+    def needs(self, part: int) -> str:
+        return join(self.work, "needs", f"{part:06d}.part")
+
+    def buckets(self, part: int) -> str:
+        return join(self.work, "buckets", f"{part:06d}.part")
+
+    def shingles(self, group: int) -> str:
+        return join(self.work, "shingles", f"{group:06d}.part")
+
+    def claims(self, group: int) -> str:
+        return join(self.work, "claims", f"{group:06d}.part")
+
+    def removals(self, group: int) -> str:
+        return join(self.work, "removals", f"{group:06d}.part")
+
+    def group_of(self, shard: int) -> int:
+        return next(g for g, (lo, hi) in enumerate(self.groups) if lo <= shard < hi)
+
+
+def shard_groups(rows: Sequence[int], docs_per_group: int) -> tuple[tuple[int, int], ...]:
+    """Contiguous shard ranges of about ``docs_per_group`` documents each (at least one shard)."""
+    groups, lo, total = [], 0, 0
+    for shard, n in enumerate(rows):
+        if shard > lo and total + n > docs_per_group:
+            groups.append((lo, shard))
+            lo, total = shard, 0
+        total += n
+    groups.append((lo, len(rows)))
+    return tuple(groups)
+
+
+def keys_per_doc(params: Dedup) -> int:
+    return 1 + (params.minhash.bands if params.minhash.enabled else 0)
+
+
+# ----------------------------------------------------------------------------- 1. keys
+
+@dataclass(frozen=True)
+class KeysTask:
+    """Step 1 for one shard: sketch it and write its keys, partitioned."""
+
+    sketch: SketchTask
+    shard: int
+    scope: int
+    layout: Layout
+
+    @property
+    def path(self) -> str:
+        return self.sketch.path
+
+
+@dataclass(frozen=True)
+class ShardKeys:
+    rows: int
+    reused: bool
+
+
+def keys_task(task: KeysTask) -> ShardKeys:
+    sketch, reused = sketch_task(task.sketch)
+    put_bytes(task.layout.sketch(task.shard), sketch.to_bytes())
+    records = shard_keys(sketch, task.shard, task.scope)
+    bucket_hash = _mix(records["kind"].astype(np.uint64), records["k1"], records["k2"])
+    write_partitioned(task.layout.keys(task.shard), records,
+                      partition_of(bucket_hash ^ records["scope"].astype(np.uint64), task.layout.parts),
+                      task.layout.parts)
+    return ShardKeys(rows=len(sketch), reused=reused)
+
+
+def _mix(*columns: np.ndarray) -> np.ndarray:
+    from redrobe.dedup.minhash import fmix64
+    out = np.zeros(len(columns[0]), dtype=np.uint64)
+    for col in columns:
+        out = fmix64(out * np.uint64(0x9E3779B97F4A7C15) + col)
+    return out
+
+
+def shard_keys(sketch: ShardSketch, shard: int, scope: int) -> np.ndarray:
+    """Every key of every document of one sketch as KEYS records."""
+    docs = doc_number(shard, np.arange(len(sketch)))
+    d0, d1 = sketch.digests[:, 0], sketch.digests[:, 1]
+    parts = []
+    exact = np.flatnonzero(sketch.has_digest)
+    parts.append(_key_records(docs[exact], EXACT_KIND, d0[exact], d1[exact], d0[exact], d1[exact], scope))
+    signed = np.flatnonzero(sketch.has_signature)
+    # A text without a digest has no words and so no signature; a signature without a
+    # digest cannot happen, but such a document would be its own text.
+    t0 = np.where(sketch.has_digest, d0, docs.astype(np.uint64))
+    t1 = np.where(sketch.has_digest, d1, np.uint64(0xFFFFFFFFFFFFFFFF))
+    for band in range(sketch.band_keys.shape[1]):
+        keys = sketch.band_keys[signed, band]
+        parts.append(_key_records(docs[signed], band + 1, keys, np.zeros_like(keys),
+                                  t0[signed], t1[signed], scope))
+    return np.concatenate(parts) if parts else np.empty(0, KEYS)
+
+
+def _key_records(docs: np.ndarray, kind: int, k1: np.ndarray, k2: np.ndarray,
+                 d0: np.ndarray, d1: np.ndarray, scope: int) -> np.ndarray:
+    r = np.empty(len(docs), KEYS)
+    r["scope"], r["kind"], r["k1"], r["k2"] = scope, kind, k1, k2
+    r["doc"], r["d0"], r["d1"] = docs, d0, d1
+    return r
+
+
+# ----------------------------------------------------------------------------- 2. buckets
+
+@dataclass(frozen=True)
+class BucketTask:
+    """Step 2 for one key partition."""
+
+    part: int
+    layout: Layout
+    exact: bool
+    verify: bool
+
+    @property
+    def name(self) -> str:
+        return f"key partition {self.part}"
+
+
+def bucket_task(task: BucketTask) -> dict[str, int]:
+    layout = task.layout
+    r = np.concatenate([read_partition(layout.keys(s), KEYS, task.part) for s in range(layout.shards)]
+                       + [np.empty(0, KEYS)])
+    r = r[np.lexsort((r["doc"], r["k2"], r["k1"], r["kind"], r["scope"]))]
+    same = np.ones(max(len(r) - 1, 0), dtype=bool)
+    for name in ("scope", "kind", "k1", "k2"):
+        same &= r[name][1:] == r[name][:-1]
+    exact_kind = r["kind"][1:] == EXACT_KIND
+    chain = same & (exact_kind if task.exact else np.zeros_like(same))
+    links = {"exact": int(chain.sum()), "minhash": 0}
+    band_pair = same & ~exact_kind
+    if not task.verify:
+        links["minhash"] = int(band_pair.sum())
+        chain |= band_pair
+    edges = [_pairs(r["doc"][:-1][chain], r["doc"][1:][chain])]
+    stats = {"keys": len(r), "verify_buckets": 0}
+    if task.verify:
+        same_text_edges, buckets = _verify_buckets(r, band_pair)
+        edges.append(same_text_edges)
+        _write_verify_inputs(layout, task.part, buckets)
+        stats["verify_buckets"] = int(len(np.unique(buckets["bucket"]))) if len(buckets) else 0
+    _write_edges(layout.edges("keys", task.part), np.concatenate(edges), layout.parts)
+    return {**stats, **{f"links_{k}": v for k, v in links.items()}}
+
+
+def _pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    e = np.empty(len(a), EDGES)
+    e["a"], e["b"] = a, b
+    return e
+
+
+def _write_edges(url: str, edges: np.ndarray, parts: int) -> None:
+    write_partitioned(url, edges, partition_of(edges["a"].astype(np.uint64), parts), parts)
+
+
+def _runs(same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi) of every run of two or more records that are ``same`` as the previous."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], same, [False]]).astype(np.int8)))
+    return edges[0::2], edges[1::2] + 1
+
+
+def _verify_buckets(r: np.ndarray, band_pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chain edges among equal texts of each band bucket, and the buckets of two or more
+    texts as BUCKETS records (one record per text: its first member)."""
+    lo, hi = _runs(band_pair)
+    if not len(lo):
+        return np.empty(0, EDGES), np.empty(0, BUCKETS)
+    sizes = hi - lo
+    bucket = np.repeat(np.arange(len(lo)), sizes)
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+    members = r[idx]
+    # within a bucket: by text, then corpus order, so each text's first member leads its run
+    order = np.lexsort((members["doc"], members["d1"], members["d0"], bucket))
+    members, bucket = members[order], bucket[order]
+    same_text = (bucket[1:] == bucket[:-1]) & (members["d0"][1:] == members["d0"][:-1]) \
+        & (members["d1"][1:] == members["d1"][:-1])
+    text_edges = _pairs(members["doc"][:-1][same_text], members["doc"][1:][same_text])
+    lead = np.concatenate([[True], ~same_text])
+    texts = np.bincount(bucket[lead], minlength=len(lo))
+    keep = lead & (texts[bucket] > 1)
+    out = np.empty(int(keep.sum()), BUCKETS)
+    out["bucket"], out["doc"] = bucket[keep], members["doc"][keep]
+    out["d0"], out["d1"] = members["d0"][keep], members["d1"][keep]
+    return text_edges, out
+
+
+def _write_verify_inputs(layout: Layout, part: int, buckets: np.ndarray) -> None:
+    write_partitioned(layout.buckets(part), buckets, np.zeros(len(buckets), np.int64), 1)
+    docs = np.unique(buckets["doc"])
+    needs = np.empty(len(docs), NEEDS)
+    needs["doc"], needs["part"] = docs, part
+    write_partitioned(layout.needs(part), needs, owner_of(docs), layout.shards)
+
+
+# ----------------------------------------------------------------------------- 3. shingles
+
+@dataclass(frozen=True)
+class ShingleTask:
+    """Step 3 for one group of shards: shingle sets of the requested documents."""
+
+    group: int
+    paths: tuple[str, ...]       # every shard of the corpus, in order
+    layout: Layout
+    params: Any                  # MinHashParams
+    batch_docs: int
+
+    @property
+    def name(self) -> str:
+        lo, hi = self.layout.groups[self.group]
+        return f"shards {lo}..{hi - 1}"
+
+
+def shingle_task(task: ShingleTask) -> dict[str, int]:
+    layout = task.layout
+    lo, hi = layout.groups[task.group]
+    needs = np.concatenate([read_partitions(layout.needs(p), NEEDS, lo, hi) for p in range(layout.parts)]
+                           + [np.empty(0, NEEDS)])
+    hasher = MinHasher.from_params(task.params)
+    out_docs, out_hashes, out_parts = [], [], []
+    for shard in np.unique(owner_of(needs["doc"])).tolist():
+        mine = needs[owner_of(needs["doc"]) == shard]
+        wanted = set((mine["doc"] & ROW_MASK).tolist())
+        sets = {doc_number(shard, row).item(): hasher.shingle_set(doc.text)
+                for row, doc in enumerate(stream_documents(task.paths[shard], task.batch_docs))
+                if row in wanted}
+        for doc, part in zip(mine["doc"].tolist(), mine["part"].tolist()):
+            hashes = sets[doc]
+            out_docs.append(np.full(len(hashes), doc, np.int64))
+            out_hashes.append(hashes)
+            out_parts.append(np.full(len(hashes), part, np.int64))
+    records = np.empty(sum(map(len, out_docs)), SHINGLES)
+    if out_docs:
+        records["doc"], records["hash"] = np.concatenate(out_docs), np.concatenate(out_hashes)
+    parts = np.concatenate(out_parts) if out_parts else np.empty(0, np.int64)
+    write_partitioned(layout.shingles(task.group), records, parts, layout.parts)
+    return {"documents": len(needs)}
+
+
+# ----------------------------------------------------------------------------- 4. verify
+
+@dataclass(frozen=True)
+class VerifyTask:
+    """Step 4 for one key partition."""
+
+    part: int
+    layout: Layout
+    threshold: float
+
+    @property
+    def name(self) -> str:
+        return f"key partition {self.part}"
+
+
+def verify_task(task: VerifyTask) -> dict[str, int]:
+    layout = task.layout
+    buckets = read_partition(layout.buckets(task.part), BUCKETS, 0)
+    sets = _shingle_sets(np.concatenate(
+        [read_partition(layout.shingles(g), SHINGLES, task.part) for g in range(len(layout.groups))]
+        + [np.empty(0, SHINGLES)]))
+    verdicts: dict[tuple[int, int, int, int], bool] = {}
+    a, b = [], []
+    for lo, hi in _bucket_bounds(buckets["bucket"]):
+        for i, j in _verified_links(buckets[lo:hi], sets, verdicts, task.threshold):
+            a.append(i)
+            b.append(j)
+    _write_edges(layout.edges("verify", task.part), _pairs(np.array(a, np.int64), np.array(b, np.int64)),
+                 layout.parts)
+    accepted = sum(verdicts.values())
+    return {"pairs_checked": len(verdicts), "pairs_accepted": accepted,
+            "pairs_rejected": len(verdicts) - accepted, "documents_read": len(sets)}
+
+
+def _shingle_sets(records: np.ndarray) -> dict[int, np.ndarray]:
+    """doc -> its sorted unique shingle hashes (a document may arrive more than once)."""
+    records = np.unique(records)    # sorts by (doc, hash) and drops repeats
+    if not len(records):
+        return {}
+    docs = records["doc"]
+    cuts = np.flatnonzero(docs[1:] != docs[:-1]) + 1
+    starts = np.concatenate([[0], cuts]).tolist()
+    ends = np.concatenate([cuts, [len(docs)]]).tolist()
+    hashes = records["hash"]
+    return {int(docs[s]): hashes[s:e] for s, e in zip(starts, ends)}
+
+
+def _bucket_bounds(bucket: np.ndarray) -> list[tuple[int, int]]:
+    if not len(bucket):
+        return []
+    cuts = np.flatnonzero(bucket[1:] != bucket[:-1]) + 1
+    return list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(bucket)]]).tolist()))
+
+
+def _verified_links(texts: np.ndarray, sets: dict[int, np.ndarray],
+                    verdicts: dict[tuple[int, int, int, int], bool], threshold: float,
+                    ) -> list[tuple[int, int]]:
+    """Links among one bucket's texts (corpus order) whose exact Jaccard reaches the
+    threshold: each text is compared with earlier texts of other clusters only, which
+    finds every cluster the all-pairs graph has."""
+    texts = texts[np.argsort(texts["doc"], kind="stable")]
+    docs = texts["doc"].tolist()
+    keys = list(zip(texts["d0"].tolist(), texts["d1"].tolist()))
+    parent = list(range(len(docs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    links = []
+    for k in range(1, len(docs)):
+        for i in range(k):
+            if find(i) == find(k):
+                continue
+            pair = (*min(keys[i], keys[k]), *max(keys[i], keys[k]))
+            if pair not in verdicts:
+                verdicts[pair] = exact_jaccard(sets[docs[i]], sets[docs[k]]) >= threshold
+            if verdicts[pair]:
+                parent[max(find(i), find(k))] = min(find(i), find(k))
+                links.append((docs[i], docs[k]))
+    return links
+
+
+# ----------------------------------------------------------------------------- 6. reasons
+
+@dataclass(frozen=True)
+class ClaimTask:
+    """Step 6a for one group of shards: their removed documents, sent to their roots' shards."""
+
+    group: int
+    layout: Layout
+    final: tuple[str, ...]         # label files of all passes
+    first: tuple[str, ...] = ()    # label files before the semantic pass ('' = same as final)
+
+    @property
+    def name(self) -> str:
+        lo, hi = self.layout.groups[self.group]
+        return f"shards {lo}..{hi - 1}"
+
+
+def claim_task(task: ClaimTask) -> dict[str, int]:
+    layout = task.layout
+    lo, hi = layout.groups[task.group]
+    final = _labels(task.final, lo, hi)
+    first_roots = _roots_in(_labels(task.first, lo, hi), final["node"]) if task.first else final["root"]
+    flags = np.where(first_roots == final["root"], FIRST_STAGE, 0).astype(np.uint64)
+    _, d0, d1, has = _doc_facts(layout, final["node"])
+    claims = np.empty(len(final), CLAIMS)
+    claims["doc"], claims["root"], claims["d0"], claims["d1"] = final["node"], final["root"], d0, d1
+    claims["flags"] = flags | np.where(has, HAS_DIGEST, 0).astype(np.uint64)
+    write_partitioned(layout.claims(task.group), claims, owner_of(claims["root"]), layout.shards)
+    return {"semantic_moved": int((flags & FIRST_STAGE == 0).sum())}
+
+
+def _labels(urls: Sequence[str], lo: int, hi: int) -> np.ndarray:
+    found = [read_partitions(url, LABELS, lo, hi) for url in urls]
+    labels = np.concatenate(found + [np.empty(0, LABELS)])
+    return labels[np.argsort(labels["node"], kind="stable")]
+
+
+def _roots_in(labels: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """The root of each node under ``labels`` (sorted by node); unlabelled nodes are roots."""
+    roots = nodes.copy()
+    if len(labels):
+        at = np.minimum(np.searchsorted(labels["node"], nodes), len(labels) - 1)
+        hit = labels["node"][at] == nodes
+        roots[hit] = labels["root"][at[hit]]
+    return roots
+
+
+@dataclass(frozen=True)
+class ResolveTask:
+    """Step 6b for one group of shards: the kept documents' ids, the reasons, cluster counts."""
+
+    group: int
+    layout: Layout
+    slices: tuple[int, ...]        # slice index of every shard
+
+    @property
+    def name(self) -> str:
+        lo, hi = self.layout.groups[self.group]
+        return f"shards {lo}..{hi - 1}"
+
+
+def resolve_task(task: ResolveTask) -> dict[str, Any]:
+    layout = task.layout
+    lo, hi = layout.groups[task.group]
+    claims = np.concatenate([read_partitions(layout.claims(g), CLAIMS, lo, hi)
+                             for g in range(len(layout.groups))] + [np.empty(0, CLAIMS)])
+    claims = claims[np.lexsort((claims["doc"], claims["root"]))]
+    root_ids, r0, r1, r_has = _doc_facts(layout, claims["root"])
+    has = (claims["flags"] & HAS_DIGEST != 0) & r_has
+    exact = has & (claims["d0"] == r0) & (claims["d1"] == r1)
+    first = claims["flags"] & FIRST_STAGE != 0
+    reason = np.where(exact, 0, np.where(first, 1, 2))
+    write_partitioned(layout.removals(task.group), _removal_records(claims["doc"], reason, root_ids),
+                      owner_of(claims["doc"]), layout.shards)
+    return _cluster_counts(claims["doc"], claims["root"], np.asarray(task.slices, np.int64))
+
+
+def _doc_facts(layout: Layout, roots: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    """Id (UTF-8), text digest and whether it has one, of each document, from the
+    sketches of their shards."""
+    ids: list[bytes] = [b""] * len(roots)
+    d0, d1 = np.zeros(len(roots), np.uint64), np.zeros(len(roots), np.uint64)
+    has = np.zeros(len(roots), bool)
+    owners, rows = owner_of(roots), roots & ROW_MASK
+    for shard in np.unique(owners).tolist():
+        sketch = ShardSketch.from_bytes(get_bytes(layout.sketch(shard)))
+        at = np.flatnonzero(owners == shard)
+        r = rows[at]
+        d0[at], d1[at], has[at] = sketch.digests[r, 0], sketch.digests[r, 1], sketch.has_digest[r]
+        for i, row in zip(at.tolist(), r.tolist()):
+            ids[i] = sketch.ids[row].encode("utf-8")
+    return ids, d0, d1, has
+
+
+def _removal_dtype(width: int) -> np.dtype:
+    return np.dtype([("doc", "<i8"), ("reason", "<i8"), ("length", "<i8"), ("kept", f"S{width}")])
+
+
+def _removal_records(docs: np.ndarray, reason: np.ndarray, kept: list[bytes]) -> np.ndarray:
+    width = max([len(k) for k in kept] + [1])
+    out = np.empty(len(docs), _removal_dtype(width))
+    out["doc"], out["reason"] = docs, reason
+    out["length"] = [len(k) for k in kept]
+    out["kept"] = kept
+    return out
+
+
+def _cluster_counts(docs: np.ndarray, roots: np.ndarray, slices: np.ndarray) -> dict[str, Any]:
+    """Cluster statistics of the clusters whose roots this task resolved (claims sorted by root)."""
+    if not len(roots):
+        return {"clusters": 0, "documents": 0, "largest": 0, "cross_slice": 0, "kept_slices": []}
+    cuts = np.flatnonzero(roots[1:] != roots[:-1]) + 1
+    heads = np.concatenate([[0], cuts])
+    sizes = np.diff(np.concatenate([heads, [len(roots)]])) + 1
+    root_slice = slices[owner_of(roots[heads])]
+    member_slice = slices[owner_of(docs)]
+    lo = np.minimum(np.minimum.reduceat(member_slice, heads), root_slice)
+    hi = np.maximum(np.maximum.reduceat(member_slice, heads), root_slice)
+    return {"clusters": len(heads), "documents": int(sizes.sum()), "largest": int(sizes.max()),
+            "cross_slice": int((lo != hi).sum()),
+            "kept_slices": np.bincount(root_slice, minlength=int(slices.max()) + 1).tolist()}
+
+
+def removals_of(layout: Layout, shard: int) -> dict[int, Removal]:
+    """row -> (id, reason, kept id) of every removed document of ``shard`` (step 7's input)."""
+    sketch = ShardSketch.from_bytes(get_bytes(layout.sketch(shard)))
+    out: dict[int, Removal] = {}
+    for g in range(len(layout.groups)):
+        url = layout.removals(g)
+        records = read_partition(url, _removal_dtype(record_size(url) - 24), shard)
+        for doc, reason, length, kept in zip(records["doc"].tolist(), records["reason"].tolist(),
+                                             records["length"].tolist(), records["kept"].tolist()):
+            row = doc & ROW_MASK
+            out[row] = (sketch.ids[row], REASON_CODES[reason], kept.ljust(length, b"\0").decode("utf-8"))
+    return dict(sorted(out.items()))
+
+
+# ----------------------------------------------------------------------------- semantic
+
+@dataclass
+class SemanticLinks:
+    """The semantic pass of the plan (:data:`SemanticEdges`): SemDeDup among the
+    documents the exact and MinHash components keep, as one more edge file.
+
+    Embeddings go to ``embed_dir`` (local). ``on_shard(n)`` reports progress per shard.
+    """
+
+    params: DedupSemantic
+    paths: tuple[str, ...]
+    cross_slice: bool
+    embed_dir: str
+    batch_docs: int = 256
+    encoder: Encoder | None = None
+    on_shard: Callable[[int], None] | None = None
+
+    def __call__(self, layout: Layout, labels: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        encoder = self.encoder or Encoder(batch_size=self.params.batch_size, threads=self.params.threads,
+                                          device=self.params.device)
+        removed = [frozenset((read_labels(labels, s)["node"] & ROW_MASK).tolist())
+                   for s in range(layout.shards)]
+        shards = embed_shards(self.paths, removed, self.params, self.embed_dir, self.batch_docs, encoder,
+                              self.on_shard)
+        docs = np.concatenate([doc_number(i, s.rows) for i, s in enumerate(shards)]
+                              + [np.empty(0, np.int64)]).astype(np.int64)
+        names = sorted({slice_of(p) for p in self.paths})
+        scope = np.zeros(len(docs), np.int64) if self.cross_slice else \
+            np.array([names.index(slice_of(self.paths[s])) for s in owner_of(docs).tolist()], np.int64)
+        store = EmbeddingStore([s for s in shards if s.embeddings])
+        uf = UnionFind(len(store))
+        stats = link_similar(store, scope, self.params, uf)
+        roots = uf.roots()
+        moved = np.flatnonzero(roots != np.arange(len(roots)))
+        url = layout.edges("semantic", 0)
+        _write_edges(url, _pairs(docs[moved], docs[roots[moved]]), layout.parts)
+        return url, stats
+
+
+# ----------------------------------------------------------------------------- driver
+
+@dataclass(frozen=True)
+class PartitionedPlan:
+    """What the write tasks need (``layout``) and the statistics for the metrics."""
+
+    layout: Layout
+    rows: tuple[int, ...]
+    reused: int
+    clusters: dict[str, Any]
+    semantic: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Mapper,
+                     batch_docs: int = 256, cache: Any = None, rows_hint: Sequence[int] = (),
+                     semantic: SemanticEdges | None = None) -> PartitionedPlan:
+    """Cluster the shards ``paths`` (corpus order) with partitioned tasks under ``work``.
+
+    ``rows_hint``: documents per shard if known (sizes the partitions; counted otherwise
+    from Parquet footers). ``semantic(layout, labels)``, given the label files of the
+    exact and MinHash components, returns a file of semantic edges and their statistics.
+    """
+    names = sorted({slice_of(p) for p in paths})
+    slices = tuple(names.index(slice_of(p)) for p in paths)
+    scopes = (0,) * len(paths) if params.cross_slice else slices
+    rows = list(rows_hint) if rows_hint else [_count(p) for p in paths]
+    per_doc = keys_per_doc(params)
+    layout = Layout(work, len(paths), max(1, math.ceil(sum(rows) * per_doc / params.partition_keys)),
+                    shard_groups(rows, max(1, params.partition_keys // per_doc)))
+    keys = mapper(keys_task, [KeysTask(SketchTask(str(p), params, batch_docs, cache), s, scopes[s], layout)
+                              for s, p in enumerate(paths)])
+    edge_files, clusters = _link(layout, tuple(map(str, paths)), params, mapper, batch_docs)
+    cc = connected_components(edge_files, join(work, "components"), layout.parts, layout.shards, mapper)
+    final, first, semantic_stats = cc.label_urls, (), {}
+    if semantic is not None:
+        extra, semantic_stats = semantic(layout, cc.label_urls)
+        first, final = final, connected_components(
+            edge_files + [extra], join(work, "components-all"), layout.parts, layout.shards,
+            mapper).label_urls
+    groups = range(len(layout.groups))
+    moved = mapper(claim_task, [ClaimTask(g, layout, final, first) for g in groups])
+    counts = mapper(resolve_task, [ResolveTask(g, layout, slices) for g in groups])
+    if semantic is not None:
+        clusters["links"]["semantic"] = semantic_stats.get("pairs", 0)
+        semantic_stats = {**semantic_stats, "removed": sum(m["semantic_moved"] for m in moved)}
+    return PartitionedPlan(layout, tuple(k.rows for k in keys), sum(k.reused for k in keys),
+                           {**_merge_counts(counts, names), **clusters}, semantic_stats)
+
+
+def _link(layout: Layout, paths: tuple[str, ...], params: Dedup, mapper: Mapper,
+          batch_docs: int) -> tuple[list[str], dict[str, Any]]:
+    """Steps 2-4: the edge files, and the link counts for the metrics."""
+    verify = params.minhash.enabled and params.minhash.verify
+    parts = range(layout.parts)
+    found = mapper(bucket_task, [BucketTask(p, layout, params.exact, verify) for p in parts])
+    links = {"exact": sum(f["links_exact"] for f in found), "minhash": sum(f["links_minhash"] for f in found)}
+    edge_files = [layout.edges("keys", p) for p in parts]
+    if not verify:
+        return edge_files, {"links": links}
+    mapper(shingle_task, [ShingleTask(g, paths, layout, params.minhash, batch_docs)
+                          for g in range(len(layout.groups))])
+    verified = mapper(verify_task, [VerifyTask(p, layout, params.minhash.threshold) for p in parts])
+    stats = {k: sum(v[k] for v in verified) for k in verified[0]}
+    links["minhash"] = stats["pairs_accepted"]
+    return edge_files + [layout.edges("verify", p) for p in parts], {"links": links, "minhash_verify": stats}
+
+
+def _count(path: str) -> int:
+    """Documents in a shard by its footer; 1 when unreadable (only the partition sizes use
+    it: the keys task reads the shard and names what is wrong with it)."""
+    try:
+        return count_documents(path)
+    except (OSError, ValueError):
+        return 1
+
+
+def _merge_counts(counts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    kept = np.zeros(len(names), np.int64)
+    for c in counts:
+        kept[:len(c["kept_slices"])] += np.asarray(c["kept_slices"], np.int64)
+    return {"duplicate_clusters": sum(c["clusters"] for c in counts),
+            "documents_in_clusters": sum(c["documents"] for c in counts),
+            "largest_cluster": max([c["largest"] for c in counts] + [0]),
+            "cross_slice_clusters": sum(c["cross_slice"] for c in counts),
+            "by_kept_slice": {name: int(kept[k]) for k, name in enumerate(names)}}
+
+
+# ----------------------------------------------------------------------------- 7. write
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """Pass 2 for one shard, its removals read from the plan's files."""
+
+    write: WriteTask
+    layout: Layout
+    shard: int
+
+    @property
+    def input(self) -> str:
+        return self.write.input
+
+
+def planned_write(task: PlannedWrite) -> Ledger:
+    return write_shard(dataclasses.replace(task.write, removals=removals_of(task.layout, task.shard)))
