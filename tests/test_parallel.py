@@ -23,6 +23,7 @@ from redrobe.config import ConfigError, Params, Shared, as_dict, params_from_dic
 from redrobe.documents import Document, ShardWriter, shard_path
 from redrobe.errors import GateError, InputError
 from redrobe.parallel import (
+    PROFILE_ENV,
     LocalExecutor,
     RayExecutor,
     TaskError,
@@ -114,6 +115,33 @@ def test_local_task_error_names_the_shard(workers):
         LocalExecutor(workers).map(fail_on_shard, SHARDS[:1] + ["raw/missing.parquet"])
     with pytest.raises(GateError, match="raw/gate.parquet: too many removed"):
         LocalExecutor(workers).map(fail_on_shard, SHARDS[:1] + ["raw/gate.parquet"])
+
+
+def allocate(megabytes: int) -> int:
+    block = bytearray(megabytes << 20)   # zero-filled: every page touched, so resident
+    return len(block) >> 20
+
+
+def profile_records(folder: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(folder.iterdir()) for line in f.read_text().splitlines()]
+
+
+def test_profiled_map_records_each_tasks_own_peak(tmp_path, monkeypatch):
+    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profile"))
+    assert LocalExecutor(1).map(allocate, [200, 1]) == [200, 1]
+    big, small = profile_records(tmp_path / "profile")
+    assert (big["fn"], big["task"], small["task"]) == ("allocate", "200", "1")
+    # the high-water mark is reset before each task: the small task after the big one
+    # (whose 200 MB were returned to the system) does not inherit its peak
+    assert big["peak_rss_mb"] > small["peak_rss_mb"] + 150
+    assert all(r["fds"] > 0 and r["maps"] > 0 and r["result_bytes"] > 0 and r["cpu_s"] >= 0
+               for r in (big, small))
+
+
+def test_profiled_pool_workers_write_their_own_lines(tmp_path, monkeypatch):
+    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profile"))
+    assert LocalExecutor(2).map(allocate, [1, 2, 3]) == [1, 2, 3]
+    assert sorted(r["task"] for r in profile_records(tmp_path / "profile")) == ["1", "2", "3"]
 
 
 # -- Ray ----------------------------------------------------------------------------------

@@ -43,9 +43,13 @@ GateError, AccountingError) keep their type, so the stage prints one message and
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
+import pickle
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
 from redrobe.accounting import AccountingError
@@ -61,6 +65,8 @@ STAGE_ERRORS = (InputError, GateError, AccountingError)
 # Reruns of a Ray task whose worker or node died (Ray's own default, stated here so a
 # cluster's RAY_TASK_MAX_RETRIES cannot turn it off); exceptions are never retried.
 RAY_TASK_RETRIES = 3
+#: a folder: every map then records each task's resources there (:class:`Profiled`)
+PROFILE_ENV = "REDROBE_TASK_PROFILE"
 
 
 class TaskError(RuntimeError):
@@ -112,6 +118,8 @@ class Executor:
 
     def as_completed(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
         """Yield ``(task index, result)`` as tasks finish (completion order)."""
+        if os.environ.get(PROFILE_ENV):
+            fn = Profiled(fn, os.environ[PROFILE_ENV])
         pending: dict[Hashable, int] = {}
         submitted = 0
         self._begin(fn, len(tasks))
@@ -206,6 +214,61 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """``fn`` that also appends one JSON line per task to ``<folder>/<pid>.jsonl``: the
+    function, the task, wall and CPU seconds, the peak RSS during the task (the kernel's
+    high-water mark, reset before it starts), open file descriptors, memory maps and the
+    pickled result's size. Set :data:`PROFILE_ENV` to a folder to profile every map
+    (``benchmarks/scale.py`` does); costs a few syscalls per task."""
+
+    fn: Callable[[Any], Any]
+    folder: str
+
+    def __call__(self, task: Any) -> Any:
+        _reset_peak_rss()
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = self.fn(task)
+        record = {"fn": getattr(self.fn, "__name__", repr(self.fn)), "task": task_name(task),
+                  "wall_s": round(time.perf_counter() - wall, 4),
+                  "cpu_s": round(time.process_time() - cpu, 4),
+                  "peak_rss_mb": round(_proc_status("VmHWM") / 1024, 1),
+                  "fds": len(os.listdir("/proc/self/fd")), "maps": _count_lines("/proc/self/maps"),
+                  "result_bytes": len(pickle.dumps(result))}
+        os.makedirs(self.folder, exist_ok=True)
+        with open(os.path.join(self.folder, f"{os.getpid()}.jsonl"), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return result
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")   # 5: reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
+    except OSError:
+        pass
+
+
+def _proc_status(field: str) -> int:
+    """A kB field of /proc/self/status (0 where there is none)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
 
 
 def _apply(fn: Callable[[T], R], task: T) -> R:
