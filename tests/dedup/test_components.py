@@ -9,7 +9,7 @@ import pytest
 
 from redrobe.dedup.clusters import UnionFind
 from redrobe.dedup.components import EDGES, LABELS, connected_components, read_labels
-from redrobe.dedup.partfile import get_bytes, join, read_all, read_partition, write_partitioned
+from redrobe.partfile import get_bytes, join, read_all, read_partition, write_partitioned
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 
 from redrobe.config import Dedup, MinHashParams
 from redrobe.dedup.components import EDGES, read_labels
-from redrobe.dedup.partfile import partition_of, write_partitioned
 from redrobe.dedup.plan import plan_partitioned, removals_of
 from redrobe.dedup.shards import default_passes, plan_removals, sketch_shard
 from redrobe.documents import count_documents, list_shards, read_documents
+from redrobe.partfile import partition_of, write_partitioned
 
 
 def random_corpus(write_shards, make_prose, replace_words, seed: int, shards: int = 6, docs: int = 14):

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import fsspec
 import numpy as np
 
-from redrobe.dedup.partfile import join, partition_of, read_partition, write_partitioned
+from redrobe.partfile import join, partition_of, read_partition, write_partitioned
 
 EDGES = np.dtype([("a", "<i8"), ("b", "<i8")])
 LABELS = np.dtype([("node", "<i8"), ("root", "<i8")])

@@ -3,7 +3,7 @@
 :func:`plan_partitioned` decides the same removals as the one-process
 :func:`redrobe.dedup.shards.plan_removals` (every kept document, reason and
 ``duplicate_of`` identical), but every step is a map of small tasks over partitions
-that read and write files by URL (:mod:`redrobe.dedup.partfile`) under ``work``, a local
+that read and write files by URL (:mod:`redrobe.partfile`) under ``work``, a local
 directory or an object-storage URL, and return a few KB. Documents are numbered
 ``shard << 32 | row``, so numeric order is corpus order and the owner shard of every
 document is known without a table.
@@ -50,16 +50,6 @@ from redrobe.dedup.clusters import UnionFind
 from redrobe.dedup.components import EDGES, LABELS, connected_components, read_labels
 from redrobe.dedup.exact import EXACT_DUPLICATE
 from redrobe.dedup.minhash import NEAR_DUPLICATE, MinHasher, exact_jaccard
-from redrobe.dedup.partfile import (
-    get_bytes,
-    join,
-    partition_of,
-    put_bytes,
-    read_partition,
-    read_partitions,
-    record_size,
-    write_partitioned,
-)
 from redrobe.dedup.semantic import (
     SEMANTIC_DUPLICATE,
     EmbeddingStore,
@@ -78,6 +68,16 @@ from redrobe.dedup.shards import (
     write_shard,
 )
 from redrobe.documents import count_documents
+from redrobe.partfile import (
+    get_bytes,
+    join,
+    partition_of,
+    put_bytes,
+    read_partition,
+    read_partitions,
+    record_size,
+    write_partitioned,
+)
 
 Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
 #: semantic(layout, label files of the first components) -> (edge file, statistics)

@@ -43,12 +43,12 @@ import fsspec
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
-from redrobe.dedup.partfile import join
 from redrobe.dedup.plan import Mapper, PlannedWrite, SemanticLinks, keys_task, plan_partitioned, planned_write
 from redrobe.dedup.shards import WriteTask, sketch_cache
 from redrobe.documents import atomic_dirs, count_documents, list_shards, scratch_dir
 from redrobe.errors import InputError
 from redrobe.parallel import Executor, executor_for
+from redrobe.partfile import join
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages import common
 

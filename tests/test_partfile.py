@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redrobe.dedup.partfile import (
+from redrobe.partfile import (
     PartFileError,
     partition_of,
     partition_sizes,
