@@ -1,4 +1,4 @@
-"""Partitioned record files: how the partitioned global steps (dedup, quality, curriculum) shuffle data by URL.
+"""Partitioned record files: how the partitioned global steps shuffle data by URL.
 
 A task that feeds a shuffle writes one file holding its records grouped by partition;
 the task that owns partition ``p`` later reads only that partition's byte range from
