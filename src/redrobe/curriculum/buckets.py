@@ -12,6 +12,10 @@ bucket can be empty; that is reported, not hidden.
 
     edges = quantile_edges(scores, 4)
     ids = assign_buckets(scores, edges)        # array of 0..3
+
+When the scores are spread over many files, :func:`edge_ranks` names the order
+statistics the edges need and :func:`edges_from_order_stats` interpolates them with
+numpy's own arithmetic, so the edges are bit-identical to :func:`quantile_edges`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,29 @@ def quantile_edges(scores: Sequence[float] | np.ndarray, num_buckets: int) -> li
         raise ValueError("quantile edges need at least one score")
     qs = np.arange(1, num_buckets) / num_buckets
     return [float(x) for x in np.quantile(scores, qs)]
+
+
+def edge_ranks(n: int, num_buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``n`` scores: the 0-based ranks below and above each inner edge, and the
+    interpolation weight (numpy's "linear" method: virtual index ``(n - 1) q``)."""
+    qs = np.arange(1, num_buckets) / num_buckets
+    virtual = (n - 1) * qs
+    below = np.floor(virtual)
+    top = virtual >= n - 1
+    below[top] = -1          # numpy takes the last value there (and weighs by virtual + 1)
+    gamma = virtual - below
+    below_rank = np.where(top, n - 1, below).astype(np.int64)
+    above_rank = np.where(top, n - 1, below + 1).astype(np.int64)
+    return below_rank, above_rank, gamma
+
+
+def edges_from_order_stats(below: Sequence[float], above: Sequence[float],
+                           gamma: np.ndarray) -> list[float]:
+    """The edges from the scores at :func:`edge_ranks` (numpy's ``_lerp``, op for op)."""
+    a, b = np.asarray(below, dtype=np.float64), np.asarray(above, dtype=np.float64)
+    diff = b - a
+    out = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return [float(x) for x in out]
 
 
 def assign_buckets(scores: Sequence[float] | np.ndarray, edges: Sequence[float]) -> np.ndarray:

@@ -10,17 +10,31 @@ the deduplicated corpus, so the split is made before training and every stage
 
     thresholds = split_thresholds(shards, fraction=0.05, seed=1234, min_docs=1)
     is_validation(doc.id, thresholds[doc.source], seed=1234)
+
+:func:`split_thresholds` never gathers the ids: one :func:`split_partial` task per
+shard returns its document count, how many points fall below ``fraction`` and its
+``min_docs`` smallest points, and :func:`merge_thresholds` applies the rule of
+:func:`slice_threshold` to the merged partials (the same thresholds, exactly).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import pyarrow.parquet as pq
+
+from redrobe.errors import InputError
+
+Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+#: ids read from a shard at once by a split task
+ID_BATCH = 8192
 
 
 def split_point(doc_id: str, seed: int) -> float:
@@ -53,10 +67,73 @@ def thresholds_for(ids_by_slice: Mapping[str, Iterable[str]], fraction: float, s
             for name, ids in sorted(ids_by_slice.items())}
 
 
-def split_thresholds(shards: Iterable[Path], fraction: float, seed: int,
+@dataclass(frozen=True)
+class SplitTask:
+    """One shard's share of the split thresholds."""
+
+    shard: str
+    fraction: float
+    seed: int
+    min_docs: int
+
+    @property
+    def name(self) -> str:
+        return self.shard
+
+
+@dataclass(frozen=True)
+class SplitPartial:
+    """What the threshold rule needs of one shard: bounded by ``min_docs``."""
+
+    slice: str
+    docs: int
+    below: int                     # points below ``fraction``
+    smallest: tuple[float, ...]    # the ``min_docs`` smallest points, ascending
+
+
+def shard_ids(shard: str | Path) -> Iterable[list[str]]:
+    """The ids of a shard, :data:`ID_BATCH` at a time; InputError if unreadable."""
+    try:
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=ID_BATCH, columns=["id"]):
+            yield batch.column(0).to_pylist()
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{shard}: cannot read document ids ({exc})") from exc
+
+
+def split_partial(task: SplitTask) -> SplitPartial:
+    docs = below = 0
+    smallest: list[float] = []
+    for ids in shard_ids(task.shard):
+        points = [split_point(i, task.seed) for i in ids]
+        docs += len(points)
+        below += sum(p < task.fraction for p in points)
+        smallest = heapq.nsmallest(task.min_docs, smallest + points)
+    return SplitPartial(Path(task.shard).parent.name, docs, below, tuple(smallest))
+
+
+def merge_thresholds(partials: Iterable[SplitPartial], fraction: float,
                      min_docs: int) -> dict[str, float]:
-    """Per-slice thresholds for shards ``<root>/<slice>/part-*.parquet`` (reads ids only)."""
-    ids: dict[str, list[str]] = defaultdict(list)
-    for shard in shards:
-        ids[Path(shard).parent.name] += pq.read_table(shard, columns=["id"])["id"].to_pylist()
-    return thresholds_for(ids, fraction, seed, min_docs)
+    """:func:`thresholds_for` from per-shard partials instead of every id."""
+    by_slice: dict[str, list[SplitPartial]] = defaultdict(list)
+    for p in partials:
+        by_slice[p.slice].append(p)
+    out = {}
+    for name, parts in sorted(by_slice.items()):
+        n, below = sum(p.docs for p in parts), sum(p.below for p in parts)
+        smallest = heapq.nsmallest(min_docs, (x for p in parts for x in p.smallest))
+        k = min(min_docs, n - 1)
+        out[name] = fraction if k <= 0 or below >= k else math.nextafter(smallest[k - 1], 1.0)
+    return out
+
+
+def split_thresholds(shards: Iterable[Path], fraction: float, seed: int, min_docs: int,
+                     mapper: Mapper | None = None) -> dict[str, float]:
+    """Per-slice thresholds for shards ``<root>/<slice>/part-*.parquet`` (one task per
+    shard, mapped by ``mapper``: an executor's ``map``; in this process when None)."""
+    tasks = [SplitTask(str(s), fraction, seed, min_docs) for s in shards]
+    partials = (mapper or _local_map)(split_partial, tasks)
+    return merge_thresholds(partials, fraction, min_docs)
+
+
+def _local_map(fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+    return [fn(t) for t in tasks]
