@@ -717,6 +717,68 @@ def scaling_memory_rows(stage: str, ex: str, w: int, small: Json, big: Json) -> 
     return rows
 
 
+def scale(d: Json) -> str:
+    rungs = d["rungs"]
+    intro = para(
+        "The dedup stage (exact + MinHash-LSH with verification; the semantic pass is off, "
+        "`semantic` measures it) up a ladder of corpus sizes: "
+        f"{' / '.join(num(r['docs']) for r in rungs)} documents of real sentences with planted "
+        "near-duplicate families (`benchmarks/scale_corpus.py`), "
+        f"{num(d['shard_docs'])} documents per shard, {d['workers']} local worker(s). Each rung runs "
+        "`python -m redrobe dedup` in a fresh child process as dvc does, with "
+        "`REDROBE_TASK_PROFILE` set so every task of the partitioned plan records its CPU time "
+        "and peak RSS (high-water mark reset before the task; a forked worker's RSS includes "
+        "the driver pages it shares); the parent samples the driver's high-water mark, fds and "
+        "memory maps every 0.1 s. docs/s per core is documents over CPU seconds (driver plus "
+        "all tasks, or one task function's). Recall is the share of planted pairs with "
+        "Jaccard ≥ 0.85 whose documents end in one cluster (a document's cluster is its "
+        "`duplicate_of`, or itself when kept). Precision by family is the share of removed "
+        "documents whose `duplicate_of` is in their planted family; precision also counts as "
+        "right a removal outside the families whose text really is a duplicate of the kept one "
+        "(same normalized text or exact Jaccard ≥ the dedup threshold: the generator makes a "
+        "few by chance, two short documents of the same long sentence). On the smallest rung the "
+        f"one-process plan agrees with the stage: **{str(d['identical_to_one_process']).lower()}**.")
+    return join_blocks([intro, scale_rungs(rungs), scale_functions(rungs), scale_targets(d),
+                        para("The command for 10^7–10^8 documents on a cluster, recorded in the "
+                             "results and not run here:"), f"```bash\n{d['cluster_command']}\n```"])
+
+
+def scale_rungs(rungs: list[Json]) -> str:
+    rows = []
+    for r in rungs:
+        fn, worst = max(r["functions"].items(), key=lambda kv: kv[1]["peak_rss_mb"])
+        q = r["quality"]
+        rows.append([num(r["docs"]), num(r["corpus"]["shards"]), num(r["driver"]["wall_s"]) + " s",
+                     num(r["docs_per_s_per_core"]), fixed(r["driver"]["peak_rss_mb"], 1),
+                     f"{fixed(worst['peak_rss_mb'], 1)} (`{fn}`)", fixed(q["recall_j_ge_085"], 4),
+                     fixed(q["precision"], 4), fixed(q["precision_by_family"], 4),
+                     num(q["chance_duplicates"])])
+    header = ["docs", "shards", "wall", "docs/s/core", "driver peak MB", "worst task peak MB",
+              "recall J ≥ 0.85", "precision", "by family", "chance duplicates"]
+    return table(header, rows)
+
+
+def scale_functions(rungs: list[Json]) -> str:
+    fns = sorted({fn for r in rungs for fn in r["functions"]})
+    rows = [[f"`{fn}`"] + [scale_cell(r["functions"].get(fn)) for r in rungs] for fn in fns]
+    header = ["task function", *(f"{num(r['docs'])} docs" for r in rungs)]
+    lead = para("Per task function and rung: tasks, worst peak RSS and docs/s per core of that "
+                "function's CPU.")
+    return join_blocks([lead, table(header, rows)])
+
+
+def scale_cell(f: Json | None) -> str:
+    if not f:
+        return "—"
+    return f"{f['tasks']} × {fixed(f['peak_rss_mb'], 1)} MB, {num(f['docs_per_s_per_core'])}/s"
+
+
+def scale_targets(d: Json) -> str:
+    rows = [[name, num(t["value"], 4), f"{t['op']} {num(t['limit'], 4)}", "ok" if t["ok"] else "**FAIL**"]
+            for name, t in d["targets"].items()]
+    return table(["target (largest vs smallest rung)", "value", "limit", ""], rows, "lrrl")
+
+
 def semantic(d: Json) -> str:
     text = para(
         f"The bare `SentenceTransformer.encode` of {d['documents']} real texts from "
@@ -1025,6 +1087,7 @@ RENDERERS: dict[str, tuple[str, Callable[[Json], str]]] = {
     "gpu_check": ("GPU checks: encoding, MFU, ZeRO-2 over NCCL, QLoRA", gpu_check),
     "minhash": ("MinHash vs datasketch", minhash),
     "pipeline": ("Whole pipeline: wall time and memory", pipeline),
+    "scale": ("Dedup scale ladder: flat memory, docs/s per core, quality", scale),
     "scaling": ("Scaling: workers, Ray and memory", scaling),
     "semantic": ("Semantic dedup vs the bare encoder", semantic),
     "semantic_choice": ("What semantic dedup should embed", semantic_choice),
