@@ -1,4 +1,4 @@
-"""Object storage: files-mode ingest from s3:// on a real S3 server, hashing in one pass, DVC's S3 remote.
+"""Object storage on a real S3 server: ingest from s3://, one-pass hashing, DVC remote, dedup scratch.
 
 The server is moto's, started on 127.0.0.1 as its own process (tests/s3_server.py).
 The corpus holds one small, well-formed file of each streamed format plus a Parquet
@@ -29,13 +29,14 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from redrobe.accounting import Ledger
-from redrobe.documents import list_shards, read_documents
+from redrobe.documents import Document, ShardWriter, list_shards, read_documents, shard_path
 from redrobe.sources import fileio
 from redrobe.sources.base import Origin, stable_id
 from redrobe.sources.fileio import expand
 from redrobe.sources.inputs import InputSpec, ingest_inputs
 from redrobe.sources.sink import OutputDirs
 from redrobe.sources.warc import wet_documents
+from redrobe.stages import dedup as dedup_stage
 from redrobe.stages import ingest as ingest_stage
 
 WIKI = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">'
@@ -344,3 +345,33 @@ def test_documents_get_the_ids_and_provenance_of_the_digest_known_up_front(tmp_p
         *[d.id for d in read_wet(good, Origin(cut_name, wet))][:2],  # the two before the cut
         stable_id("common_crawl", wet, cut_name, "failure", 2)])
     assert {d.meta["provenance"]["sha256"] for d in docs} == {rp, wet}
+
+
+@pytest.mark.e2e
+def test_dedup_plan_scratch_on_s3_gives_the_local_bytes(s3: S3Server, tmp_path: Path, repo_root: Path):
+    """The partitioned dedup plan shuffles through the bucket (two worker processes,
+    many partitions) and leaves exactly the outputs of a local run, and no scratch."""
+    texts = [" ".join(f"w{(i * 7 + k) % 50}x{k % 13}" for k in range(60)) for i in range(6)]
+    for s, name in enumerate(("books", "c4", "books")):
+        with ShardWriter(shard_path(tmp_path / "clean", name, s)) as w:
+            for i, t in enumerate(texts):
+                w.write(Document(id=f"{name}-{s}-{i}", text=t if i % 2 else t.upper(), source=name))
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["dedup"].update(partition_keys=60, semantic={**params["dedup"]["semantic"], "enabled": False})
+    params["shared"]["workers"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    bucket = s3.make_bucket("dedup-scratch")
+
+    def run(name: str, work_dir: str) -> dict[str, bytes]:
+        out = tmp_path / name
+        assert dedup_stage.main(["--params", str(tmp_path / "params.yaml"),
+                                 "--input", str(tmp_path / "clean"), "--output", str(out / "out"),
+                                 "--removed", str(out / "removed"),
+                                 "--metrics", str(out / "m.json"), "--work-dir", work_dir]) == 0
+        return {str(p.relative_to(out)): p.read_bytes() for sub in ("out", "removed")
+                for p in list_shards(out / sub)}
+
+    local = run("local", "")
+    assert run("s3", f"s3://{bucket}/scratch") == local
+    assert sum(1 for p in list_shards(tmp_path / "local" / "removed") for _ in read_documents(p)) == 12
+    assert s3.filesystem().find(f"{bucket}/scratch") == []

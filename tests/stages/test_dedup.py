@@ -50,7 +50,8 @@ def setup(tmp_path, monkeypatch, repo_root):
                 w.write(Document(id=doc_id, text=body, source=slice_name, meta={"n": index}))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
 
-    def run(name: str = "dedup", workers: int = 1, cache: str = "", inputs: str = "clean", **dedup):
+    def run(name: str = "dedup", workers: int = 1, cache: str = "", inputs: str = "clean",
+            work_dir: str = "", **dedup):
         # The semantic pass (MiniLM) has its own tests; these cover exact + MinHash.
         dedup = {"semantic": {**params["dedup"]["semantic"], "enabled": False}, **dedup}
         path = tmp_path / f"{name}.yaml"
@@ -58,7 +59,7 @@ def setup(tmp_path, monkeypatch, repo_root):
                                         "shared": {**params["shared"], "workers": workers}}))
         code = main(["--params", str(path), "--input", inputs, "--output", f"{name}/out",
                      "--removed", f"{name}/removed", "--metrics", f"{name}/metrics.json",
-                     "--cache-dir", cache])
+                     "--cache-dir", cache, "--work-dir", work_dir])
         assert code == 0
         return tmp_path / name
 
@@ -137,6 +138,24 @@ def test_worker_processes_give_the_same_bytes(setup):
         p.read_bytes() for p in list_shards(two / "removed")]
     assert [p.read_bytes() for p in list_shards(one / "out")] == [
         p.read_bytes() for p in list_shards(two / "out")]
+
+
+def shard_bytes(out):
+    return {str(p.relative_to(out)): p.read_bytes() for sub in ("out", "removed")
+            for p in list_shards(out / sub)}
+
+
+def test_many_partitions_and_a_scratch_url_give_the_same_bytes_and_leave_nothing(setup, tmp_path):
+    one = setup("one")
+    # 8 keys per partition: every step runs as many partitions and shard groups
+    many = setup("many", workers=2, partition_keys=8)
+    metrics = json.loads((many / "metrics.json").read_text())
+    assert metrics["partitions"]["key_partitions"] > 5 and metrics["partitions"]["shard_groups"] == 3
+    assert shard_bytes(many) == shard_bytes(one)
+    scratch = setup("scratch", partition_keys=8, work_dir=f"file://{tmp_path}/plan-scratch")
+    assert shard_bytes(scratch) == shard_bytes(one)
+    assert list((tmp_path / "plan-scratch").iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if ".work-" in p.name] == []
 
 
 def test_within_slice_only(setup):
