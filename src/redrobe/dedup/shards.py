@@ -6,7 +6,10 @@ MinHash band keys (16 + 8 x bands bytes), never the text. :func:`sketch_task` do
 same through a :class:`redrobe.shardcache.ShardCache`, so an unchanged shard is never
 sketched twice (incremental runs).
 
-Between the passes, in one process: :func:`plan_removals` runs the link passes
+Between the passes, the clustering. The stage runs it as partitioned tasks
+(:mod:`redrobe.dedup.plan`); this module holds the same clustering in one process,
+the reference that plan is tested against and what the paper tables use on their
+small corpora: :func:`plan_removals` runs the link passes
 (:class:`ExactPass`, :class:`MinHashPass`, and any other :class:`LinkPass`) over the
 sketches of all shards, in (slice, shard, row) order, into one union-find, and decides
 for each document whether it is kept (the first of its cluster) or removed, and why.

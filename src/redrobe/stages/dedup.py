@@ -12,6 +12,11 @@ name; removed documents carry ``reason`` (exact_duplicate / near_duplicate) and
 embeds the survivors of the configured slices with all-MiniLM-L6-v2 (offline) and removes
 SemDeDup near-duplicates (reason semantic_duplicate; metrics ``semantic``).
 
+The clustering runs as partitioned tasks on the shared executor
+(:mod:`redrobe.dedup.plan`), exchanging files under ``--work-dir`` (any fsspec URL
+every worker reaches; default: a scratch directory beside ``--output``), removed at
+the end.
+
 Incremental runs: every shard's sketch (digests and band keys) is cached under
 ``--cache-dir`` (outside DVC's outputs, so ``dvc repro`` does not delete it), keyed by
 the shard's SHA-256, the sketch params and the code; a run after adding one shard
@@ -24,7 +29,8 @@ characters removed), ``clusters`` (duplicate_clusters, documents_in_clusters,
 largest_cluster, cross_slice_clusters, by_kept_slice, links found by exact hash and by
 MinHash bands; ``minhash_verify`` with pairs checked/accepted/rejected when
 ``dedup.minhash.verify`` is on), ``sketch`` (shards_sketched, shards_reused),
-``params`` (the dedup section) and ``shards``. The input → output shard
+``partitions`` (key_partitions, shard_groups), ``params`` (the dedup section) and
+``shards``. The input → output shard
 edges are logged to MLflow as ``lineage/dedup.json``.
 """
 
