@@ -9,25 +9,44 @@ Refuses to run unless the quality gate passed (``<gate>/validation.json`` with
 ``tokenize.max_train_docs`` documents, a uniform sample when capped, see
 curriculum/subsample.py) into the BPE trainer, saves HF files into ``--output`` (an
 atomic directory) and measures compression (UTF-8 bytes per token) on each slice's
-validation split. Accounting per slice: in = documents read, out = documents the
+validation split.
+
+Every pass over the corpus is a map of per-shard tasks (``redrobe.parallel``,
+``shared.workers``): the split thresholds (curriculum/split.py), the cap's cutoff
+(curriculum/subsample.py), the sample (each task writes its shard's sampled texts to
+a work file, which the driver then streams to the trainer in shard order) and the
+validation compression. Accounting per slice: in = documents read, out = documents the
 tokenizer trained on, removed = held-out validation / over the cap.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
 from redrobe.curriculum.split import is_validation, split_point, split_thresholds
-from redrobe.curriculum.subsample import Key, cap_cutoff, sample_key, within_cap
+from redrobe.curriculum.subsample import Key, partitioned_cutoff, sample_key, within_cap
 from redrobe.curriculum.tokens import encode_documents
-from redrobe.documents import atomic_dir, count_documents, file_digest, list_shards, read_documents
+from redrobe.documents import (
+    Document,
+    ShardWriter,
+    atomic_dir,
+    count_documents,
+    file_digest,
+    list_shards,
+    read_documents,
+)
 from redrobe.errors import GateError, InputError
+from redrobe.parallel import executor_for
+from redrobe.progress import map_tracked
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.stages.common import progress as reporter
 from redrobe.tokenizer import document_encoder, save_tokenizer, tokenizer_file, train_tokenizer
@@ -40,6 +59,8 @@ GATE_FILE = "validation.json"
 #: removal reasons (documents read but not trained on)
 HELDOUT_VALIDATION = "heldout_validation"
 OVER_MAX_TRAIN_DOCS = "over_max_train_docs"
+#: inside the atomic output dir while it is built: sorted points, sampled texts
+WORK_DIR = ".work"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,50 +85,78 @@ def check_gate(gate_dir: str | Path) -> None:
         raise GateError(f"{path}: success is {success!r}; the data did not pass the quality gate")
 
 
-def _training_keys(shards: Sequence[Path], params: Params,
-                   thresholds: dict[str, float]) -> Iterator[Key]:
-    sh = params.shared
-    for shard in shards:
-        for doc in read_documents(shard, sh.batch_docs):
-            if not is_validation(doc.id, thresholds[shard.parent.name], sh.seed):
-                yield sample_key(split_point(doc.id, sh.seed), doc.id)
+@dataclass(frozen=True)
+class ShardSplit:
+    """One shard of the training or validation pass (paths and numbers, no data)."""
+
+    shard: str
+    threshold: float          # its slice's split threshold
+    seed: int
+    batch_docs: int
+    cutoff: Key | None = None
+    texts: str = ""           # training pass: where its sampled texts go
+    tokenizer: str = ""       # validation pass: the trained tokenizer.json
+
+    @property
+    def name(self) -> str:
+        return self.shard
+
+    @property
+    def slice(self) -> str:
+        return Path(self.shard).parent.name
 
 
-def _training_texts(shards: Iterable[Path], params: Params, thresholds: dict[str, float],
-                    cutoff: Key | None, ledger: Ledger) -> Iterator[str]:
-    """Texts of the (capped) training split; records every document in ``ledger``."""
-    sh = params.shared
-    for shard in shards:
-        slice_name = shard.parent.name
-        for doc in read_documents(shard, sh.batch_docs):
+def sample_texts(task: ShardSplit) -> Ledger:
+    """Write the shard's (capped) training texts to ``task.texts``; account every doc."""
+    ledger, name = Ledger(), task.slice
+    with ShardWriter(task.texts, task.batch_docs) as out:
+        for doc in read_documents(task.shard, task.batch_docs):
             text = doc.text or ""
-            ledger.seen(slice_name, len(text))
-            if is_validation(doc.id, thresholds[slice_name], sh.seed):
-                ledger.removed(slice_name, HELDOUT_VALIDATION)
-            elif not within_cap(sample_key(split_point(doc.id, sh.seed), doc.id), cutoff):
-                ledger.removed(slice_name, OVER_MAX_TRAIN_DOCS)
+            ledger.seen(name, len(text))
+            if is_validation(doc.id, task.threshold, task.seed):
+                ledger.removed(name, HELDOUT_VALIDATION)
+            elif not within_cap(sample_key(split_point(doc.id, task.seed), doc.id), task.cutoff):
+                ledger.removed(name, OVER_MAX_TRAIN_DOCS)
             else:
-                ledger.kept(slice_name, len(text))
-                yield text
+                ledger.kept(name, len(text))
+                out.write(Document(id=doc.id, text=text, source=doc.source))
+    return ledger
 
 
-def _validation_compression(tokenizer_json: Path, shards: Iterable[Path], params: Params,
-                            thresholds: dict[str, float]) -> dict[str, dict[str, Any]]:
+def _sampled_texts(tasks: Sequence[ShardSplit]) -> Iterator[str]:
+    """The sampled texts in shard order, one batch of one file in memory at a time."""
+    for task in tasks:
+        for doc in read_documents(task.texts, task.batch_docs):
+            yield doc.text or ""
+
+
+def validation_stats(task: ShardSplit) -> dict[str, int]:
+    """The shard's validation docs, UTF-8 bytes and tokens."""
+    encoder = document_encoder(task.tokenizer)
+    stats = {"docs": 0, "bytes": 0, "tokens": 0}
+    docs = (d for d in read_documents(task.shard, task.batch_docs)
+            if is_validation(d.id, task.threshold, task.seed))
+    for doc, ids in encode_documents(encoder, docs, task.batch_docs):
+        stats["docs"] += 1
+        stats["bytes"] += len((doc.text or "").encode("utf-8"))
+        stats["tokens"] += len(ids)
+    return stats
+
+
+def _compression(tasks: Sequence[ShardSplit],
+                 found: Sequence[dict[str, int]]) -> dict[str, dict[str, Any]]:
     """Per slice: validation docs, UTF-8 bytes, tokens and bytes per token."""
-    sh = params.shared
-    encoder = document_encoder(tokenizer_json)
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"docs": 0, "bytes": 0, "tokens": 0})
-    for shard in shards:
-        s = stats[shard.parent.name]
-        docs = (d for d in read_documents(shard, sh.batch_docs)
-                if is_validation(d.id, thresholds[shard.parent.name], sh.seed))
-        for doc, ids in encode_documents(encoder, docs, sh.batch_docs):
-            s["docs"] += 1
-            s["bytes"] += len((doc.text or "").encode("utf-8"))
-            s["tokens"] += len(ids)
+    for task, shard in zip(tasks, found):
+        for key, value in shard.items():
+            stats[task.slice][key] += value
     for s in stats.values():
         s["bytes_per_token"] = round(s["bytes"] / s["tokens"], 6) if s["tokens"] else None
     return dict(sorted(stats.items()))
+
+
+def _docs_seen(ledger: Ledger) -> int:
+    return sum(c.docs_in for c in ledger.slices.values())
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
@@ -116,23 +165,32 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     if not shards:
         raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")
     cfg, sh = params.tokenize, params.shared
-    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs)
-    cutoff = None
+    executor = executor_for(sh)
+    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map)
     docs = sum(count_documents(s) for s in shards)  # cheap: footer only
-    if docs > cfg.max_train_docs:
-        cutoff = cap_cutoff(_training_keys(shards, params, thresholds), cfg.max_train_docs)
-    ledger = Ledger()
     output = Path(args.output)
     with atomic_dir(output) as tmp:
-        with reporter(f"{STAGE} train", len(shards), items_total=docs) as progress:
-            texts = _training_texts(progress.track(shards, items=count_documents), params,
-                                    thresholds, cutoff, ledger)
-            tok = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
+        work = tmp / WORK_DIR
+        cutoff = None
+        if docs > cfg.max_train_docs:
+            cutoff = partitioned_cutoff(shards, thresholds, sh.seed, cfg.max_train_docs,
+                                        work / "points", executor.map)
+        tasks = [ShardSplit(str(s), thresholds[s.parent.name], sh.seed, sh.batch_docs, cutoff,
+                            texts=str(work / "texts" / f"{i:06d}.parquet"))
+                 for i, s in enumerate(shards)]
+        with reporter(f"{STAGE} sample", len(tasks), items_total=docs) as progress:
+            ledgers = map_tracked(executor, sample_texts, tasks, progress, items=_docs_seen)
+        ledger = Ledger()
+        for one in ledgers:   # task order: the same whatever the worker count
+            ledger.merge(one)
+        tok = train_tokenizer(_sampled_texts(tasks), cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tok, tmp)
-        with reporter(f"{STAGE} validation", len(shards), items_total=docs) as progress:
-            validation = _validation_compression(
-                tokenizer_file(tmp), progress.track(shards, items=count_documents), params,
-                thresholds)
+        shutil.rmtree(work)
+        val_tasks = [dataclasses.replace(t, texts="", tokenizer=str(tokenizer_file(tmp)))
+                     for t in tasks]
+        with reporter(f"{STAGE} validation", len(tasks)) as progress:
+            validation = _compression(val_tasks, map_tracked(executor, validation_stats,
+                                                             val_tasks, progress))
     digest = file_digest(tokenizer_file(output))
     files = sorted(output.glob("*.json"))  # tokenizer.json, tokenizer_config.json, ...
     log_lineage(tracker, STAGE, [(s, f) for s in shards for f in files])
