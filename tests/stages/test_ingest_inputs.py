@@ -141,3 +141,153 @@ def test_unknown_format_in_params_is_a_config_error_naming_the_key():
             {"path": "a.wet.gz", "format": "wet"}, {"path": "b.pdf", "format": "pdf"}]}})
     with pytest.raises(ConfigError, match=r"ingest\.inputs\[0\]\.path: must name"):
         params_from_dict({"ingest": {"mode": "files", "inputs": [{"format": "wet"}]}})
+
+
+# ----------------------------------------------------------------------------- one task per input
+
+def write_many(root: Path) -> None:
+    """The mixed inputs plus three JSONL files feeding one slice, so shards span inputs."""
+    write_inputs(root)
+    for k, n in enumerate((9, 4, 13)):
+        lines = [json.dumps({"text": f"{PROSE} Input {k}, line {i}.", "red_pajama_subset": "c4"})
+                 for i in range(n)]
+        (root / f"c4-{k}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def oracle(specs, dirs, shard_docs, batch_size, max_chars, max_input_bytes):
+    """The one-process ingest this stage did before: every input in turn into one sink per
+    slice (the partitioned result must equal it byte for byte)."""
+    from redrobe.sources.base import Limits
+    from redrobe.sources.fileio import expand
+    from redrobe.sources.inputs import read_input
+    from redrobe.sources.sink import SliceSink
+
+    sinks, inputs = {}, {}
+
+    def sink_for(name):
+        return sinks.setdefault(name, SliceSink(dirs, name, shard_docs, batch_size, max_chars))
+
+    for spec, source in [(s, src) for s in specs for src in expand(s.path)]:
+        if source.name in inputs:
+            continue
+        reading = read_input(source, spec, "common_crawl", batch_size,
+                             Limits(max_chars, max_input_bytes))
+        inputs[source.name] = reading.origin.sha256
+        if reading.format != "redpajama":
+            sink_for(reading.slice).input_digests[source.name] = reading.origin.sha256
+        for doc in reading.documents:
+            sink_for(doc.source).input_digests[source.name] = reading.origin.sha256
+            sink_for(doc.source).add(doc, source.name)
+    return [sinks[n].close() for n in sorted(sinks)], inputs
+
+
+def specs_for(root: Path):
+    from redrobe.sources.inputs import InputSpec
+
+    p = params_for(root)["ingest"]
+    return ([InputSpec(str(root / "c4-*.jsonl"), "redpajama"), InputSpec(p["paths"][0], "redpajama")]
+            + [InputSpec(i["path"], i.get("format", "auto"), i.get("slice", ""), i.get("site", ""))
+               for i in p["inputs"]] + [InputSpec(str(root / "c4-1.jsonl"))])  # named twice
+
+
+def comparable(result):
+    import dataclasses
+
+    reports, inputs = result
+    return [dataclasses.replace(r, ledger=r.ledger.as_dict()) for r in reports], list(inputs.items())
+
+
+def tree_bytes(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("shard_docs", [5, 1000])
+def test_one_task_per_input_equals_the_one_process_ingest_for_any_worker_count(tmp_path, shard_docs):
+    from redrobe.parallel import LocalExecutor
+    from redrobe.sources.inputs import ingest_inputs
+    from redrobe.sources.sink import OutputDirs
+
+    root = tmp_path / "in"
+    write_many(root)
+    specs = specs_for(root)
+    limits = (shard_docs, 4, 100_000, 1 << 30)   # batch 4: partial shards of several row groups
+    want_dirs = OutputDirs(*(tmp_path / "want" / t for t in TREES))
+    want = oracle(specs, want_dirs, *limits)
+    for workers in (1, 2):
+        dirs = OutputDirs(*(tmp_path / f"w{workers}" / t for t in TREES))
+        got = ingest_inputs(specs, dirs, "common_crawl", *limits, executor=LocalExecutor(workers))
+        assert comparable(got) == comparable(want)   # ledgers, shards and lineage, digests
+        for tree in TREES:
+            assert tree_bytes(getattr(dirs, tree)) == tree_bytes(getattr(want_dirs, tree))
+        assert sorted(p.name for p in (tmp_path / f"w{workers}").iterdir()) == sorted(TREES)
+    c4 = next(r for r in want[0] if r.slice == "c4")
+    assert sum(s.docs for s in c4.raw) == 27
+    if shard_docs == 5:   # shards made of several inputs, inputs cut across shards
+        assert len(c4.raw) == 6 and any(len(s.inputs) > 1 for s in c4.raw)
+
+
+def test_shards_are_cut_every_shard_docs_across_inputs_and_partial_shards():
+    from redrobe.sources.inputs import Span, _cut, _record
+
+    spans = [Span("a/0", 0, 4, 4, "a"), Span("b/0", 0, 4, 4, "b"), Span("b/1", 0, 1, 1, "b"),
+             Span("c/0", 0, 3, 3, "c")]
+    tasks = _cut(spans, Path("/out"), "c4", 4, 2, ())
+    assert [[(s.path, s.start, s.stop) for s in t.spans] for t in tasks] == [
+        [("a/0", 0, 4)], [("b/0", 0, 4)], [("b/1", 0, 1), ("c/0", 0, 3)]]
+    tasks = _cut(spans, Path("/out"), "c4", 3, 2, ())
+    assert [[(s.path, s.start, s.stop) for s in t.spans] for t in tasks] == [
+        [("a/0", 0, 3)], [("a/0", 3, 4), ("b/0", 0, 2)], [("b/0", 2, 4), ("b/1", 0, 1)],
+        [("c/0", 0, 3)]]
+    assert [_record(t, Path("/out")).inputs for t in tasks] == [("a",), ("a", "b"), ("b",), ("c",)]
+    assert [t.path for t in _cut([], Path("/out"), "c4", 3, 2, ("reason",))] == [
+        "/out/c4/part-00000.parquet"]
+
+
+def test_an_input_task_reads_one_input_and_returns_a_small_result(tmp_path):
+    import pickle
+
+    from redrobe.sources.fileio import expand
+    from redrobe.sources.inputs import (
+        InputSpec,
+        InputTask,
+        ShardTask,
+        Span,
+        read_input_task,
+        write_shard_task,
+    )
+
+    root = tmp_path / "in"
+    write_many(root)
+    (source,) = expand(str(root / "c4-2.jsonl"))
+    task = InputTask(source.name, source, InputSpec(source.name, "redpajama"),
+                     str(tmp_path / "work"), "common_crawl", 5, 4, 100_000, 1 << 30)
+    result = read_input_task(task)
+    assert [r.slice for r in result.reports] == ["c4"]
+    assert [s.docs for s in result.reports[0].raw] == [5, 5, 3]
+    assert all(s.inputs == (source.name,) for s in result.reports[0].raw)
+    assert len(pickle.dumps(result)) < 8000
+    # a whole partial shard is moved; moving it again (a rerun of the task) is a no-op
+    part = tmp_path / "work" / "raw" / "c4" / "part-00001.parquet"
+    shard = ShardTask(str(tmp_path / "out" / "part-00000.parquet"),
+                      (Span(str(part), 0, 5, 5, source.name),), 4, ())
+    data = part.read_bytes()
+    assert write_shard_task(shard) == 5 and write_shard_task(shard) == 5
+    assert (tmp_path / "out" / "part-00000.parquet").read_bytes() == data and not part.exists()
+
+
+def test_stage_with_two_workers_writes_the_one_worker_bytes(tmp_path):
+    root = tmp_path / "in"
+    write_many(root)
+    params = params_for(root)
+    params["ingest"]["paths"].append(str(root / "c4-*.jsonl"))
+    params["ingest"]["shard_docs"] = 4
+    code, one = run_stage(tmp_path, params, "one")
+    params["shared"] = {"workers": 2}
+    code2, two = run_stage(tmp_path, params, "two")
+    assert code == code2 == 0
+    for tree in TREES:
+        assert tree_bytes(one / tree) == tree_bytes(two / tree)
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    m1.pop("wall_seconds"), m2.pop("wall_seconds")
+    assert m1 == m2 and m1["accounting"]["slices"]["c4"]["out"] == 27

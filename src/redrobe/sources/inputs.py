@@ -36,8 +36,16 @@ ledger counts it like any document, so in == out + removed + quarantined holds.
 Every reader streams: a document holds at most ``Limits.doc_bytes`` (4 x
 ``ingest.max_doc_chars``) bytes, a longer one is removed as ``too_long`` with its
 first characters and its size; a symbolic link is never followed. A path or glob that
-matches nothing is an InputError (a configuration mistake). Inputs are read in
-order, one document at a time, into one :class:`SliceSink` per slice.
+matches nothing is an InputError (a configuration mistake).
+
+One task per input (:func:`read_input_task`, on the executor given) reads it one
+document at a time into one :class:`SliceSink` per slice, writing partial shards of at
+most ``shard_docs`` documents to a scratch folder; :func:`plan_shards` lays them end to
+end in input order and cuts them every ``shard_docs`` documents, one task per output
+shard (:func:`write_shard_task`), so the output is what one sink per slice fed by
+every input in turn writes, byte for byte, whatever the worker count. A task holds one
+input's reader and writers (bounded by ``batch_size`` and the reader limits); the
+driver holds per-shard records only.
 
 Each input is read once: its sha256 (in every id and provenance) is taken from the
 bytes its reader reads (``Source.hashed``), so its documents are spooled to local
@@ -47,6 +55,10 @@ Parquet file or a directory is hashed by a read of its own (see ``fileio``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
+import os
 import pickle
 import sqlite3
 import tarfile
@@ -60,12 +72,15 @@ import zstandard
 from mwxml.errors import MalformedXML
 from warcio.exceptions import ArchiveLoadFailed
 
-from redrobe.documents import Document
+from redrobe.accounting import Ledger
+from redrobe.documents import Document, ShardWriter, read_documents, scratch_dir, shard_path
 from redrobe.errors import InputError
+from redrobe.parallel import Executor, LocalExecutor
+from redrobe.progress import Progress, documents_seen, map_tracked
 from redrobe.sources import codetree, gutenberg, latex, mediawiki, redpajama, stackexchange, warc
 from redrobe.sources.base import PENDING_SHA256, Limits, Origin, quarantined, stable_id, with_digest
 from redrobe.sources.fileio import Budget, Source, expand
-from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
+from redrobe.sources.sink import OutputDirs, ShardRecord, SliceReport, SliceSink
 
 FORMATS = ("redpajama", "warc", "wet", "mediawiki", "latex", "stackexchange", "code", "gutenberg")
 AUTO = "auto"
@@ -293,29 +308,179 @@ def _guarded(source: Source, fmt: str, slice_name: str, spec: InputSpec, origin:
 
 # ----------------------------------------------------------------------------- ingest
 
-def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: str,
-                  shard_docs: int, batch_size: int, max_chars: int,
-                  max_input_bytes: int) -> tuple[list[SliceReport], dict[str, str]]:
-    """Stream every input into per-slice shards: (one report per slice, input -> sha256)."""
-    limits = Limits(max_chars, max_input_bytes)
-    sources = [(spec, source) for spec in specs for source in expand(spec.path)]  # fail early
+TREES = ("raw", "removed", "quarantine")
+#: the extra column each tree's shards carry (as :class:`SliceSink` writes them)
+TREE_COLUMNS = {"raw": (), "removed": ("reason",), "quarantine": ("error",)}
+
+
+@dataclass(frozen=True)
+class InputTask:
+    """Read one input into partial shards under ``work`` (one task per input file)."""
+
+    input: str                 # the source's name, as in provenance and errors
+    source: Source
+    spec: InputSpec
+    work: str                  # <work>/<tree>/<slice>/part-NNNNN.parquet
+    default_slice: str
+    shard_docs: int
+    batch_size: int
+    max_chars: int
+    max_input_bytes: int
+
+
+@dataclass(frozen=True)
+class InputResult:
+    """What one input produced: its digest and one report per slice it fed (its partial
+    shards, at most ``shard_docs`` documents each, paths relative to ``work/<tree>``)."""
+
+    input: str
+    sha256: str
+    work: str
+    reports: tuple[SliceReport, ...]
+
+
+def read_input_task(task: InputTask) -> InputResult:
+    """The task body: read, hash and route one input, as the one-process loop did."""
+    limits = Limits(task.max_chars, task.max_input_bytes)
+    reading = read_input(task.source, task.spec, task.default_slice, task.batch_size, limits)
+    dirs = OutputDirs(*(Path(task.work) / tree for tree in TREES))
     sinks: dict[str, SliceSink] = {}
-    inputs: dict[str, str] = {}
 
     def sink_for(slice_name: str) -> SliceSink:
         if slice_name not in sinks:
-            sinks[slice_name] = SliceSink(dirs, slice_name, shard_docs, batch_size, max_chars)
+            sinks[slice_name] = SliceSink(dirs, slice_name, task.shard_docs, task.batch_size,
+                                          task.max_chars)
         return sinks[slice_name]
 
+    digest = reading.origin.sha256
+    if reading.format != "redpajama":  # its slice shows even when the input held nothing
+        sink_for(reading.slice).input_digests[task.input] = digest
+    for doc in reading.documents:
+        sink = sink_for(doc.source)
+        sink.input_digests[task.input] = digest
+        sink.add(doc, task.input)
+    return InputResult(task.input, digest, task.work,
+                       tuple(sinks[name].close() for name in sorted(sinks)))
+
+
+@dataclass(frozen=True)
+class Span:
+    """Rows ``start:stop`` of a partial shard of ``rows`` documents read from ``input``."""
+
+    path: str
+    start: int
+    stop: int
+    rows: int
+    input: str
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Write one output shard from consecutive spans of partial shards."""
+
+    path: str
+    spans: tuple[Span, ...]
+    batch_size: int
+    extra_columns: tuple[str, ...]
+
+
+def write_shard_task(task: ShardTask) -> int:
+    """The task body: the shard's documents, rewritten in order; a span that is a whole
+    partial shard is moved (written by the same writer from the same documents: the same
+    bytes). Returns the documents written."""
+    spans = task.spans
+    if len(spans) == 1 and spans[0].start == 0 and spans[0].stop == spans[0].rows:
+        Path(task.path).parent.mkdir(parents=True, exist_ok=True)
+        if Path(spans[0].path).exists() or not Path(task.path).exists():  # a rerun: moved
+            os.replace(spans[0].path, task.path)
+        return spans[0].rows
+    writer = ShardWriter(task.path, task.batch_size, task.extra_columns)
+    for span in spans:
+        with contextlib.closing(read_documents(span.path, task.batch_size)) as docs:
+            writer.write_all(itertools.islice(docs, span.start, span.stop))
+    writer.close()
+    return writer.count
+
+
+def plan_shards(results: Sequence[InputResult], dirs: OutputDirs, shard_docs: int,
+                batch_size: int) -> tuple[list[SliceReport], list[ShardTask]]:
+    """The per-slice reports and the shard tasks that lay the inputs' partial shards end to
+    end, in input order, cut every ``shard_docs`` documents: the shards one sink fed by
+    every input in turn writes (``part-00000`` empty when a tree got nothing)."""
+    slices = sorted({r.slice for result in results for r in result.reports})
+    reports, tasks = [], []
+    for name in slices:
+        parts = [(result, r) for result in results for r in result.reports if r.slice == name]
+        trees = {}
+        for tree in TREES:
+            spans = [Span(str(Path(result.work) / tree / shard.path), 0, shard.docs, shard.docs,
+                          result.input)
+                     for result, r in parts for shard in getattr(r, tree) if shard.docs]
+            shard_tasks = _cut(spans, Path(getattr(dirs, tree)), name, shard_docs, batch_size,
+                               TREE_COLUMNS[tree])
+            trees[tree] = [_record(t, Path(getattr(dirs, tree))) for t in shard_tasks]
+            tasks += shard_tasks
+        ledger = Ledger()
+        digests: dict[str, str] = {}
+        for _, r in parts:
+            ledger.merge(r.ledger)
+            digests.update(r.input_digests)
+        reports.append(SliceReport(name, ledger, trees["raw"], trees["removed"],
+                                   trees["quarantine"], sum(r.kept_bytes for _, r in parts),
+                                   digests, sum(r.control_chars for _, r in parts)))
+    return reports, tasks
+
+
+def _cut(spans: Sequence[Span], root: Path, slice_name: str, shard_docs: int, batch_size: int,
+         columns: tuple[str, ...]) -> list[ShardTask]:
+    """Group ``spans`` into shards of ``shard_docs`` documents (the last one may be short;
+    one empty shard when there are none), splitting a span across a shard boundary."""
+    shards: list[list[Span]] = [[]]
+    room = shard_docs
+    for span in spans:
+        start = span.start
+        while start < span.stop:
+            if room == 0:
+                shards.append([])
+                room = shard_docs
+            stop = min(span.stop, start + room)
+            shards[-1].append(dataclasses.replace(span, start=start, stop=stop))
+            room -= stop - start
+            start = stop
+    return [ShardTask(str(shard_path(root, slice_name, k)), tuple(group), batch_size, columns)
+            for k, group in enumerate(shards)]
+
+
+def _record(task: ShardTask, root: Path) -> ShardRecord:
+    return ShardRecord(Path(task.path).relative_to(root).as_posix(),
+                       sum(s.stop - s.start for s in task.spans),
+                       tuple(sorted({s.input for s in task.spans})))
+
+
+def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: str,
+                  shard_docs: int, batch_size: int, max_chars: int, max_input_bytes: int,
+                  executor: Executor | None = None, progress: Progress | None = None,
+                  ) -> tuple[list[SliceReport], dict[str, str]]:
+    """Stream every input into per-slice shards: (one report per slice, input -> sha256).
+
+    One task per input (:func:`read_input_task`) on ``executor`` (default: this process)
+    writes partial shards to a scratch directory beside ``dirs.raw``; then one task per
+    output shard (:func:`write_shard_task`) lays them end to end in input order. The
+    shards, reports and digests are those of reading the inputs one after another."""
+    executor = executor or LocalExecutor(1)
+    sources = [(spec, source) for spec in specs for source in expand(spec.path)]  # fail early
+    unique: dict[str, tuple[InputSpec, Source]] = {}
     for spec, source in sources:
-        if source.name in inputs:
-            continue  # the same input named twice is read once
-        reading = read_input(source, spec, default_slice, batch_size, limits)
-        inputs[source.name] = reading.origin.sha256
-        if reading.format != "redpajama":  # its slice shows even when the input held nothing
-            sink_for(reading.slice).input_digests[source.name] = reading.origin.sha256
-        for doc in reading.documents:
-            sink = sink_for(doc.source)
-            sink.input_digests[source.name] = reading.origin.sha256
-            sink.add(doc, source.name)
-    return [sinks[name].close() for name in sorted(sinks)], inputs
+        unique.setdefault(source.name, (spec, source))  # the same input named twice is read once
+    with scratch_dir(dirs.raw) as work:
+        tasks = [InputTask(name, source, spec, str(work / f"{i:06d}"), default_slice,
+                           shard_docs, batch_size, max_chars, max_input_bytes)
+                 for i, (name, (spec, source)) in enumerate(unique.items())]
+        if progress is None:
+            results = executor.map(read_input_task, tasks)
+        else:
+            results = map_tracked(executor, read_input_task, tasks, progress,
+                                  items=lambda r: sum(documents_seen(s.ledger) for s in r.reports))
+        reports, shard_tasks = plan_shards(results, dirs, shard_docs, batch_size)
+        executor.map(write_shard_task, shard_tasks)
+    return reports, {r.input: r.sha256 for r in results}

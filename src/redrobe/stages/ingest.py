@@ -17,7 +17,8 @@
   URL in one of the formats redpajama, warc, wet, mediawiki, latex, stackexchange,
   code, gutenberg, or ``auto`` (by file name). An input of unknown format or that
   cannot be read is quarantined as one record naming the file and the error; a
-  path that matches nothing stops the stage (InputError).
+  path that matches nothing stops the stage (InputError). One task per input file on
+  ``executor_for(params.shared)``; the shards are those of reading them in order.
 
 Outputs ``<dir>/<slice>/part-NNNNN.parquet`` (at most ``ingest.shard_docs`` documents
 each) under --output (kept), --removed (``reason`` column) and --quarantine (``error``
@@ -70,7 +71,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         archives = sample.fetch_all(slices, args.cache_dir)  # before any output is touched
     # the three trees are committed together: a crash leaves all old or (rerun) all new
     with atomic_dirs(args.output, args.removed, args.quarantine) as (raw, removed, quarantine), \
-            common.progress(STAGE, len(slices) or None, unit="slice") as progress:
+            common.progress(STAGE, len(slices) or None,
+                            unit="slice" if cfg.mode == "sample" else "input") as progress:
         reports, inputs = _ingest(params, slices, archives,
                                   OutputDirs(raw, removed, quarantine), progress)
     ledger = Ledger()
@@ -103,11 +105,9 @@ def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], di
         return reports, {p: d for r in reports for p, d in r.input_digests.items()}
     specs = ([file_inputs.InputSpec(path, "redpajama") for path in cfg.paths]
              + [file_inputs.InputSpec(i.path, i.format, i.slice, i.site) for i in cfg.inputs])
-    reports, inputs = file_inputs.ingest_inputs(specs, dirs, cfg.default_slice, cfg.shard_docs,
-                                                params.shared.batch_docs, cfg.max_doc_chars,
-                                                cfg.max_input_bytes)
-    progress.update(units=len(reports), items=sum(documents_seen(r.ledger) for r in reports))
-    return reports, inputs
+    return file_inputs.ingest_inputs(specs, dirs, cfg.default_slice, cfg.shard_docs,
+                                     params.shared.batch_docs, cfg.max_doc_chars,
+                                     cfg.max_input_bytes, executor_for(params.shared), progress)
 
 
 def _track(tracker: Tracker, reports: Sequence[SliceReport], inputs: dict[str, str],
