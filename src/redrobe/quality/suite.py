@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ BASE_TYPES = ",".join(f"{c}:string" for c in sorted(BASE_COLUMNS))
 SITE_NAME = "redrobe"
 #: (suite, frame, expectations) planned for one stage
 Plan = list[tuple[str, pd.DataFrame, list[Any]]]
+#: (expectation type, column) of one check in a suite
+CheckKey = tuple[str, str]
+#: corpus counts of one column-map check: (rows, rows not missing, rows unexpected)
+Totals = tuple[int, int, int]
 
 
 def signal_value(raw: Any) -> float | None:
@@ -78,11 +82,47 @@ def _signal_columns(raw_json: list[str | None], signals: Sequence[str]) -> dict[
     return values
 
 
+def shard_schema(path: Path | str, extra_columns: Sequence[str]) -> tuple[pq.ParquetFile, dict[str, Any]]:
+    """The open shard and its row of the ``shards`` frame (schema, rows)."""
+    pf = pq.ParquetFile(path)
+    schema = pf.schema_arrow
+    types = {f.name: str(f.type) for f in schema}
+    return pf, _shard_row(Path(path), schema.names, types, pf.metadata.num_rows, extra_columns)
+
+
+def document_batches(pf: pq.ParquetFile, batch_size: int,
+                     signals: Sequence[str]) -> Iterator[pd.DataFrame]:
+    """Per-document rows (id, source, chars, *signals) of one shard, ``batch_size`` at a time.
+
+    Signal columns come only when the shard has a ``quality_signals`` column (and
+    ``signals`` names some); values are floats, NaN where a document has none.
+    """
+    names = pf.schema_arrow.names
+    wanted = [c for c in ("id", "source", "text", SIGNALS_COLUMN) if c in names]
+    for batch in pf.iter_batches(batch_size=batch_size, columns=wanted):
+        cols = dict(zip(batch.schema.names, batch.columns))
+        part = {
+            "id": cols["id"].to_pylist() if "id" in cols else [None] * batch.num_rows,
+            "source": cols["source"].to_pylist() if "source" in cols else [None] * batch.num_rows,
+            # utf8_length counts code points in Arrow memory: no Python strings made
+            "chars": (pc.utf8_length(cols["text"]).fill_null(0).to_pylist()
+                      if "text" in cols else [0] * batch.num_rows),
+        }
+        if SIGNALS_COLUMN in cols and signals:
+            part.update(_signal_columns(cols[SIGNALS_COLUMN].to_pylist(), signals))
+        frame = pd.DataFrame(part)
+        for s in signals if SIGNALS_COLUMN in cols else ():
+            frame[s] = pd.to_numeric(frame[s], errors="coerce").astype("float64")
+        yield frame
+
+
 def summarize_shards(shards: Iterable[Path], batch_size: int, signals: Sequence[str] = (),
                      extra_columns: Sequence[str] = (SIGNALS_COLUMN,)
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-document (id, source, chars, *signals) and per-shard (schema) summaries.
 
+    The one-process summary of the whole corpus: the oracle the partitioned checks
+    (:mod:`redrobe.quality.partitioned`) are tested against.
     ``extra_columns``: columns a shard may have beside the document columns.
 
     Signal columns are present only when some shard has a ``quality_signals`` column;
@@ -92,25 +132,10 @@ def summarize_shards(shards: Iterable[Path], batch_size: int, signals: Sequence[
     shard_rows = []
     has_signals = False
     for path in shards:
-        pf = pq.ParquetFile(path)
-        schema = pf.schema_arrow
-        types = {f.name: str(f.type) for f in schema}
-        shard_rows.append(_shard_row(path, schema.names, types, pf.metadata.num_rows,
-                                     extra_columns))
-        wanted = [c for c in ("id", "source", "text", SIGNALS_COLUMN) if c in schema.names]
-        has_signals |= SIGNALS_COLUMN in wanted and bool(signals)
-        for batch in pf.iter_batches(batch_size=batch_size, columns=wanted):
-            cols = dict(zip(batch.schema.names, batch.columns))
-            part = {
-                "id": cols["id"].to_pylist() if "id" in cols else [None] * batch.num_rows,
-                "source": cols["source"].to_pylist() if "source" in cols else [None] * batch.num_rows,
-                # utf8_length counts code points in Arrow memory: no Python strings made
-                "chars": (pc.utf8_length(cols["text"]).fill_null(0).to_pylist()
-                          if "text" in cols else [0] * batch.num_rows),
-            }
-            if SIGNALS_COLUMN in cols and signals:
-                part.update(_signal_columns(cols[SIGNALS_COLUMN].to_pylist(), signals))
-            doc_parts.append(pd.DataFrame(part))
+        pf, row = shard_schema(path, extra_columns)
+        shard_rows.append(row)
+        has_signals |= SIGNALS_COLUMN in pf.schema_arrow.names and bool(signals)
+        doc_parts.extend(document_batches(pf, batch_size, signals))
     docs = pd.concat(doc_parts, ignore_index=True) if doc_parts else pd.DataFrame(
         {"id": pd.Series(dtype=object), "source": pd.Series(dtype=object),
          "chars": pd.Series(dtype="int64")})
@@ -119,8 +144,12 @@ def summarize_shards(shards: Iterable[Path], batch_size: int, signals: Sequence[
             docs[s] = pd.to_numeric(docs[s] if s in docs else pd.Series(dtype=float), errors="coerce")
     else:
         docs = docs[["id", "source", "chars"]]
-    return docs, pd.DataFrame(shard_rows, columns=["shard", "rows", "missing", "unexpected",
-                                                   "base_types"])
+    return docs, shards_frame(shard_rows)
+
+
+def shards_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ``shards`` suite's frame: one schema row per shard."""
+    return pd.DataFrame(rows, columns=["shard", "rows", "missing", "unexpected", "base_types"])
 
 
 def removal_rates(metrics: dict[str, Any], stage: str, q: Quality) -> pd.DataFrame:
@@ -142,13 +171,19 @@ def _finite(value: float) -> float | None:
 
 
 def stage_suites(stage: str, docs: pd.DataFrame, shards: pd.DataFrame,
-                 rates: pd.DataFrame | None, q: Quality, slices: Sequence[str]) -> Plan:
-    """The suites of one stage output, each with the frame it validates."""
+                 rates: pd.DataFrame | None, q: Quality, slices: Sequence[str],
+                 per_slice: Mapping[Any, int] | None = None) -> Plan:
+    """The suites of one stage output, each with the frame it validates.
+
+    ``per_slice``: documents per source value, when ``docs`` is not every document
+    (a witness frame, :mod:`redrobe.quality.partitioned`); counted from ``docs`` if None.
+    """
     import great_expectations as gx
 
     e = gx.expectations
-    per_slice = docs.groupby("source").size().reindex(list(slices), fill_value=0)
-    counts = pd.DataFrame({"slice": per_slice.index, "docs": per_slice.values})
+    sizes = (docs.groupby("source").size() if per_slice is None
+             else pd.Series(per_slice, dtype="int64")).reindex(list(slices), fill_value=0)
+    counts = pd.DataFrame({"slice": sizes.index, "docs": sizes.values.astype("int64")})
     plan: Plan = [
         (f"{stage}.documents", docs, [
             e.ExpectColumnValuesToNotBeNull(column="id"),
@@ -202,8 +237,13 @@ class Validator:
                                   "base_directory": str(Path(docs_dir).resolve())}})
         self.source = self.context.data_sources.add_pandas("redrobe")
 
-    def validate(self, name: str, frame: pd.DataFrame, expectations: list[Any]) -> dict[str, Any]:
-        """Run one suite on ``frame`` through a checkpoint; return its compact summary."""
+    def validate(self, name: str, frame: pd.DataFrame, expectations: list[Any],
+                 totals: Mapping[CheckKey, Totals] | None = None) -> dict[str, Any]:
+        """Run one suite on ``frame`` through a checkpoint; return its compact summary.
+
+        ``totals``: the corpus counts of the checks when ``frame`` is a witness; they
+        replace GE's counts of the frame in the stored result (Data Docs) and summary.
+        """
         gx = self._gx
         suite = self.context.suites.add(gx.ExpectationSuite(name=name))
         for expectation in expectations:
@@ -214,11 +254,22 @@ class Validator:
         checkpoint = self.context.checkpoints.add(
             gx.Checkpoint(name=name, validation_definitions=[definition]))
         result = checkpoint.run(batch_parameters={"dataframe": frame})
-        (run_result,) = result.run_results.values()
+        ((key, run_result),) = result.run_results.items()
+        if totals:
+            for r in run_result.results:
+                config = r.expectation_config
+                found = totals.get((config.type, config.kwargs.get("column")))
+                if found is not None:
+                    set_totals(r.result, found)
+            self.context.validation_results_store.set(key, run_result)
         return _summarize(run_result)
 
-    def validate_all(self, plan: Plan) -> dict[str, dict[str, Any]]:
-        return {name: self.validate(name, frame, exps) for name, frame, exps in plan}
+    def validate_all(self, plan: Plan, totals: Mapping[str, Mapping[CheckKey, Totals]] | None = None
+                     ) -> dict[str, dict[str, Any]]:
+        """Every suite of ``plan``; ``totals`` per suite name as for :meth:`validate`."""
+        totals = totals or {}
+        return {name: self.validate(name, frame, exps, totals.get(name))
+                for name, frame, exps in plan}
 
     def build_docs(self) -> Path:
         """Render every validated suite and result into the Data Docs site; its index."""
@@ -226,6 +277,20 @@ class Validator:
             raise ValueError("Validator was created without a docs_dir")
         self.context.build_data_docs(site_names=[SITE_NAME])
         return Path(self.docs_dir) / "index.html"
+
+
+def set_totals(result: dict[str, Any], totals: Totals) -> None:
+    """Set a column-map result's counts and percentages as GE computes them
+    (``_format_map_output``) for a frame of ``element`` rows, ``nonnull`` not missing."""
+    element, nonnull, unexpected = totals
+    total = unexpected / element * 100 if element else None
+    skip_missing = "missing_count" not in result
+    nonmissing = total if skip_missing else (unexpected / nonnull * 100 if element and nonnull else None)
+    result.update(element_count=element, unexpected_count=unexpected, unexpected_percent=nonmissing)
+    if not skip_missing:
+        result.update(missing_count=element - nonnull,
+                      missing_percent=(element - nonnull) / element * 100 if element else None,
+                      unexpected_percent_total=total, unexpected_percent_nonmissing=nonmissing)
 
 
 def _summarize(result: Any) -> dict[str, Any]:
