@@ -26,16 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dirs, count_documents, list_shards, write_json
+from redrobe.documents import atomic_dirs, count_documents, list_shards, scratch_dir, write_json
 from redrobe.errors import GateError, InputError
-from redrobe.progress import countable_total
-from redrobe.quality.suite import (
-    Validator,
-    failures,
-    removal_rates,
-    stage_suites,
-    summarize_shards,
-)
+from redrobe.parallel import Executor, executor_for
+from redrobe.partfile import join
+from redrobe.progress import countable_total, map_tracked
+from redrobe.quality.partitioned import Checks, StageSummary, summarize_stage, summarize_task, witness_frame
+from redrobe.quality.suite import Validator, failures, removal_rates, shards_frame, stage_suites
 from redrobe.stages import common
 
 if TYPE_CHECKING:
@@ -69,29 +66,49 @@ def _stage_shards(stage: str, root: str) -> list[Path]:
 
 
 def _validate(params: Params, args: argparse.Namespace, docs_dir: Path) -> tuple[dict, Ledger]:
-    """Run every stage's suites (one stage's summaries in memory at a time)."""
+    """Run every stage's suites on witness frames of partitioned per-shard aggregates."""
     q, slices = params.quality, params.shared.slices
+    checks = Checks.of(q, slices, params.shared.batch_docs)
     plan = [("ingest", args.raw, None), ("clean", args.clean, args.clean_metrics),
             ("dedup", args.input, args.dedup_metrics)]
     shards = {stage: _stage_shards(stage, root) for stage, root, _ in plan}
-    everything = [s for stage in shards.values() for s in stage]
     validator = Validator(docs_dir)
     suites: dict[str, Any] = {}
-    ledger = Ledger()
-    with common.progress("quality", len(everything),
-                         items_total=countable_total(count_documents, everything)) as progress:
+    with executor_for(params.shared) as executor, scratch_dir(args.output) as work:
         for stage, _, metrics_path in plan:
-            docs, shard_frame = summarize_shards(
-                progress.track(shards[stage], items=count_documents),
-                params.shared.batch_docs, list(q.signal_ranges), q.extra_columns)
+            summary = _summarize(stage, shards[stage], checks, join(str(work), stage), executor)
             rates = removal_rates(_read_metrics(metrics_path), stage, q) if metrics_path else None
-            suites.update(validator.validate_all(stage_suites(stage, docs, shard_frame, rates,
-                                                              q, slices)))
-    for source, chars in zip(docs["source"], docs["chars"]):  # the dedup output moves on
-        ledger.seen(str(source), int(chars))
-        ledger.kept(str(source), int(chars))
+            stage_plan = stage_suites(stage, witness_frame(summary, checks), shards_frame(summary.shards),
+                                      rates, q, slices, per_slice=summary.per_slice())
+            totals = summary.totals(checks)
+            suites.update(validator.validate_all(stage_plan, {name: totals for name, _, _ in stage_plan}))
     validator.build_docs()
-    return {"success": all(s["success"] for s in suites.values()), "suites": suites}, ledger
+    return {"success": all(s["success"] for s in suites.values()), "suites": suites}, _ledger(summary)
+
+
+def _summarize(stage: str, paths: list[Path], checks: Checks, work: str,
+               executor: Executor) -> StageSummary:
+    """One stage output's aggregates, with a progress line over its shards."""
+    docs = countable_total(count_documents, paths)
+
+    def mapper(fn: Any, tasks: Sequence[Any]) -> list[Any]:
+        if fn is not summarize_task:
+            return executor.map(fn, tasks)
+        with common.progress(f"quality {stage}", len(tasks), items_total=docs) as progress:
+            return map_tracked(executor, fn, tasks, progress, items=lambda r: r.rows)
+    return summarize_stage([str(p) for p in paths], checks, work, mapper, docs or 0)
+
+
+def _ledger(summary: StageSummary) -> Ledger:
+    """The dedup output moves on: every document seen and kept, per slice."""
+    ledger = Ledger()
+    for source, docs in summary.sources.items():
+        counts = ledger.slices[str(source)]
+        counts.docs_in += docs
+        counts.docs_out += docs
+        counts.chars_in += summary.chars[source]
+        counts.chars_out += summary.chars[source]
+    return ledger
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
