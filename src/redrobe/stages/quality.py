@@ -5,6 +5,10 @@
         --dedup-metrics data/metrics/dedup.json --output data/processed/quality \
         --docs data/quality/docs --metrics data/metrics/quality.json
 
+The per-document checks run as partitioned tasks on ``executor_for(params.shared)``
+(:mod:`redrobe.quality.partitioned`, scratch files beside ``--output``); GE evaluates
+each suite on a small witness frame of their results.
+
 Writes ``<output>/validation.json`` (every suite's checks, ``success`` at the top; no
 timestamps, so reruns are byte-identical) and the GE Data Docs site under ``--docs``
 (``index.html``; GE stamps run times into it, so it is kept apart from the gate file
