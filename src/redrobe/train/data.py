@@ -40,7 +40,9 @@ Every schedule is a pure function of ``(step, micro)`` (random draws come from a
 generator seeded by ``(seed, step, micro)``), so a run resumed at any step reads
 exactly the data of an uninterrupted one. ``rows(step, micro)`` gives the batch as
 (bucket index, window start) pairs; :func:`redrobe.curriculum.order.data_order` turns
-them into the documents each step saw.
+them into the documents each step saw. Under data parallelism ``for_rank(step, micro,
+rank, world_size)`` gathers only that rank's contiguous rows (:func:`rank_rows`), so a
+rank reads its own windows of the memory-mapped buckets and no one else's.
 
     batches = make_batches("smooth", arrays, names, steps=300, seq_len=256,
                            batch_size=16, grad_accum=1, seed=1234, replay=0.1)
@@ -128,6 +130,15 @@ def gather_rows(arrays: Sequence[np.ndarray], buckets: np.ndarray, starts: np.nd
                                       for b, s in zip(buckets.tolist(), starts.tolist())]))
 
 
+def rank_rows(batch_size: int, rank: int, world_size: int) -> slice:
+    """The contiguous rows of a batch that data-parallel ``rank`` of ``world_size`` trains on."""
+    if batch_size % world_size:
+        raise ValueError(f"pretrain.batch_size {batch_size} is not divisible by the "
+                         f"{world_size} data-parallel ranks")
+    share = batch_size // world_size
+    return slice(rank * share, (rank + 1) * share)
+
+
 def competence(progress: float, start: float, pacing_end: float) -> float:
     """Square-root competence (Platanios et al. 2019, Eq. 7): the share of the easiest
     data available at ``progress`` in [0, 1]; ``start`` at 0, 1 from ``pacing_end`` on."""
@@ -151,6 +162,13 @@ class Batches:
     def __call__(self, step: int, micro: int) -> torch.Tensor:
         buckets, starts = self.rows(step, micro)
         return gather_rows(self.arrays, buckets, starts, self.window)
+
+    def for_rank(self, step: int, micro: int, rank: int, world_size: int) -> torch.Tensor:
+        """Rows ``rank_rows(batch_size, rank, world_size)`` of the batch: only this rank's
+        windows are read from the arrays (the others' pages are never touched)."""
+        buckets, starts = self.rows(step, micro)
+        mine = rank_rows(self.batch_size, rank, world_size)
+        return gather_rows(self.arrays, buckets[mine], starts[mine], self.window)
 
     def rng(self, step: int, micro: int) -> np.random.Generator:
         """The generator of one micro-batch's random draws (a pure function of its key)."""
@@ -241,23 +259,31 @@ class ShuffledBatches(Batches):
         per_bucket = np.where(self.usable, (self.sizes - self.window) // (self.window - 1) + 1, 0)
         if per_bucket.sum() == 0:
             raise ValueError(f"no bucket holds a full window of {self.window} tokens")
-        self.bucket_of = np.repeat(np.arange(len(arrays), dtype=np.int64), per_bucket)
-        self.start_of = np.concatenate([np.arange(n, dtype=np.int64) * (self.window - 1)
-                                        for n in per_bucket])
+        # window w is bucket b's window w - first[b] for first[b] <= w < first[b + 1]:
+        # O(buckets) numbers instead of a bucket and a start per window
+        self.first = np.concatenate([[0], np.cumsum(per_bucket)]).astype(np.int64)
+        self.windows = int(self.first[-1])
         self._cached: tuple[int, np.ndarray] | None = None   # derived from the seed only
 
     def permutation(self, epoch: int) -> np.ndarray:
+        # numpy's shuffle cannot be evaluated at one index: keeping the baseline's order
+        # costs one int64 per window (docs/training.md)
         if self._cached is None or self._cached[0] != epoch:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.bucket_of))
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.windows)
             self._cached = (epoch, order)
         return self._cached[1]
 
+    def window_rows(self, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bucket, start) of each window number in ``picks``."""
+        buckets = np.searchsorted(self.first, picks, side="right") - 1
+        return buckets, (picks - self.first[buckets]) * (self.window - 1)
+
     def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]:
-        n = len(self.bucket_of)
+        n = self.windows
         first = ((step - 1) * self.grad_accum + micro) * self.batch_size
         picks = np.array([self.permutation(i // n)[i % n]
                           for i in range(first, first + self.batch_size)], dtype=np.int64)
-        return self.bucket_of[picks], self.start_of[picks]
+        return self.window_rows(picks)
 
 
 def make_batches(schedule: Schedule, arrays: Sequence[np.ndarray], names: Sequence[str],

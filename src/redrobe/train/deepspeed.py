@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,8 @@ from typing import Any
 import torch
 
 from redrobe.config import Distributed
+from redrobe.train.data import Batches as ScheduledBatches
+from redrobe.train.data import rank_rows
 from redrobe.train.loop import (
     Batches,
     StepRecord,
@@ -75,16 +78,16 @@ class DistributedContext:
         return self.world_size > 1
 
     def shard(self, batches: Batches) -> Batches:
-        """This rank's contiguous share of each step's batch (rows ``rank * B/W ...``)."""
+        """This rank's contiguous share of each step's batch (rows ``rank * B/W ...``); a
+        :class:`redrobe.train.data.Batches` reads only those windows (``for_rank``)."""
         if not self.active:
             return batches
+        if isinstance(batches, ScheduledBatches):
+            return functools.partial(batches.for_rank, rank=self.rank, world_size=self.world_size)
 
         def local(step: int, micro: int) -> torch.Tensor:
             windows = batches(step, micro)
-            if len(windows) % self.world_size:
-                raise ValueError(f"pretrain.batch_size {len(windows)} is not divisible by the "
-                                 f"{self.world_size} data-parallel ranks")
-            return windows.chunk(self.world_size)[self.rank]
+            return windows[rank_rows(len(windows), self.rank, self.world_size)]
         return local
 
     def mean(self, values: list[float]) -> list[float]:
