@@ -120,7 +120,7 @@ def plan_validation(records: Sequence[DocRecord], slices: Sequence[str]) -> dict
     return plan
 
 
-class _DocsWriter:
+class DocsWriter:
     """docs.parquet in bounded row groups (rows are sized by documents, not tokens)."""
 
     def __init__(self, path: Path) -> None:
@@ -144,7 +144,7 @@ class _DocsWriter:
 
 def _write_group(out: Path, file: str, members: Sequence[int], records: Sequence[DocRecord],
                  scores: np.ndarray, spills: Sequence[np.ndarray], spec: TokenSpec,
-                 docs: _DocsWriter, split: str, bucket: int) -> tuple[int, int, Counter]:
+                 docs: DocsWriter, split: str, bucket: int) -> tuple[int, int, Counter]:
     """Write one token file; return (tokens, docs, tokens per slice), eos included."""
     by_slice: Counter = Counter()
     with TokenFileWriter(out / file, token_dtype(spec.vocab_size), spec.eos_id) as writer:
@@ -177,7 +177,7 @@ def write_curriculum(out_dir: str | os.PathLike, records: Sequence[DocRecord],
     """Write bucket/val token files, docs.parquet and index.json; return the index."""
     out = Path(out_dir)
     edges, buckets = plan_buckets(records, scores, num_buckets)
-    docs = _DocsWriter(out / DOCS_FILE)
+    docs = DocsWriter(out / DOCS_FILE)
     entries = []
     for k, members in enumerate(buckets):
         written = _write_group(out, bucket_file(bucket_name(k)), members, records, scores,

@@ -98,9 +98,16 @@ class ShardTokens:
 
 def tokenize_shard(task: ShardTask) -> ShardTokens:
     """Tokenize one shard into its spill file; count training tokens; account every doc."""
+    result = ShardTokens(task=task, counts=np.zeros(task.vocab_size, dtype=np.int64))
+    result.records.extend(tokenized(task, result))
+    return result
+
+
+def tokenized(task: ShardTask, result: ShardTokens) -> Iterator[DocRecord]:
+    """Write the shard's spill file; yield each kept document's record as it is written,
+    and add counts, the ledger and the removed documents to ``result``."""
     encoder = document_encoder(task.tokenizer)
     dtype = token_dtype(task.vocab_size)
-    result = ShardTokens(task=task, counts=np.zeros(task.vocab_size, dtype=np.int64))
     offset = 0
     with atomic_file(task.spill, "wb") as spill:  # a retried task replaces the file whole
         docs = read_documents(task.shard, task.batch_docs)
@@ -117,14 +124,13 @@ def tokenize_shard(task: ShardTask) -> ShardTokens:
             spill.write(tokens.tobytes())
             if not val:
                 result.counts += np.bincount(tokens, minlength=task.vocab_size)
-            result.records.append(DocRecord(
+            yield DocRecord(
                 id=doc.id, source=doc.source, slice=task.slice,
                 split=SPLIT_VAL if val else SPLIT_TRAIN, shard=task.index, offset=offset,
                 tokens=len(ids), bytes=len(raw),
-                compression=compression_ratio(raw) if task.compress else math.nan))
+                compression=compression_ratio(raw) if task.compress else math.nan)
             result.ledger.kept(task.slice, len(text))
             offset += len(ids)
-    return result
 
 
 class TokenFileWriter:

@@ -4,7 +4,7 @@
         --tokenizer data/models/tokenizer --output data/processed/buckets \
         --metrics data/metrics/bucket.json
 
-1. Tokenize every shard (``redrobe.parallel.map_shards``, ``shared.workers``) into a
+1. Tokenize every shard (``redrobe.parallel`` executor, ``shared.workers``) into a
    spill file inside the atomic output dir; count the training split's tokens.
 2. Score each document with ``bucket.score`` (unigram_surprisal, length,
    rare_word_rate, compression_ratio or reference_ppl: curriculum/difficulty.py)
@@ -12,6 +12,8 @@
    (curriculum/buckets.py) and write ``bucket-NN.bin`` in (score, id) order, each
    slice's validation documents (``is_validation``) to ``val-<slice>.bin`` in id
    order, ``docs.parquet`` and ``index.json`` (contract: curriculum/layout.py).
+   Every step is a map of per-shard or per-partition tasks whose files stay in the
+   spill dir (curriculum/partitioned.py): no process holds the corpus' documents.
 3. Documents that tokenize to nothing are removed (reason ``empty_after_tokenize``)
    into ``removed.parquet``. Accounting per slice: in = out (train + val) + removed.
 """
@@ -20,31 +22,21 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.curriculum.buckets import assign_buckets, bucket_name
-from redrobe.curriculum.build import TokenSpec, fit_difficulty, score_documents, write_curriculum
+from redrobe.curriculum.build import TokenSpec
 from redrobe.curriculum.difficulty import SCORES, ScoreOptions
-from redrobe.curriculum.layout import (
-    INDEX_FILE,
-    REMOVED_FILE,
-    SPLIT_TRAIN,
-    bucket_file,
-    memmap_tokens,
-    token_dtype,
-    val_file,
-)
+from redrobe.curriculum.layout import INDEX_FILE
+from redrobe.curriculum.partitioned import Work, build_partitioned, tokenize_task
+from redrobe.curriculum.select import Mapper
 from redrobe.curriculum.split import split_thresholds
-from redrobe.curriculum.tokens import DocRecord, ShardTask, ShardTokens, tokenize_shard
-from redrobe.documents import ShardWriter, atomic_dir, count_documents, list_shards
+from redrobe.curriculum.tokens import ShardTask
+from redrobe.documents import atomic_dir, count_documents, list_shards
 from redrobe.errors import InputError
-from redrobe.parallel import executor_for
+from redrobe.parallel import Executor, executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
 from redrobe.stages.common import progress as reporter
@@ -76,25 +68,15 @@ def _token_spec(tokenizer_json: Path) -> TokenSpec:
 
 
 def _tasks(shards: Sequence[Path], tokenizer_json: Path, spill_dir: Path, spec: TokenSpec,
-           params: Params) -> list[ShardTask]:
+           params: Params, executor: Executor) -> list[ShardTask]:
     sh = params.shared
-    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs)
+    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map)
     return [ShardTask(shard=str(s), slice=s.parent.name, index=i, tokenizer=str(tokenizer_json),
                       spill=str(spill_dir / f"{i:05d}.bin"), vocab_size=spec.vocab_size,
                       val_threshold=thresholds[s.parent.name], seed=sh.seed,
                       batch_docs=sh.batch_docs,
                       compress=SCORES[params.bucket.score].needs_text)
             for i, s in enumerate(shards)]
-
-
-def _merge(results: Sequence[ShardTokens], vocab_size: int
-           ) -> tuple[Ledger, np.ndarray, list[DocRecord]]:
-    ledger, counts, records = Ledger(), np.zeros(vocab_size, dtype=np.int64), []
-    for r in results:  # task order: deterministic whatever the worker count
-        ledger.merge(r.ledger)
-        counts += r.counts
-        records.extend(r.records)
-    return ledger, counts, records
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
@@ -104,34 +86,31 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     tokenizer_json = tokenizer_file(args.tokenizer)
     spec = _token_spec(tokenizer_json)
     output = Path(args.output)
+    executor = executor_for(params.shared)
     with atomic_dir(output) as tmp:
-        tasks = _tasks(shards, tokenizer_json, tmp / SPILL_DIR, spec, params)
+        tasks = _tasks(shards, tokenizer_json, tmp / SPILL_DIR, spec, params, executor)
         (tmp / SPILL_DIR).mkdir()
         total_docs = countable_total(count_documents, shards)
-        with reporter(STAGE, len(tasks), items_total=total_docs) as progress:
-            results = map_tracked(executor_for(params.shared), tokenize_shard, tasks,
-                                  progress, items=lambda r: documents_seen(r.ledger))
-        ledger, counts, records = _merge(results, spec.vocab_size)
-        ledger.check()  # before anything is renamed into place
-        if not any(r.split == SPLIT_TRAIN for r in records):
-            raise InputError(f"{args.input}: no training documents with tokens to bucket")
-        spills = [memmap_tokens(t.spill, token_dtype(spec.vocab_size)) for t in tasks]
         bp = params.bucket
-        scorer = fit_difficulty(bp.score, records, spills, counts,
-                                ScoreOptions(rare_mass=bp.rare_mass,
-                                             reference_lambda=bp.reference_lambda))
-        scores = score_documents(records, spills, scorer)
-        index = write_curriculum(tmp, records, scores, spills, spec, bp.num_buckets,
-                                 sorted(ledger.slices), score=bp.score)
-        with ShardWriter(tmp / REMOVED_FILE, params.shared.batch_docs, ("reason",)) as removed:
-            for r in results:
-                removed.write_all(r.removed)
-        del spills  # release the memory maps before the spill files go
+        with reporter(STAGE, len(tasks), items_total=total_docs) as progress:
+            built = build_partitioned(
+                tmp, tasks, spec, bp.score,
+                ScoreOptions(rare_mass=bp.rare_mass, reference_lambda=bp.reference_lambda),
+                bp.num_buckets, Work(str(tmp / SPILL_DIR)), _tracked(executor, progress),
+                params.shared.batch_docs, input_name=str(args.input))
         shutil.rmtree(tmp / SPILL_DIR)
-    files = _outputs_by_shard(results, records, scores, index["score_edges"])
-    log_lineage(tracker, STAGE, _lineage_pairs(shards, tokenizer_json, output, files))
+    log_lineage(tracker, STAGE, _lineage_pairs(shards, tokenizer_json, output, built.files_by_shard))
     tracker.log_artifact(output / INDEX_FILE, "buckets")
-    return _metrics(ledger, index)
+    return _metrics(built.ledger, built.index)
+
+
+def _tracked(executor: Executor, progress: Any) -> Mapper:
+    """``executor.map`` that reports the tokenize step's shards (the long one) as they finish."""
+    def mapper(fn: Any, tasks: Sequence[Any]) -> list[Any]:
+        if fn is tokenize_task:
+            return map_tracked(executor, fn, tasks, progress, items=lambda r: documents_seen(r.ledger))
+        return executor.map(fn, tasks)
+    return mapper
 
 
 def _metrics(ledger: Ledger, index: dict[str, Any]) -> dict[str, Any]:
@@ -148,19 +127,6 @@ def _metrics(ledger: Ledger, index: dict[str, Any]) -> dict[str, Any]:
         slice_tokens=slice_tokens,
         tokens={"train": sum(b["tokens"] for b in index["buckets"]),
                 "val": sum(v["tokens"] for v in index["val"].values())})
-
-
-def _outputs_by_shard(results: Sequence[ShardTokens], records: Sequence[DocRecord],
-                      scores: np.ndarray, score_edges: Sequence[float]) -> dict[int, set[str]]:
-    """For each input shard (by index): the output files its documents went to."""
-    files: dict[int, set[str]] = defaultdict(set)
-    for rec, b in zip(records, assign_buckets(scores, score_edges).tolist()):
-        files[rec.shard].add(bucket_file(bucket_name(b)) if rec.split == SPLIT_TRAIN
-                             else val_file(rec.slice))
-    for r in results:
-        if r.removed:
-            files[r.task.index].add(REMOVED_FILE)
-    return files
 
 
 def _lineage_pairs(shards: Sequence[Path], tokenizer_json: Path, output: Path,
