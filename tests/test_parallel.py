@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,12 +24,12 @@ from redrobe.config import ConfigError, Params, Shared, as_dict, params_from_dic
 from redrobe.documents import Document, ShardWriter, shard_path
 from redrobe.errors import GateError, InputError
 from redrobe.parallel import (
-    PROFILE_ENV,
     LocalExecutor,
     RayExecutor,
     TaskError,
     executor_for,
     map_shards,
+    profile_tasks,
     shutdown,
     task_name,
 )
@@ -126,10 +127,21 @@ def profile_records(folder: Path) -> list[dict]:
     return [json.loads(line) for f in sorted(folder.iterdir()) for line in f.read_text().splitlines()]
 
 
-def test_profiled_map_records_each_tasks_own_peak(tmp_path, monkeypatch):
-    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profile"))
-    assert LocalExecutor(1).map(allocate, [200, 1]) == [200, 1]
-    big, small = profile_records(tmp_path / "profile")
+@pytest.fixture
+def profiled(tmp_path):
+    profile_tasks(str(tmp_path / "profile"))
+    yield tmp_path / "profile"
+    profile_tasks("")
+
+
+def test_profiled_map_records_each_tasks_own_peak(tmp_path):
+    # a fresh interpreter: in a long-lived one the big block may reuse freed memory
+    script = ("import sys; sys.path.insert(0, sys.argv[2]); import test_parallel as t; "
+              "from redrobe.parallel import LocalExecutor, profile_tasks; profile_tasks(sys.argv[1]); "
+              "assert LocalExecutor(1).map(t.allocate, [200, 1]) == [200, 1]")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "p"), str(Path(__file__).parent)],
+                   check=True, timeout=120)
+    big, small = profile_records(tmp_path / "p")
     assert (big["fn"], big["task"], small["task"]) == ("allocate", "200", "1")
     # the high-water mark is reset before each task: the small task after the big one
     # (whose 200 MB were returned to the system) does not inherit its peak
@@ -138,10 +150,23 @@ def test_profiled_map_records_each_tasks_own_peak(tmp_path, monkeypatch):
                for r in (big, small))
 
 
-def test_profiled_pool_workers_write_their_own_lines(tmp_path, monkeypatch):
-    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profile"))
+def test_profiled_pool_workers_write_their_own_lines(profiled):
     assert LocalExecutor(2).map(allocate, [1, 2, 3]) == [1, 2, 3]
-    assert sorted(r["task"] for r in profile_records(tmp_path / "profile")) == ["1", "2", "3"]
+    assert sorted(r["task"] for r in profile_records(profiled)) == ["1", "2", "3"]
+    profile_tasks("")
+    LocalExecutor(1).map(allocate, [4])
+    assert len(profile_records(profiled)) == 3
+
+
+def test_a_stage_profiles_its_tasks_when_the_environment_asks(tmp_path, monkeypatch):
+    from redrobe.stages import common
+    monkeypatch.setenv("REDROBE_TASK_PROFILE", str(tmp_path / "p"))
+    common._profile_tasks()
+    try:
+        LocalExecutor(1).map(allocate, [1])
+    finally:
+        profile_tasks("")
+    assert [r["task"] for r in profile_records(tmp_path / "p")] == ["1"]
 
 
 # -- Ray ----------------------------------------------------------------------------------

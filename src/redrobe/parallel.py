@@ -65,8 +65,10 @@ STAGE_ERRORS = (InputError, GateError, AccountingError)
 # Reruns of a Ray task whose worker or node died (Ray's own default, stated here so a
 # cluster's RAY_TASK_MAX_RETRIES cannot turn it off); exceptions are never retried.
 RAY_TASK_RETRIES = 3
-#: a folder: every map then records each task's resources there (:class:`Profiled`)
+#: the environment variable the stage glue reads: a folder where every map then records
+#: each task's resources (:func:`profile_tasks`, :class:`Profiled`)
 PROFILE_ENV = "REDROBE_TASK_PROFILE"
+_profile_folder = ""
 
 
 class TaskError(RuntimeError):
@@ -118,8 +120,8 @@ class Executor:
 
     def as_completed(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
         """Yield ``(task index, result)`` as tasks finish (completion order)."""
-        if os.environ.get(PROFILE_ENV):
-            fn = Profiled(fn, os.environ[PROFILE_ENV])
+        if _profile_folder:
+            fn = Profiled(fn, _profile_folder)
         pending: dict[Hashable, int] = {}
         submitted = 0
         self._begin(fn, len(tasks))
@@ -216,13 +218,20 @@ class LocalExecutor(Executor):
         self._pool = None
 
 
+def profile_tasks(folder: str) -> None:
+    """From now on, wrap every map's tasks in :class:`Profiled` writing under ``folder``
+    ('' stops). The stage glue calls it when :data:`PROFILE_ENV` is set."""
+    global _profile_folder
+    _profile_folder = folder
+
+
 @dataclass(frozen=True)
 class Profiled:
     """``fn`` that also appends one JSON line per task to ``<folder>/<pid>.jsonl``: the
     function, the task, wall and CPU seconds, the peak RSS during the task (the kernel's
     high-water mark, reset before it starts), open file descriptors, memory maps and the
-    pickled result's size. Set :data:`PROFILE_ENV` to a folder to profile every map
-    (``benchmarks/scale.py`` does); costs a few syscalls per task."""
+    pickled result's size. ``benchmarks/scale.py`` sets :data:`PROFILE_ENV` for the
+    stages it measures; costs a few syscalls per task."""
 
     fn: Callable[[Any], Any]
     folder: str

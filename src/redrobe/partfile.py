@@ -25,7 +25,7 @@ from typing import Any
 import fsspec
 import numpy as np
 
-from redrobe.dedup.minhash import fmix64
+from redrobe.mix64 import fmix64
 
 MAGIC = b"RRPART01"
 _HEADER = 8 + 16

@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from redrobe.config import MinHashParams
+from redrobe.mix64 import fmix64
 from redrobe.text.normalize import normalized_text
 
 #: reason for a removed document that is a MinHash-LSH near duplicate of the kept one
@@ -53,20 +54,10 @@ BLOB_BYTES = 1 << 20
 CHUNK = 8192
 
 _U64 = np.uint64
-# Odd multipliers of the byte and word polynomials, and the murmur3 fmix64 constants.
+# Odd multipliers of the byte and word polynomials (fmix64: redrobe.mix64).
 _P = _U64(0x100000001B3)          # FNV-64 prime
 _Q = _U64(0x9E3779B97F4A7C15)     # 2**64 / golden ratio (odd)
 _LEN = _U64(0xC2B2AE3D27D4EB4F)
-_M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
-
-
-def fmix64(x: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finalizer (a bijection that spreads every input bit), vectorized."""
-    x = x ^ (x >> _U64(33))
-    x = x * _M1
-    x = x ^ (x >> _U64(33))
-    x = x * _M2
-    return x ^ (x >> _U64(33))
 
 
 def _powers(base: np.uint64, n: int) -> np.ndarray:

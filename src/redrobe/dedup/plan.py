@@ -46,17 +46,11 @@ import numpy as np
 
 from redrobe.accounting import Ledger
 from redrobe.config import Dedup, DedupSemantic
-from redrobe.dedup.clusters import UnionFind
-from redrobe.dedup.components import EDGES, LABELS, connected_components, read_labels
+from redrobe.dedup.components import EDGES, LABELS, connected_components, serial_map
 from redrobe.dedup.exact import EXACT_DUPLICATE
 from redrobe.dedup.minhash import NEAR_DUPLICATE, MinHasher, exact_jaccard
-from redrobe.dedup.semantic import (
-    SEMANTIC_DUPLICATE,
-    EmbeddingStore,
-    Encoder,
-    embed_shards,
-    link_similar,
-)
+from redrobe.dedup.semantic import SEMANTIC_DUPLICATE, Encoder
+from redrobe.dedup.semantic_tasks import encode_corpus, semantic_edges
 from redrobe.dedup.shards import (
     Removal,
     ShardSketch,
@@ -68,6 +62,7 @@ from redrobe.dedup.shards import (
     write_shard,
 )
 from redrobe.documents import count_documents
+from redrobe.mix64 import mix_columns
 from redrobe.partfile import (
     get_bytes,
     join,
@@ -195,19 +190,11 @@ def keys_task(task: KeysTask) -> ShardKeys:
     sketch, reused = sketch_task(task.sketch)
     put_bytes(task.layout.sketch(task.shard), sketch.to_bytes())
     records = shard_keys(sketch, task.shard, task.scope)
-    bucket_hash = _mix(records["kind"].astype(np.uint64), records["k1"], records["k2"])
+    bucket_hash = mix_columns(records["kind"], records["k1"], records["k2"])
     write_partitioned(task.layout.keys(task.shard), records,
                       partition_of(bucket_hash ^ records["scope"].astype(np.uint64), task.layout.parts),
                       task.layout.parts)
     return ShardKeys(rows=len(sketch), reused=reused)
-
-
-def _mix(*columns: np.ndarray) -> np.ndarray:
-    from redrobe.dedup.minhash import fmix64
-    out = np.zeros(len(columns[0]), dtype=np.uint64)
-    for col in columns:
-        out = fmix64(out * np.uint64(0x9E3779B97F4A7C15) + col)
-    return out
 
 
 def shard_keys(sketch: ShardSketch, shard: int, scope: int) -> np.ndarray:
@@ -601,37 +588,33 @@ class SemanticLinks:
     """The semantic pass of the plan (:data:`SemanticEdges`): SemDeDup among the
     documents the exact and MinHash components keep, as one more edge file.
 
-    Embeddings go to ``embed_dir`` (local). ``on_shard(n)`` reports progress per shard.
+    Every step is a map of tasks through ``mapper`` (:mod:`redrobe.dedup.semantic_tasks`)
+    writing under the plan's work directory (``layout.work``/semantic). ``on_shard(n)``
+    reports the documents embedded per shard once they all are.
     """
 
     params: DedupSemantic
     paths: tuple[str, ...]
     cross_slice: bool
-    embed_dir: str
+    embed_dir: str = ""          # unused: embeddings go under layout.work (kept for callers)
     batch_docs: int = 256
     encoder: Encoder | None = None
     on_shard: Callable[[int], None] | None = None
+    mapper: Mapper = serial_map
 
     def __call__(self, layout: Layout, labels: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
         encoder = self.encoder or Encoder(batch_size=self.params.batch_size, threads=self.params.threads,
                                           device=self.params.device)
-        removed = [frozenset((read_labels(labels, s)["node"] & ROW_MASK).tolist())
-                   for s in range(layout.shards)]
-        shards = embed_shards(self.paths, removed, self.params, self.embed_dir, self.batch_docs, encoder,
-                              self.on_shard)
-        docs = np.concatenate([doc_number(i, s.rows) for i, s in enumerate(shards)]
-                              + [np.empty(0, np.int64)]).astype(np.int64)
-        names = sorted({slice_of(p) for p in self.paths})
-        scope = np.zeros(len(docs), np.int64) if self.cross_slice else \
-            np.array([names.index(slice_of(self.paths[s])) for s in owner_of(docs).tolist()], np.int64)
-        store = EmbeddingStore([s for s in shards if s.embeddings])
-        uf = UnionFind(len(store))
-        stats = link_similar(store, scope, self.params, uf)
-        roots = uf.roots()
-        moved = np.flatnonzero(roots != np.arange(len(roots)))
+        work = join(layout.work, "semantic")
+        slices = [slice_of(p) for p in self.paths]
+        files = encode_corpus(self.paths, slices, labels, self.params, work, self.batch_docs, encoder,
+                              self.mapper)
+        for count in files.counts if self.on_shard is not None else ():
+            self.on_shard(count)
+        names = sorted(set(slices))
+        scopes = tuple(0 if self.cross_slice else names.index(name) for name in slices)
         url = layout.edges("semantic", 0)
-        _write_edges(url, _pairs(docs[moved], docs[roots[moved]]), layout.parts)
-        return url, stats
+        return url, semantic_edges(files, scopes, self.params, work, url, layout.parts, self.mapper)
 
 
 # ----------------------------------------------------------------------------- driver

@@ -76,6 +76,7 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
     """
     sections = STAGES[stage].params
     args = build().parse_args(argv)
+    _profile_tasks()
     try:
         params = load_params(args.params)
     except ConfigError as exc:
@@ -100,6 +101,14 @@ def execute(stage: str, argv: Sequence[str] | None, build: Callable[[], argparse
         _stop_ray()
     print(f"redrobe {stage}: done in {time.time() - started:.1f}s -> {args.metrics}")
     return 0
+
+
+def _profile_tasks() -> None:
+    """Profile every task when the environment asks (benchmarks/scale.py); only stages
+    that map tasks import redrobe.parallel, see below."""
+    parallel = sys.modules.get("redrobe.parallel")
+    if parallel is not None:
+        parallel.profile_tasks(os.environ.get(parallel.PROFILE_ENV, ""))
 
 
 def _stop_ray() -> None:

@@ -52,9 +52,10 @@ import numpy as np
 
 from redrobe.config import Dedup, DedupSemantic, MinHashParams
 from redrobe.dedup.exact import normalized_digest
-from redrobe.dedup.minhash import MinHasher, fmix64, normalized_bytes
+from redrobe.dedup.minhash import MinHasher, normalized_bytes
 from redrobe.dedup.shards import ShardSketch, default_passes, plan_removals, slice_of
 from redrobe.documents import Document, list_shards, read_documents
+from redrobe.mix64 import fmix64
 from redrobe.tables.spec import (
     CORPUS,
     TOKENIZER,
