@@ -14,7 +14,7 @@ task order from :meth:`Executor.map`, so outputs and merged metrics are byte-ide
 whatever the executor and worker count.
 
 - ``local`` (default): one worker runs tasks in this process; more use a local process
-  pool (``concurrent.futures.ProcessPoolExecutor``).
+  pool (``concurrent.futures.ProcessPoolExecutor``), even for a single task.
 - ``ray``: tasks run as Ray tasks. With ``shared.ray_address: ""`` a local Ray is
   started on first use (``num_cpus=workers``, no dashboard, warnings only) and shut
   down by :func:`shutdown` (at the end of the stage, or at interpreter exit). With an
@@ -186,8 +186,9 @@ class LocalExecutor(Executor):
 
     def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
         self._fn = fn
-        # No pool for one worker or one task: cheaper, and tracebacks stay in-process.
-        use_pool = self.workers > 1 and n_tasks > 1
+        # No pool for one worker: cheaper, and tracebacks stay in-process. With more, even a
+        # lone task runs in the pool, so the driver's memory never holds a task's.
+        use_pool = self.workers > 1 and n_tasks > 0
         self._pool = ProcessPoolExecutor(max_workers=min(self.workers, n_tasks)) if use_pool else None
 
     def _submit(self, task: Any) -> Hashable:
