@@ -5,7 +5,7 @@
 step is a map of small tasks that exchange files under ``work`` and return a few KB:
 
 1. **tokenize**, one task per shard: its spill file, its kept documents' records
-   (``records-*.parquet``), its removed documents and its training unigram counts.
+   (``records/*.parquet``), its removed documents and its training unigram counts.
 2. **bigrams** (``reference_ppl`` only), one task per shard: its training bigram counts
    (nonzero slots); **fit**, one task: the summed statistics the scores need.
 3. **score**, one task per shard: every record's score, and the training scores as
@@ -71,7 +71,7 @@ from redrobe.partfile import read_partition, write_partitioned
 #: training documents per sort partition (the bound on a sort task's records)
 PARTITION_DOCS = 1 << 20
 #: the folders of ``work``, one per kind of file the steps exchange
-KINDS = ("records", "removed", "bigrams", "scores", "keys", "shuffle", "rows", "tokens")
+KINDS = ("records", "counts", "removed", "bigrams", "scores", "keys", "shuffle", "rows", "tokens")
 RECORD_COLUMNS = ("id", "source", "split", "offset", "tokens", "bytes", "compression")
 
 
@@ -109,7 +109,6 @@ class ShardSummary:
     """What the driver keeps of a shard: counts, never documents."""
 
     ledger: Ledger
-    counts: np.ndarray
     id_width: int = 0
     sources: set[str] = field(default_factory=set)
     removed: int = 0
@@ -118,7 +117,7 @@ class ShardSummary:
 def tokenize_task(task: TokenizeTask) -> ShardSummary:
     st = task.shard
     result = ShardTokens(task=st, counts=np.zeros(st.vocab_size, dtype=np.int64))
-    summary = ShardSummary(result.ledger, result.counts)
+    summary = ShardSummary(result.ledger)
     rows: dict[str, list[Any]] = {c: [] for c in RECORD_COLUMNS}
     with ShardWriter(task.work.path("removed", st.index, "parquet"), st.batch_docs,
                      ("reason",)) as removed:
@@ -131,6 +130,7 @@ def tokenize_task(task: TokenizeTask) -> ShardSummary:
         _drain(result, removed)
         summary.removed = removed.count
     pq.write_table(pa.table(rows, schema=_RECORDS), task.work.path("records", st.index, "parquet"))
+    np.save(task.work.path("counts", st.index, "npy"), result.counts)
     return summary
 
 
@@ -162,25 +162,20 @@ def _train_tokens(table: pa.Table, spill: np.ndarray) -> Any:
 # ----------------------------------------------------------------------------- 2. fit
 
 @dataclass(frozen=True)
-class FitTask:
-    """Per shard (``shard`` set): its bigram counts; else: the fitted statistics."""
-
+class BigramTask:
+    shard: ShardTask
     work: Work
-    vocab_size: int
-    shard: ShardTask | None = None
-    shards: int = 0
-    bigrams: bool = False
 
     @property
     def name(self) -> str:
-        return self.shard.shard if self.shard else "fit"
+        return self.shard.shard
 
 
-def bigram_task(task: FitTask) -> int:
-    assert task.shard is not None
+def bigram_task(task: BigramTask) -> int:
+    """The shard's training bigram counts, nonzero slots only; returns how many."""
     spill = _spill(task.shard)
     table, left = bigram_counts(_train_tokens(_records(task.work, task.shard.index), spill),
-                                task.vocab_size)
+                                task.shard.vocab_size)
     del spill   # closes the memory map
     slots = np.flatnonzero(table)
     np.savez(task.work.path("bigrams", task.shard.index, "npz"), slots=slots,
@@ -188,12 +183,27 @@ def bigram_task(task: FitTask) -> int:
     return len(slots)
 
 
+@dataclass(frozen=True)
+class FitTask:
+    work: Work
+    vocab_size: int
+    shards: tuple[int, ...]     # the shard indices
+    bigrams: bool
+
+    @property
+    def name(self) -> str:
+        return "fit"
+
+
 def fit_task(task: FitTask) -> None:
-    """Sum the shards' counts into ``stats.npz`` (unigram counts written by the driver)."""
-    stats = dict(np.load(Path(task.work.root) / "counts.npz"))
+    """Sum the shards' counts (and bigrams) into ``stats.npz``, one file at a time."""
+    counts = np.zeros(task.vocab_size, dtype=np.int64)
+    for i in task.shards:
+        counts += np.load(task.work.path("counts", i, "npy"))
+    stats = {"counts": counts}
     if task.bigrams:
         table, left = bigram_counts([], task.vocab_size)
-        for i in range(task.shards):
+        for i in task.shards:
             with np.load(task.work.path("bigrams", i, "npz")) as part:
                 table[part["slots"]] += part["counts"]
                 left += part["left"]
@@ -357,8 +367,9 @@ def _copy_tokens(task: SortTask, rec: np.ndarray, length: int) -> None:
         return
     out = np.memmap(path, dtype=dtype, mode="w+", shape=(length,))
     out[rec["out"] + rec["tokens"]] = task.eos_id
+    by_index = {s.index: s for s in task.shards}
     for shard in np.unique(rec["shard"]).tolist():
-        spill = _spill(task.shards[shard])
+        spill = _spill(by_index[shard])
         for o, n, at in rec[rec["shard"] == shard][["offset", "tokens", "out"]].tolist():
             out[at:at + n] = spill[o:o + n]
         del spill
@@ -378,7 +389,7 @@ class AssembleTask:
     id_width: int
     spec: TokenSpec
     score: str
-    shards: int
+    shards: tuple[int, ...]     # the shard indices, in order
     batch_docs: int
 
     @property
@@ -449,7 +460,7 @@ def _entry(task: AssembleTask, k: int, members: Sequence[int]) -> dict[str, Any]
 
 def _removed(task: AssembleTask) -> None:
     with ShardWriter(Path(task.out) / REMOVED_FILE, task.batch_docs, ("reason",)) as removed:
-        for i in range(task.shards):
+        for i in task.shards:
             removed.write_all(read_documents(task.work.path("removed", i, "parquet"), task.batch_docs))
 
 
@@ -475,12 +486,11 @@ def build_partitioned(out: Path, shards: Sequence[ShardTask], spec: TokenSpec, s
     for kind in KINDS:
         (Path(work.root) / kind).mkdir(parents=True, exist_ok=True)
     summaries = mapper(tokenize_task, [TokenizeTask(s, work) for s in shards])
-    ledger, counts = Ledger(), np.zeros(spec.vocab_size, dtype=np.int64)
+    ledger = Ledger()
     for s in summaries:   # task order: deterministic whatever the worker count
         ledger.merge(s.ledger)
-        counts += s.counts
     ledger.check()
-    _fit(shards, work, spec, score, counts, mapper)
+    _fit(shards, work, spec, score, mapper)
     n_train = sum(mapper(score_task, [ScoreTask(s, work, score, options) for s in shards]))
     if not n_train:
         raise InputError(f"{input_name}: no training documents with tokens to bucket")
@@ -492,17 +502,17 @@ def build_partitioned(out: Path, shards: Sequence[ShardTask], spec: TokenSpec, s
     found = mapper(sort_task, [SortTask(p, work, tuple(shards), parts, width, spec.eos_id)
                                for p in range(parts.count)])
     (index,) = mapper(assemble_task, [AssembleTask(str(out), work, parts, tuple(found), sources,
-                                                   width, spec, score, len(shards), batch_docs)])
+                                                   width, spec, score, tuple(s.index for s in shards),
+                                                   batch_docs)])
     return Built(ledger, index, _files_by_shard(parts, fed, summaries), parts.count, parts.bounds)
 
 
-def _fit(shards: Sequence[ShardTask], work: Work, spec: TokenSpec, score: str, counts: np.ndarray,
+def _fit(shards: Sequence[ShardTask], work: Work, spec: TokenSpec, score: str,
          mapper: Mapper) -> None:
-    np.savez(Path(work.root) / "counts.npz", counts=counts)
     bigrams = score in SCORES and SCORES[score].needs_bigrams
     if bigrams:
-        mapper(bigram_task, [FitTask(work, spec.vocab_size, shard=s) for s in shards])
-    mapper(fit_task, [FitTask(work, spec.vocab_size, shards=len(shards), bigrams=bigrams)])
+        mapper(bigram_task, [BigramTask(s, work) for s in shards])
+    mapper(fit_task, [FitTask(work, spec.vocab_size, tuple(s.index for s in shards), bigrams)])
 
 
 def _files_by_shard(parts: Partitions, fed: Sequence[list[int]],

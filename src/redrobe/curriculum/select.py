@@ -87,25 +87,27 @@ def count_at_or_below(files: Sequence[str], pivots: Sequence[int], mapper: Mappe
     return counts
 
 
+def _pivots(lo: int, hi: int) -> list[int]:
+    """PIVOTS keys splitting [lo, hi] evenly (repeats of ``lo`` when it is narrow)."""
+    step = (hi - lo) // (PIVOTS + 1)
+    return [lo + step * i for i in range(1, PIVOTS + 1)]
+
+
 def select_keys(files: Sequence[str], ranks: Sequence[int], mapper: Mapper) -> list[int]:
     """The key of each 0-based rank of the union of ``files`` (each rank < their total)."""
     lo, hi = [0] * len(ranks), [_TOP] * len(ranks)   # the answer lies in [lo, hi]
-    while any(a < b for a, b in zip(lo, hi)):
-        pivots: list[int] = []
-        for a, b in zip(lo, hi):
-            step = (b - a) // (PIVOTS + 1)
-            pivots += [a + step * i for i in range(1, PIVOTS + 1)] if a < b else []
-        counts = iter(count_at_or_below(files, pivots, mapper).tolist())
-        for i, (a, b) in enumerate(zip(lo, hi)):
-            if a == b:
-                continue
-            step = (b - a) // (PIVOTS + 1)
-            for p in [a + step * j for j in range(1, PIVOTS + 1)]:
-                if next(counts) > ranks[i]:
+    while True:
+        open_ = [i for i in range(len(ranks)) if lo[i] < hi[i]]
+        if not open_:
+            return lo
+        pivots = [_pivots(lo[i], hi[i]) for i in open_]
+        counts = count_at_or_below(files, [p for ps in pivots for p in ps], mapper)
+        for i, ps, found in zip(open_, pivots, counts.reshape(len(open_), PIVOTS).tolist()):
+            for p, n in zip(ps, found):
+                if n > ranks[i]:
                     hi[i] = min(hi[i], p)
                 else:
                     lo[i] = max(lo[i], p + 1)
-    return lo
 
 
 def select_ranks(files: Sequence[str], ranks: Sequence[int], mapper: Mapper) -> list[float]:
