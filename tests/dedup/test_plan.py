@@ -158,3 +158,27 @@ def test_a_semantic_pass_gives_the_same_reasons_and_kept_documents(write_shards,
     assert removals == expected.removals
     assert any(r[1] == "semantic_duplicate" for shard in removals for r in shard.values())
     assert plan.clusters["links"]["semantic"] == expected.clusters["links"]["semantic"]
+
+
+def test_a_one_byte_shingle_cache_rereads_and_decides_the_same(write_shards, prose, change_words, tmp_path,
+                                                                monkeypatch):
+    from redrobe.dedup import plan as plan_module
+    root = random_corpus(write_shards, prose, change_words, 6)
+    _, expected = partitioned(root, PARAMS["default"], tmp_path / "a")
+    monkeypatch.setattr(plan_module, "SHINGLE_CACHE_BYTES", 1)
+    _, removals = partitioned(root, PARAMS["default"], tmp_path / "b")
+    assert removals == expected
+
+
+def test_a_template_family_costs_one_comparison_per_member(write_shards, prose, change_words, tmp_path):
+    base = prose(99, 600)
+    # one word changed per member, 13+ words apart: any two members are at J >= 0.9
+    family = [(f"t{i}", change_words(base, [14 * i])) for i in range(40)]
+    root = write_shards({("c4", 0): family[:20], ("books", 1): family[20:]})
+    params = Dedup(minhash=MinHashParams(bands=20, rows=5))
+    plan, removals = partitioned(root, params, tmp_path / "w")
+    assert sum(map(len, removals)) == 39
+    assert removals == one_process(root, params).removals
+    # all pairs would be 40 * 39 / 2 = 780; a member is compared with the first member of
+    # its bucket's cluster (a band whose bucket misses some members has another first)
+    assert plan.clusters["minhash_verify"]["pairs_checked"] <= 4 * 39

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,8 @@ HAS_DIGEST = 1          # CLAIMS.flags: the removed document's text has a digest
 FIRST_STAGE = 2         # CLAIMS.flags: its root did not change in the semantic pass
 REASON_CODES = (EXACT_DUPLICATE, NEAR_DUPLICATE, SEMANTIC_DUPLICATE)
 SHARD_BITS = 32
+#: bytes of shingle sets a verify task keeps cached (documents are re-read past it)
+SHINGLE_CACHE_BYTES = 64 << 20
 ROW_MASK = (1 << SHARD_BITS) - 1
 
 
@@ -135,8 +138,11 @@ class Layout:
     def buckets(self, part: int) -> str:
         return join(self.work, "buckets", f"{part:06d}.part")
 
-    def shingles(self, group: int) -> str:
-        return join(self.work, "shingles", f"{group:06d}.part")
+    def shingles(self, shard: int) -> str:
+        return join(self.work, "shingles", f"{shard:06d}.part")
+
+    def shingled(self, shard: int) -> str:
+        return join(self.work, "shingles", f"{shard:06d}.docs")
 
     def claims(self, group: int) -> str:
         return join(self.work, "claims", f"{group:06d}.part")
@@ -334,29 +340,38 @@ class ShingleTask:
 
 
 def shingle_task(task: ShingleTask) -> dict[str, int]:
+    """Per shard of the group that was asked for shingles: one file holding each requested
+    document's sorted shingle hashes as its own partition (so a verify task reads one
+    document with one range read) and the sorted list of those documents. The task holds
+    one shard's requested shingles at a time."""
     layout = task.layout
     lo, hi = layout.groups[task.group]
     needs = np.concatenate([read_partitions(layout.needs(p), NEEDS, lo, hi) for p in range(layout.parts)]
                            + [np.empty(0, NEEDS)])
+    docs = np.unique(needs["doc"])
+    owners = owner_of(docs)
     hasher = MinHasher.from_params(task.params)
-    out_docs, out_hashes, out_parts = [], [], []
-    for shard in np.unique(owner_of(needs["doc"])).tolist():
-        mine = needs[owner_of(needs["doc"]) == shard]
-        wanted = set((mine["doc"] & ROW_MASK).tolist())
-        sets = {doc_number(shard, row).item(): hasher.shingle_set(doc.text)
-                for row, doc in enumerate(stream_documents(task.paths[shard], task.batch_docs))
-                if row in wanted}
-        for doc, part in zip(mine["doc"].tolist(), mine["part"].tolist()):
-            hashes = sets[doc]
-            out_docs.append(np.full(len(hashes), doc, np.int64))
-            out_hashes.append(hashes)
-            out_parts.append(np.full(len(hashes), part, np.int64))
-    records = np.empty(sum(map(len, out_docs)), SHINGLES)
-    if out_docs:
-        records["doc"], records["hash"] = np.concatenate(out_docs), np.concatenate(out_hashes)
-    parts = np.concatenate(out_parts) if out_parts else np.empty(0, np.int64)
-    write_partitioned(layout.shingles(task.group), records, parts, layout.parts)
-    return {"documents": len(needs)}
+    for shard in np.unique(owners).tolist():
+        mine = docs[owners == shard]
+        write_partitioned(layout.shingles(shard), *_shingle_records(hasher, task.paths[shard],
+                                                                    task.batch_docs, mine), len(mine))
+        put_bytes(layout.shingled(shard), mine.astype("<i8").tobytes())
+    return {"documents": len(docs)}
+
+
+def _shingle_records(hasher: MinHasher, path: str, batch_docs: int,
+                     docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SHINGLES records of ``docs`` (sorted numbers of one shard) and, for each record, the
+    rank of its document (its partition)."""
+    wanted = set((docs & ROW_MASK).tolist())
+    by_row = {row: hasher.shingle_set(doc.text)
+              for row, doc in enumerate(stream_documents(path, batch_docs)) if row in wanted}
+    hashes = [by_row[row] for row in (docs & ROW_MASK).tolist()]
+    sizes = np.array([len(h) for h in hashes], np.int64)
+    records = np.empty(int(sizes.sum()), SHINGLES)
+    records["doc"] = np.repeat(docs, sizes)
+    records["hash"] = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+    return records, np.repeat(np.arange(len(docs)), sizes)
 
 
 # ----------------------------------------------------------------------------- 4. verify
@@ -377,33 +392,48 @@ class VerifyTask:
 def verify_task(task: VerifyTask) -> dict[str, int]:
     layout = task.layout
     buckets = read_partition(layout.buckets(task.part), BUCKETS, 0)
-    sets = _shingle_sets(np.concatenate(
-        [read_partition(layout.shingles(g), SHINGLES, task.part) for g in range(len(layout.groups))]
-        + [np.empty(0, SHINGLES)]))
+    store = ShingleStore(layout)
     verdicts: dict[tuple[int, int, int, int], bool] = {}
     a, b = [], []
     for lo, hi in _bucket_bounds(buckets["bucket"]):
-        for i, j in _verified_links(buckets[lo:hi], sets, verdicts, task.threshold):
+        for i, j in _verified_links(buckets[lo:hi], store.get, verdicts, task.threshold):
             a.append(i)
             b.append(j)
     _write_edges(layout.edges("verify", task.part), _pairs(np.array(a, np.int64), np.array(b, np.int64)),
                  layout.parts)
     accepted = sum(verdicts.values())
     return {"pairs_checked": len(verdicts), "pairs_accepted": accepted,
-            "pairs_rejected": len(verdicts) - accepted, "documents_read": len(sets)}
+            "pairs_rejected": len(verdicts) - accepted, "documents_read": len(store.read)}
 
 
-def _shingle_sets(records: np.ndarray) -> dict[int, np.ndarray]:
-    """doc -> its sorted unique shingle hashes (a document may arrive more than once)."""
-    records = np.unique(records)    # sorts by (doc, hash) and drops repeats
-    if not len(records):
-        return {}
-    docs = records["doc"]
-    cuts = np.flatnonzero(docs[1:] != docs[:-1]) + 1
-    starts = np.concatenate([[0], cuts]).tolist()
-    ends = np.concatenate([cuts, [len(docs)]]).tolist()
-    hashes = records["hash"]
-    return {int(docs[s]): hashes[s:e] for s, e in zip(starts, ends)}
+class ShingleStore:
+    """Shingle sets of requested documents, read one document at a time from its shard's
+    file (step 3) when a comparison needs it, and kept in a least-recently-used cache of
+    at most ``budget`` bytes: a verify task's memory does not grow with its buckets."""
+
+    def __init__(self, layout: Layout, budget: int | None = None) -> None:
+        self.layout = layout
+        self.budget = SHINGLE_CACHE_BYTES if budget is None else budget
+        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.index: dict[int, np.ndarray] = {}
+        self.size = 0
+        self.read: set[int] = set()
+
+    def get(self, doc: int) -> np.ndarray:
+        if doc in self.cache:
+            self.cache.move_to_end(doc)
+            return self.cache[doc]
+        shard = doc >> SHARD_BITS
+        if shard not in self.index:
+            self.index[shard] = np.frombuffer(get_bytes(self.layout.shingled(shard)), dtype="<i8")
+        rank = int(np.searchsorted(self.index[shard], doc))
+        hashes = read_partition(self.layout.shingles(shard), SHINGLES, rank)["hash"]
+        self.read.add(doc)
+        self.cache[doc] = hashes
+        self.size += hashes.nbytes
+        while self.size > self.budget and len(self.cache) > 1:
+            self.size -= self.cache.popitem(last=False)[1].nbytes
+        return hashes
 
 
 def _bucket_bounds(bucket: np.ndarray) -> list[tuple[int, int]]:
@@ -413,34 +443,42 @@ def _bucket_bounds(bucket: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(bucket)]]).tolist()))
 
 
-def _verified_links(texts: np.ndarray, sets: dict[int, np.ndarray],
+def _verified_links(texts: np.ndarray, shingles: Callable[[int], np.ndarray],
                     verdicts: dict[tuple[int, int, int, int], bool], threshold: float,
                     ) -> list[tuple[int, int]]:
-    """Links among one bucket's texts (corpus order) whose exact Jaccard reaches the
-    threshold: each text is compared with earlier texts of other clusters only, which
-    finds every cluster the all-pairs graph has."""
+    """Links among one bucket's texts whose exact Jaccard reaches the threshold.
+
+    Texts are taken in corpus order; each is compared with the members of every earlier
+    cluster until one matches (then the clusters merge), so it joins every cluster the
+    all-pairs graph would join it to, while a bucket of near-identical texts costs one
+    comparison per text (with the first member), not one per pair.
+    """
     texts = texts[np.argsort(texts["doc"], kind="stable")]
     docs = texts["doc"].tolist()
     keys = list(zip(texts["d0"].tolist(), texts["d1"].tolist()))
-    parent = list(range(len(docs)))
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    def verdict(i: int, k: int) -> bool:
+        pair = (*min(keys[i], keys[k]), *max(keys[i], keys[k]))
+        if pair not in verdicts:
+            verdicts[pair] = exact_jaccard(shingles(docs[i]), shingles(docs[k])) >= threshold
+        return verdicts[pair]
 
+    clusters: dict[int, list[int]] = {}
     links = []
-    for k in range(1, len(docs)):
-        for i in range(k):
-            if find(i) == find(k):
+    for k in range(len(docs)):
+        joined = None
+        for c in list(clusters):
+            match = next((i for i in clusters[c] if verdict(i, k)), None)
+            if match is None:
                 continue
-            pair = (*min(keys[i], keys[k]), *max(keys[i], keys[k]))
-            if pair not in verdicts:
-                verdicts[pair] = exact_jaccard(sets[docs[i]], sets[docs[k]]) >= threshold
-            if verdicts[pair]:
-                parent[max(find(i), find(k))] = min(find(i), find(k))
-                links.append((docs[i], docs[k]))
+            links.append((docs[match], docs[k]))
+            if joined is None:
+                clusters[c].append(k)
+                joined = c
+            else:
+                clusters[joined].extend(clusters.pop(c))
+        if joined is None:
+            clusters[k] = [k]
     return links
 
 
