@@ -43,10 +43,13 @@ GateError, AccountingError) keep their type, so the stage prints one message and
 from __future__ import annotations
 
 import atexit
+import ctypes
+import functools
 import json
 import logging
 import os
 import pickle
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -122,6 +125,7 @@ class Executor:
         """Yield ``(task index, result)`` as tasks finish (completion order)."""
         if _profile_folder:
             fn = Profiled(fn, _profile_folder)
+        fn = ReleasingMemory(fn)
         pending: dict[Hashable, int] = {}
         submitted = 0
         self._begin(fn, len(tasks))
@@ -217,6 +221,38 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
+
+
+@dataclass(frozen=True)
+class ReleasingMemory:
+    """``fn`` followed by handing freed memory back to the system (Arrow's allocator and
+    the C heap both keep freed blocks for reuse), so a worker that runs many tasks holds
+    the memory of its current task, not the high-water mark of all it ran."""
+
+    fn: Callable[[Any], Any]
+
+    def __call__(self, task: Any) -> Any:
+        try:
+            return self.fn(task)
+        finally:
+            arrow = sys.modules.get("pyarrow")
+            if arrow is not None:
+                arrow.default_memory_pool().release_unused()
+            _trim_c_heap()
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:     # not glibc: nothing to trim
+        return None
+
+
+def _trim_c_heap() -> None:
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def profile_tasks(folder: str) -> None:

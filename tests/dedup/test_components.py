@@ -165,3 +165,13 @@ def test_node_outside_the_owners_is_refused(memdir, bad):
     urls = write_edges(memdir, np.array([1, bad]), np.array([2, 3]), parts=2)
     with pytest.raises(ValueError, match="node ids"):
         connected_components(urls, join(memdir, "work"), 2, owners=2)
+
+
+@pytest.mark.parametrize("parts", [1, 3, 11])
+def test_inputs_with_another_partition_count_are_read_in_ranges(memdir, parts):
+    owners = 3
+    a, b = random_graph(7, owners)
+    urls = write_edges(memdir, a, b, parts=7, files=3)
+    result = connected_components(urls, join(memdir, f"work{parts}"), parts, owners, input_parts=7)
+    np.testing.assert_array_equal(all_labels(result, owners), expected_labels(a, b))
+    assert len(result.label_urls) == parts

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import fsspec
 import numpy as np
 
-from redrobe.partfile import join, partition_of, read_partition, write_partitioned
+from redrobe.partfile import join, partition_of, read_partition, read_partitions, write_partitioned
 
 EDGES = np.dtype([("a", "<i8"), ("b", "<i8")])
 LABELS = np.dtype([("node", "<i8"), ("root", "<i8")])
@@ -81,6 +81,7 @@ class _Task:
     part: int
     parts: int
     owners: int
+    read: tuple[int, int]     # input partitions [lo, hi) it reads
 
 
 class _Counts(NamedTuple):
@@ -91,17 +92,20 @@ class _Counts(NamedTuple):
 
 
 def connected_components(edge_urls: Sequence[str], workdir: str, parts: int, owners: int,
-                         mapper: Mapper = serial_map) -> ComponentResult:
+                         mapper: Mapper = serial_map, input_parts: int = 0) -> ComponentResult:
     """Label every linked node with the smallest node of its component.
 
-    ``edge_urls``: EDGES files with ``parts`` partitions each (any split of the edges);
+    ``edge_urls``: EDGES files with ``input_parts`` partitions each (default ``parts``; any
+    split of the edges: the first step reads contiguous ranges of them, so the work can
+    have fewer partitions than its inputs);
     an edge is undirected, nodes are int64 ``owner << 32 | row`` with ``0 <= owner < owners``.
     Returns LABELS files (one per partition, partitioned by owner, sorted by node) holding
     (node, root) for every node in some edge except the minimum of each component.
     """
     if parts < 1 or owners < 1:
         raise ValueError("parts and owners must be positive")
-    tasks = _tasks("scatter", tuple(edge_urls), join(workdir, "round-000"), parts, owners)
+    tasks = _tasks("scatter", tuple(edge_urls), join(workdir, "round-000"), parts, owners,
+                   input_parts or parts)
     edges_in = sum(c.records for c in mapper(_scatter, tasks))
     round_edges: list[int] = []
     largest = 0
@@ -133,8 +137,12 @@ def read_labels(label_urls: Sequence[str], owner: int) -> np.ndarray:
     return labels[np.argsort(labels["node"], kind="stable")]
 
 
-def _tasks(step: str, inputs: tuple[str, ...], folder: str, parts: int, owners: int) -> list[_Task]:
-    return [_Task(f"{step} partition {p} of {parts}", inputs, join(folder, f"{p:05d}.part"), p, parts, owners)
+def _tasks(step: str, inputs: tuple[str, ...], folder: str, parts: int, owners: int,
+           input_parts: int = 0) -> list[_Task]:
+    """One task per partition; with ``input_parts``, task p reads its share of them."""
+    cuts = np.linspace(0, input_parts, parts + 1).astype(int).tolist() if input_parts else []
+    return [_Task(f"{step} partition {p} of {parts}", inputs, join(folder, f"{p:05d}.part"), p, parts, owners,
+                  (cuts[p], cuts[p + 1]) if cuts else (p, p + 1))
             for p in range(parts)]
 
 
@@ -149,7 +157,8 @@ def _remove(folder: str) -> None:
 
 
 def _read(task: _Task) -> np.ndarray:
-    found = [read_partition(url, EDGES, task.part) for url in task.inputs]
+    lo, hi = task.read
+    found = [read_partitions(url, EDGES, lo, hi) for url in task.inputs] if hi > lo else []
     return np.concatenate(found) if found else np.empty(0, EDGES)
 
 
