@@ -68,6 +68,7 @@ from redrobe.partfile import (
     get_bytes,
     join,
     partition_of,
+    partition_sizes,
     put_bytes,
     read_partition,
     read_partitions,
@@ -126,8 +127,8 @@ class Layout:
     def sketch(self, shard: int) -> str:
         return join(self.work, "sketch", f"{shard:06d}.npz")
 
-    def keys(self, shard: int) -> str:
-        return join(self.work, "keys", f"{shard:06d}.part")
+    def keys(self, group: int) -> str:
+        return join(self.work, "keys", f"{group:06d}.part")
 
     def edges(self, name: str, part: int) -> str:
         return join(self.work, "edges", f"{name}-{part:06d}.part")
@@ -174,33 +175,40 @@ def keys_per_doc(params: Dedup) -> int:
 
 @dataclass(frozen=True)
 class KeysTask:
-    """Step 1 for one shard: sketch it and write its keys, partitioned."""
+    """Step 1 for one group of shards: sketch each and write the group's keys, partitioned
+    (one file per group, so a bucket task reads as many files as there are groups)."""
 
-    sketch: SketchTask
-    shard: int
-    scope: int
+    group: int
+    sketches: tuple[SketchTask, ...]   # the group's shards, in order
+    scopes: tuple[int, ...]
     layout: Layout
 
     @property
-    def path(self) -> str:
-        return self.sketch.path
+    def name(self) -> str:
+        lo, hi = self.layout.groups[self.group]
+        return f"shards {lo}..{hi - 1}"
 
 
 @dataclass(frozen=True)
-class ShardKeys:
-    rows: int
-    reused: bool
+class GroupKeys:
+    rows: tuple[int, ...]    # documents of each shard of the group
+    reused: int              # shards whose sketch came from the cache
 
 
-def keys_task(task: KeysTask) -> ShardKeys:
-    sketch, reused = sketch_task(task.sketch)
-    put_bytes(task.layout.sketch(task.shard), sketch.to_bytes())
-    records = shard_keys(sketch, task.shard, task.scope)
-    bucket_hash = mix_columns(records["kind"], records["k1"], records["k2"])
-    write_partitioned(task.layout.keys(task.shard), records,
-                      partition_of(bucket_hash ^ records["scope"].astype(np.uint64), task.layout.parts),
+def keys_task(task: KeysTask) -> GroupKeys:
+    lo, _ = task.layout.groups[task.group]
+    records, rows, reused = [], [], 0
+    for shard, (sketch_of, scope) in enumerate(zip(task.sketches, task.scopes), start=lo):
+        sketch, hit = sketch_task(sketch_of)
+        put_bytes(task.layout.sketch(shard), sketch.to_bytes())
+        records.append(shard_keys(sketch, shard, scope))
+        rows.append(len(sketch))
+        reused += hit
+    keys = np.concatenate(records + [np.empty(0, KEYS)])
+    bucket_hash = mix_columns(keys["kind"], keys["k1"], keys["k2"], keys["scope"])
+    write_partitioned(task.layout.keys(task.group), keys, partition_of(bucket_hash, task.layout.parts),
                       task.layout.parts)
-    return ShardKeys(rows=len(sketch), reused=reused)
+    return GroupKeys(rows=tuple(rows), reused=reused)
 
 
 def shard_keys(sketch: ShardSketch, shard: int, scope: int) -> np.ndarray:
@@ -248,7 +256,7 @@ class BucketTask:
 
 def bucket_task(task: BucketTask) -> dict[str, int]:
     layout = task.layout
-    r = np.concatenate([read_partition(layout.keys(s), KEYS, task.part) for s in range(layout.shards)]
+    r = np.concatenate([read_partition(layout.keys(g), KEYS, task.part) for g in range(len(layout.groups))]
                        + [np.empty(0, KEYS)])
     r = r[np.lexsort((r["doc"], r["k2"], r["k1"], r["kind"], r["scope"]))]
     same = np.ones(max(len(r) - 1, 0), dtype=bool)
@@ -684,24 +692,34 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
     per_doc = keys_per_doc(params)
     layout = Layout(work, len(paths), max(1, math.ceil(sum(rows) * per_doc / params.partition_keys)),
                     shard_groups(rows, max(1, params.partition_keys // per_doc)))
-    keys = mapper(keys_task, [KeysTask(SketchTask(str(p), params, batch_docs, cache), s, scopes[s], layout)
-                              for s, p in enumerate(paths)])
+    keys = mapper(keys_task, [KeysTask(g, tuple(SketchTask(str(p), params, batch_docs, cache)
+                                                for p in paths[lo:hi]), scopes[lo:hi], layout)
+                              for g, (lo, hi) in enumerate(layout.groups)])
     edge_files, clusters = _link(layout, tuple(map(str, paths)), params, mapper, batch_docs)
-    cc = connected_components(edge_files, join(work, "components"), layout.parts, layout.shards, mapper)
+    cc = _components(layout, edge_files, "components", params.partition_keys, mapper)
     final, first, semantic_stats = cc.label_urls, (), {}
     if semantic is not None:
         extra, semantic_stats = semantic(layout, cc.label_urls)
-        first, final = final, connected_components(
-            edge_files + [extra], join(work, "components-all"), layout.parts, layout.shards,
-            mapper).label_urls
+        first, final = final, _components(layout, edge_files + [extra], "components-all",
+                                          params.partition_keys, mapper).label_urls
     groups = range(len(layout.groups))
     moved = mapper(claim_task, [ClaimTask(g, layout, final, first) for g in groups])
     counts = mapper(resolve_task, [ResolveTask(g, layout, slices) for g in groups])
     if semantic is not None:
         clusters["links"]["semantic"] = semantic_stats.get("pairs", 0)
         semantic_stats = {**semantic_stats, "removed": sum(m["semantic_moved"] for m in moved)}
-    return PartitionedPlan(layout, tuple(k.rows for k in keys), sum(k.reused for k in keys),
+    return PartitionedPlan(layout, tuple(n for k in keys for n in k.rows), sum(k.reused for k in keys),
                            {**_merge_counts(counts, names), **clusters}, semantic_stats)
+
+
+def _components(layout: Layout, edge_files: list[str], name: str, partition_keys: int,
+                mapper: Mapper) -> Any:
+    """Connected components on as many partitions as the edges need (duplicates are a
+    small share of the keys, so usually far fewer than the key partitions)."""
+    edges = sum(int(partition_sizes(url, EDGES).sum()) for url in edge_files)
+    parts = max(1, min(layout.parts, math.ceil(2 * edges / partition_keys)))
+    return connected_components(edge_files, join(layout.work, name), parts, layout.shards, mapper,
+                                input_parts=layout.parts)
 
 
 def _link(layout: Layout, paths: tuple[str, ...], params: Dedup, mapper: Mapper,

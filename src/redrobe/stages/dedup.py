@@ -148,9 +148,9 @@ def _tracked(executor: Executor, docs: int | None) -> Mapper:
     def mapper(fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
         keys = fn is keys_task
         name = fn.__name__.removesuffix("_task").strip("_").replace("_", " ")
-        with common.progress(f"dedup {name}", len(tasks), unit="shard" if keys else "task",
-                             items="docs" if keys else None, items_total=docs if keys else None) as progress:
-            return map_tracked(executor, fn, tasks, progress, items=(lambda r: r.rows) if keys else None)
+        with common.progress(f"dedup {name}", len(tasks), unit="task", items="docs" if keys else None,
+                             items_total=docs if keys else None) as progress:
+            return map_tracked(executor, fn, tasks, progress, items=(lambda r: sum(r.rows)) if keys else None)
     return mapper
 
 
