@@ -215,3 +215,16 @@ def test_a_failed_stage_keeps_the_old_output(tmp_path):
         raise RuntimeError("the stage failed")
     assert read_tree(tmp_path / "out") == old_tree("out")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_scratch_dir_is_removed_and_sweeps_what_killed_runs_left(tmp_path):
+    from redrobe.documents import scratch_dir
+    dead = 2 ** 22 + 12345            # above pid_max's default: no such process
+    stale = tmp_path / f"..out.tmp-{dead}.work-{dead}"   # a killed run's scratch beside its staging
+    stale.mkdir()
+    alive = tmp_path / f".other.work-{os.getppid()}"
+    alive.mkdir()
+    with scratch_dir(tmp_path / "out") as work:
+        assert work.is_dir() and work.name == f".out.work-{os.getpid()}"
+        assert not stale.exists() and alive.exists()
+    assert not work.exists()

@@ -350,9 +350,9 @@ def recover_outputs(*paths: str | os.PathLike) -> None:
         _remove_stale_staging(path)
 
 
-def _remove_stale_staging(final: Path, tag: str = "tmp") -> None:
-    """Delete ``.<name>.<tag>-<pid>`` siblings of ``final`` whose process is gone (or is us)."""
-    for stale in final.parent.glob(f".{glob.escape(final.name)}.{tag}-*"):
+def _remove_stale_staging(final: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>`` siblings of ``final`` whose process is gone (or is us)."""
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
         pid = stale.name.rsplit("-", 1)[1]
         if not pid.isdigit() or int(pid) == os.getpid() or not _alive(int(pid)):
             _remove(stale)
@@ -360,11 +360,16 @@ def _remove_stale_staging(final: Path, tag: str = "tmp") -> None:
 
 @contextlib.contextmanager
 def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """A fresh scratch directory ``.<name>.work-<pid>`` beside ``final``, removed on exit;
-    those that killed runs left are removed first."""
+    """A fresh scratch directory ``.<name>.work-<pid>`` beside ``final``, removed on exit.
+    Scratch directories that killed runs left in the same folder are removed first (any
+    ``.*.work-<pid>`` whose process is gone: ``final`` may itself be a staging directory
+    whose name changes with every run)."""
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(final, "work")
+    for stale in final.parent.glob(".*.work-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            _remove(stale)
     work = final.with_name(f".{final.name}.work-{os.getpid()}")
     work.mkdir()
     try:
