@@ -89,6 +89,11 @@ NEEDS = np.dtype([("doc", "<i8"), ("part", "<i8")])
 BUCKETS = np.dtype([("bucket", "<i8"), ("doc", "<i8"), ("d0", "<u8"), ("d1", "<u8")])
 #: one shingle hash of a requested document
 SHINGLES = np.dtype([("doc", "<i8"), ("hash", "<u8")])
+#: a pair of texts (digests in ascending order, a document of each) a key partition asks about
+PAIRS = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8"),
+                  ("doc_a", "<i8"), ("doc_b", "<i8"), ("part", "<i8")])
+#: the verdict on a pair of texts: exact Jaccard >= threshold
+VERDICTS = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8"), ("ok", "<u8")])
 #: a removed document, its final root, its text digest and how it was linked
 CLAIMS = np.dtype([("doc", "<i8"), ("root", "<i8"), ("d0", "<u8"), ("d1", "<u8"),
                    ("flags", "<u8")])
@@ -141,6 +146,12 @@ class Layout:
 
     def shingles(self, shard: int) -> str:
         return join(self.work, "shingles", f"{shard:06d}.part")
+
+    def pairs(self, part: int) -> str:
+        return join(self.work, "pairs", f"{part:06d}.part")
+
+    def verdicts(self, part: int) -> str:
+        return join(self.work, "verdicts", f"{part:06d}.part")
 
     def shingled(self, shard: int) -> str:
         return join(self.work, "shingles", f"{shard:06d}.docs")
@@ -327,6 +338,71 @@ def _write_verify_inputs(layout: Layout, part: int, buckets: np.ndarray) -> None
     needs = np.empty(len(docs), NEEDS)
     needs["doc"], needs["part"] = docs, part
     write_partitioned(layout.needs(part), needs, owner_of(docs), layout.shards)
+    stars = _star_pairs(buckets, part)
+    write_partitioned(layout.pairs(part), stars, partition_of(
+        mix_columns(stars["a0"], stars["a1"], stars["b0"], stars["b1"]), layout.parts), layout.parts)
+
+
+def _star_pairs(buckets: np.ndarray, part: int) -> np.ndarray:
+    """Each bucket's first text (corpus order) paired with each of its other texts: the
+    comparisons verification starts with, which a bucket of near copies needs alone."""
+    buckets = buckets[np.lexsort((buckets["doc"], buckets["bucket"]))]
+    first = np.ones(len(buckets), dtype=bool)
+    first[1:] = buckets["bucket"][1:] != buckets["bucket"][:-1]
+    lead = buckets[np.flatnonzero(first)[np.cumsum(first) - 1]]
+    lead, other = lead[~first], buckets[~first]
+    swap = (lead["d0"] > other["d0"]) | ((lead["d0"] == other["d0"]) & (lead["d1"] > other["d1"]))
+    lo, hi = np.where(swap, other, lead), np.where(swap, lead, other)
+    pairs = np.empty(len(lo), PAIRS)
+    pairs["a0"], pairs["a1"], pairs["doc_a"] = lo["d0"], lo["d1"], lo["doc"]
+    pairs["b0"], pairs["b1"], pairs["doc_b"] = hi["d0"], hi["d1"], hi["doc"]
+    pairs["part"] = part
+    return pairs
+
+
+# ----------------------------------------------------------------------------- 3b. pairs
+
+@dataclass(frozen=True)
+class PairTask:
+    """Step 3b for one pair partition: the verdict on each distinct pair of texts once,
+    sent back to every key partition that asked (a pair of near copies shares several
+    bands, whose buckets land in different key partitions)."""
+
+    part: int
+    layout: Layout
+    threshold: float
+
+    @property
+    def name(self) -> str:
+        return f"pair partition {self.part}"
+
+
+def pair_task(task: PairTask) -> dict[str, int]:
+    layout = task.layout
+    asked = np.concatenate([read_partition(layout.pairs(p), PAIRS, task.part) for p in range(layout.parts)]
+                           + [np.empty(0, PAIRS)])
+    asked = asked[np.lexsort((asked["part"], asked["b1"], asked["b0"], asked["a1"], asked["a0"]))]
+    new_pair = _any_change(asked, ("a0", "a1", "b0", "b1"))
+    store = ShingleStore(layout)
+    heads = np.flatnonzero(new_pair)
+    ok = np.array([exact_jaccard(store.get(int(asked["doc_a"][i])), store.get(int(asked["doc_b"][i])))
+                   >= task.threshold for i in heads.tolist()], dtype=np.uint64)
+    answers = _any_change(asked, ("a0", "a1", "b0", "b1", "part"))
+    out = np.empty(int(answers.sum()), VERDICTS)
+    for name in ("a0", "a1", "b0", "b1"):
+        out[name] = asked[name][answers]
+    out["ok"] = ok[(np.cumsum(new_pair) - 1)[answers]] if len(ok) else 0
+    write_partitioned(layout.verdicts(task.part), out, asked["part"][answers], layout.parts)
+    return {"pairs_checked": len(heads), "pairs_accepted": int(ok.sum()), "documents_read": len(store.read)}
+
+
+def _any_change(records: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """For sorted records: True where any of ``names`` differs from the previous record."""
+    change = np.zeros(len(records), dtype=bool)
+    change[:1] = True
+    for name in names:
+        change[1:] |= records[name][1:] != records[name][:-1]
+    return change
 
 
 # ----------------------------------------------------------------------------- 3. shingles
@@ -401,7 +477,8 @@ def verify_task(task: VerifyTask) -> dict[str, int]:
     layout = task.layout
     buckets = read_partition(layout.buckets(task.part), BUCKETS, 0)
     store = ShingleStore(layout)
-    verdicts: dict[tuple[int, int, int, int], bool] = {}
+    known = _known_verdicts(layout, task.part)
+    verdicts = dict(known)
     a, b = [], []
     for lo, hi in _bucket_bounds(buckets["bucket"]):
         for i, j in _verified_links(buckets[lo:hi], store.get, verdicts, task.threshold):
@@ -409,9 +486,17 @@ def verify_task(task: VerifyTask) -> dict[str, int]:
             b.append(j)
     _write_edges(layout.edges("verify", task.part), _pairs(np.array(a, np.int64), np.array(b, np.int64)),
                  layout.parts)
-    accepted = sum(verdicts.values())
-    return {"pairs_checked": len(verdicts), "pairs_accepted": accepted,
-            "pairs_rejected": len(verdicts) - accepted, "documents_read": len(store.read)}
+    checked = {pair: ok for pair, ok in verdicts.items() if pair not in known}
+    return {"pairs_checked": len(checked), "pairs_accepted": sum(checked.values()),
+            "documents_read": len(store.read)}
+
+
+def _known_verdicts(layout: Layout, part: int) -> dict[tuple[int, int, int, int], bool]:
+    """The pair tasks' verdicts on this partition's first-text pairs."""
+    found = np.concatenate([read_partition(layout.verdicts(q), VERDICTS, part) for q in range(layout.parts)]
+                           + [np.empty(0, VERDICTS)])
+    return dict(zip(zip(found["a0"].tolist(), found["a1"].tolist(), found["b0"].tolist(),
+                        found["b1"].tolist()), (found["ok"] != 0).tolist()))
 
 
 class ShingleStore:
@@ -734,8 +819,10 @@ def _link(layout: Layout, paths: tuple[str, ...], params: Dedup, mapper: Mapper,
         return edge_files, {"links": links}
     mapper(shingle_task, [ShingleTask(g, paths, layout, params.minhash, batch_docs)
                           for g in range(len(layout.groups))])
+    judged = mapper(pair_task, [PairTask(p, layout, params.minhash.threshold) for p in parts])
     verified = mapper(verify_task, [VerifyTask(p, layout, params.minhash.threshold) for p in parts])
-    stats = {k: sum(v[k] for v in verified) for k in verified[0]}
+    stats = {k: sum(v[k] for v in judged + verified) for k in verified[0]}
+    stats["pairs_rejected"] = stats["pairs_checked"] - stats["pairs_accepted"]
     links["minhash"] = stats["pairs_accepted"]
     return edge_files + [layout.edges("verify", p) for p in parts], {"links": links, "minhash_verify": stats}
 
