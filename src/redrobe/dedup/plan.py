@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import fsspec
 import numpy as np
 
 from redrobe.accounting import Ledger
@@ -759,6 +760,7 @@ class PartitionedPlan:
     reused: int
     clusters: dict[str, Any]
     semantic: dict[str, Any] = field(default_factory=dict)
+    scratch_bytes: int = 0      # what the plan left under its work directory
 
 
 def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Mapper,
@@ -794,7 +796,14 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
         clusters["links"]["semantic"] = semantic_stats.get("pairs", 0)
         semantic_stats = {**semantic_stats, "removed": sum(m["semantic_moved"] for m in moved)}
     return PartitionedPlan(layout, tuple(n for k in keys for n in k.rows), sum(k.reused for k in keys),
-                           {**_merge_counts(counts, names), **clusters}, semantic_stats)
+                           {**_merge_counts(counts, names), **clusters}, semantic_stats, scratch_bytes(work))
+
+
+def scratch_bytes(work: str) -> int:
+    """Bytes under the plan's work directory (all it wrote, but the rounds of connected
+    components, which are removed as they go, at most two rounds of edges at a time)."""
+    fs, path = fsspec.core.url_to_fs(work)
+    return int(fs.du(path)) if fs.exists(path) else 0
 
 
 def _components(layout: Layout, edge_files: list[str], name: str, partition_keys: int,

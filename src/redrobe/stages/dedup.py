@@ -29,7 +29,8 @@ characters removed), ``clusters`` (duplicate_clusters, documents_in_clusters,
 largest_cluster, cross_slice_clusters, by_kept_slice, links found by exact hash and by
 MinHash bands; ``minhash_verify`` with pairs checked/accepted/rejected when
 ``dedup.minhash.verify`` is on), ``sketch`` (shards_sketched, shards_reused),
-``partitions`` (key_partitions, shard_groups), ``params`` (the dedup section) and
+``partitions`` (key_partitions, shard_groups, scratch_bytes: what the plan wrote
+under its work directory), ``params`` (the dedup section) and
 ``shards``. The input → output shard
 edges are logged to MLflow as ``lineage/dedup.json``.
 """
@@ -108,7 +109,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
                                   sketch={"shards_sketched": len(shards) - plan.reused,
                                           "shards_reused": plan.reused},
                                   partitions={"key_partitions": plan.layout.parts,
-                                              "shard_groups": len(plan.layout.groups)})
+                                              "shard_groups": len(plan.layout.groups),
+                                              "scratch_bytes": plan.scratch_bytes})
 
 
 def semantic_links(params: Params, paths: tuple[str, ...], embed_dir: str,
