@@ -120,9 +120,10 @@ def corpus_row(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- one stage run ----------------------------------------------------------------------
-def write_params(path: Path, workers: int) -> Path:
+def write_params(path: Path, workers: int, partition_keys: int) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["dedup"]["semantic"]["enabled"] = False
+    params["dedup"]["partition_keys"] = partition_keys
     params["shared"].update(workers=workers, executor="local")
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path
@@ -299,7 +300,7 @@ def rung(args: argparse.Namespace, work: Path, pool: list[str], docs: int, ident
     run = work / f"run-{docs}-seed{args.seed}-w{args.workers}"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    params = write_params(run / "params.yaml", args.workers)
+    params = write_params(run / "params.yaml", args.workers, args.partition_keys)
     print(f"dedup over {docs} documents ({args.workers} workers)", flush=True)
     driver = measure(stage_cmd(params, corpus_dir, run), stage_env(run / "profile"), run / "stage.log")
     records = read_profile(run / "profile")
@@ -396,13 +397,27 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pool-text", type=Path, nargs="+", help="text files for the sentence pool instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-docs", type=int, default=1000, help="documents per corpus shard")
+    p.add_argument("--partition-keys", type=int, default=0,
+                   help="dedup.partition_keys of every rung (default: the smallest rung's keys over "
+                        "2 x workers, so its partitions are as full as the larger rungs')")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
+
+
+def default_partition_keys(smallest: int, workers: int) -> int:
+    """The smallest rung's keys over two partitions per worker: a task's memory is set by
+    ``partition_keys``, so rungs compare fairly only when the smallest one fills its
+    partitions too, and runs each kind of task at least twice per worker (a worker's
+    first task runs before its allocators have warmed up)."""
+    from redrobe.config import load_params
+    from redrobe.dedup.plan import keys_per_doc
+    return max(1, smallest * keys_per_doc(load_params(ROOT / "params.yaml").dedup) // (2 * workers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     args.rungs = sorted(set(args.rungs))
+    args.partition_keys = args.partition_keys or default_partition_keys(args.rungs[0], args.workers)
     args.work = args.work.resolve()  # the stage runs from the repository root
     args.work.mkdir(parents=True, exist_ok=True)
     load = [round(x, 2) for x in os.getloadavg()]
@@ -413,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {"command": " ".join(["python", "benchmarks/scale.py", *given]),
               "machine": machine(), "commit": commit(), "load_average_at_start": load,
               "workers": args.workers, "seed": args.seed, "shard_docs": args.shard_docs,
+              "partition_keys": args.partition_keys,
               "rungs": rungs, "identical_to_one_process": identical,
               "targets": targets(rungs, identical), "cluster_command": CLUSTER_COMMAND}
     result["all_ok"] = all(t["ok"] for t in result["targets"].values())
