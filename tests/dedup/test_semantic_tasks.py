@@ -1,0 +1,185 @@
+"""Semantic dedup as partitioned tasks against the one-process link_similar, on planted vectors.
+
+Each corpus is written twice: as the shard files of the tasks (raw (row, vec) records)
+and as the one-process EmbeddingStore's .npy files; both must give the same k-means,
+the same cluster sizes, the same number of pairs and the same components.
+"""
+
+import numpy as np
+import pytest
+
+from redrobe.config import DedupSemantic
+from redrobe.dedup import semantic_tasks as st
+from redrobe.dedup.clusters import UnionFind
+from redrobe.dedup.components import EDGES, OWNER_SHIFT
+from redrobe.dedup.semantic import EmbeddingStore, ShardEmbedding, assign, kmeans, link_similar
+from redrobe.errors import InputError
+from redrobe.partfile import read_all
+
+
+def unit_rows(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+
+def topic_corpus(seed, shards, per_shard, topics, noise, dim=24):
+    """Shards of near copies of a few topics (every third document noise), float16."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(topics, dim))
+    out = []
+    for s in range(shards):
+        n = int(per_shard[s % len(per_shard)])
+        base = centers[rng.integers(topics, size=n)]
+        base[::3] = rng.normal(size=base[::3].shape)
+        out.append(unit_rows(base + rng.normal(scale=noise, size=base.shape)))
+    return out
+
+
+def write_both(tmp_path, shards, slices):
+    """(EmbeddingFiles, the old store's shards, doc number of each store row)."""
+    urls, old, docs = [], [], []
+    for s, vecs in enumerate(shards):
+        rows = np.arange(len(vecs), dtype=np.int64) * 3 + 1          # rows 1, 4, 7, ...
+        rec = np.empty(len(vecs), st.embedding_records(vecs.shape[1], "float16"))
+        rec["row"], rec["vec"] = rows, vecs
+        urls.append(str(tmp_path / "emb" / f"{s}.rec"))
+        (tmp_path / "emb").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "emb" / f"{s}.rec").write_bytes(rec.tobytes())
+        np.save(tmp_path / "emb" / f"{s}.npy", vecs)
+        old.append(ShardEmbedding(path=f"{slices[s]}/part-{s:05d}.parquet", slice=slices[s],
+                                  embeddings=str(tmp_path / "emb" / f"{s}.npy"), rows=rows,
+                                  ids=[str(r) for r in rows]))
+        docs.append((np.int64(s) << OWNER_SHIFT) | rows)
+    files = st.EmbeddingFiles(tuple(urls), tuple(len(v) for v in shards), shards[0].shape[1], "float16")
+    return files, old, np.concatenate(docs)
+
+
+class Spy:
+    """A serial mapper that remembers every task it ran."""
+
+    def __init__(self):
+        self.tasks = []
+
+    def __call__(self, fn, tasks):
+        self.tasks += list(tasks)
+        return [fn(t) for t in tasks]
+
+    def of(self, kind):
+        return [t for t in self.tasks if isinstance(t, kind)]
+
+
+def roots_of(edges, docs):
+    """Component root (store row) of every store row under ``edges`` (doc numbers)."""
+    uf = UnionFind(len(docs))
+    uf.union_pairs(np.searchsorted(docs, edges["a"]), np.searchsorted(docs, edges["b"]))
+    return uf.roots()
+
+
+def run_both(tmp_path, shards, slices, params, cross_slice=True):
+    files, old, docs = write_both(tmp_path, shards, slices)
+    names = sorted(set(slices))
+    scopes = tuple(0 if cross_slice else names.index(n) for n in slices)
+    spy = Spy()
+    out = str(tmp_path / "edges.part")
+    stats = st.semantic_edges(files, scopes, params, str(tmp_path / "work"), out, 3, spy)
+    store = EmbeddingStore(old)
+    scope = np.repeat(np.asarray(scopes, np.int64), [len(v) for v in shards])
+    uf = UnionFind(len(store))
+    expected = link_similar(store, scope, params, uf)
+    return stats, expected, roots_of(read_all(out, EDGES), docs), uf.roots(), spy, store, files
+
+
+@pytest.mark.parametrize("cross_slice", [True, False])
+def test_small_clusters_match_the_one_process_pass(tmp_path, cross_slice):
+    shards = topic_corpus(1, 7, [40, 1, 2, 55, 0, 13], topics=12, noise=0.2)
+    slices = ["c4", "books", "c4", "books", "c4", "wikipedia", "c4"]
+    params = DedupSemantic(threshold=0.85, docs_per_cluster=20, kmeans_sample=90, block_docs=8)
+    stats, expected, roots, old_roots, spy, _, _ = run_both(tmp_path, shards, slices, params, cross_slice)
+    assert stats == expected and stats["kmeans_clusters"] > 5 and stats["pairs"] > 30
+    assert np.array_equal(roots, old_roots)
+    assert len(spy.of(st.ClusterTask)) > 1 and not spy.of(st.BlockTask)
+    # the blocks of the one-process assign, some across a shard boundary: not one task per block
+    assert len(spy.of(st.AssignTask)) < sum(map(len, shards)) / params.block_docs
+
+
+def test_kmeans_and_assignment_are_the_one_process_ones(tmp_path):
+    shards = topic_corpus(2, 4, [30, 17], topics=6, noise=0.3)
+    params = DedupSemantic(docs_per_cluster=10, kmeans_sample=50, block_docs=7)
+    files, old, _ = write_both(tmp_path, shards, ["c4"] * 4)
+    store = EmbeddingStore(old)
+    k = 10
+    centroids = kmeans(store, k, params)
+    assert np.array_equal(kmeans(files, k, params), centroids)
+    url = str(tmp_path / "c.npy")
+    st.kmeans_task(st.KMeansTask(files, k, params, url))
+    assert np.array_equal(np.load(url), centroids)
+    tasks = st.assign_tasks(files, k, url, (0,) * 4, params.block_docs, str(tmp_path / "m"))
+    for t in tasks:
+        st.assign_task(t)
+    labels = np.concatenate([read_all(t.output, st.member_records(24, "float16")) for t in tasks])
+    labels = labels[np.argsort(labels["doc"], kind="stable")]
+    assert np.array_equal(labels["cluster"], assign(store, centroids, params.block_docs))
+
+
+def test_an_oversized_cluster_is_split_into_bounded_block_tasks(tmp_path, monkeypatch):
+    # one tight topic: k-means puts most documents in one cluster far above the bound
+    shards = topic_corpus(3, 5, [60, 45, 3], topics=1, noise=0.35)
+    params = DedupSemantic(threshold=0.8, docs_per_cluster=12, kmeans_sample=100, block_docs=5)
+    reads = []
+    real = st.read_range
+
+    def read_range(url, dtype, lo, hi):
+        reads.append((url, hi - lo))
+        return real(url, dtype, lo, hi)
+
+    monkeypatch.setattr(st, "read_range", read_range)
+    stats, expected, roots, old_roots, spy, _, _ = run_both(tmp_path, shards, ["c4"] * 5, params, False)
+    assert stats == expected
+    assert stats["largest_kmeans_cluster"] > st.BOUND_CLUSTERS * params.docs_per_cluster
+    assert np.array_equal(roots, old_roots)
+    blocks = spy.of(st.BlockTask)
+    assert len(spy.of(st.SplitTask)) >= 1 and len(blocks) > len(spy.of(st.SplitTask))
+    assert any(b.hi - b.lo == st.PAIR_BLOCKS for b in blocks)       # column blocks in several tasks
+    assert max(n for url, n in reads if "clusters" in url) <= params.block_docs
+    bound = st.BOUND_CLUSTERS * params.docs_per_cluster
+    runs = [(t.lo, t.hi) for t in spy.of(st.ClusterTask)]
+    sizes = np.bincount(np.concatenate([read_all(t.output, st.member_records(24, "float16"))["cluster"]
+                                        for t in spy.of(st.AssignTask)]), minlength=stats["kmeans_clusters"])
+    assert all(sizes[lo:hi].sum() <= bound for lo, hi in runs)
+
+
+def test_cross_slice_false_splits_an_oversized_cluster_by_slice(tmp_path):
+    shards = topic_corpus(4, 4, [50, 40], topics=1, noise=0.2)
+    params = DedupSemantic(threshold=0.8, docs_per_cluster=8, kmeans_sample=60, block_docs=6)
+    together = run_both(tmp_path / "a", shards, ["c4", "books", "c4", "books"], params, True)
+    apart = run_both(tmp_path / "b", shards, ["c4", "books", "c4", "books"], params, False)
+    for stats, expected, roots, old_roots, spy, _, _ in (together, apart):
+        assert stats == expected and np.array_equal(roots, old_roots) and spy.of(st.BlockTask)
+    assert apart[0]["pairs"] < together[0]["pairs"]
+    n = sum(map(len, shards))
+    assert len(set(apart[2].tolist())) > len(set(together[2].tolist())) and len(apart[2]) == n
+
+
+def test_small_runs_stay_within_the_bound_and_skip_large_and_single_clusters():
+    sizes = np.array([3, 4, 1, 9, 2, 2, 2, 1, 1, 0, 5])
+    assert st._small_runs(sizes, 8) == [(0, 3), (4, 10), (10, 11)]
+    assert st._small_runs(np.array([5, 5, 2]), 8) == [(0, 1), (1, 3)]
+    assert st._small_runs(np.array([1, 0, 1]), 8) == []
+    assert st._small_runs(np.array([], np.int64), 8) == []
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_fewer_than_two_documents_give_no_edges(tmp_path, n):
+    files = write_both(tmp_path, [unit_rows(np.ones((n, 4)))], ["c4"])[0] if n else \
+        st.EmbeddingFiles(("",), (0,), 0, "float16")
+    out = str(tmp_path / "e.part")
+    stats = st.semantic_edges(files, (0,), DedupSemantic(), str(tmp_path / "w"), out, 2, Spy())
+    assert stats == {"embedded": n, "kmeans_clusters": n, "largest_kmeans_cluster": n, "pairs": 0}
+    assert len(read_all(out, EDGES)) == 0
+
+
+def test_a_truncated_embedding_file_is_named(tmp_path):
+    files, _, _ = write_both(tmp_path, topic_corpus(5, 2, [10], topics=2, noise=0.1), ["c4", "c4"])
+    path = tmp_path / "emb" / "1.rec"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(InputError, match=r"1\.rec: records 0\.\.9"):
+        files.read(0, 20)
