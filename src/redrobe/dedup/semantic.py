@@ -10,13 +10,14 @@ cosine >= ``threshold`` is a link. Links form connected components
 order is kept, the others are removed with reason :data:`SEMANTIC_DUPLICATE` and
 ``duplicate_of`` = the kept document's id.
 
-    # inside redrobe dedup: edges among the survivors of exact and MinHash
-    # (redrobe.dedup.plan.SemanticLinks, one more edge file of the partitioned plan)
-    # standalone: shards in corpus order, earlier removals per shard (row -> removal)
+    # inside redrobe dedup: edges among the survivors of exact and MinHash, computed by
+    # partitioned tasks (redrobe.dedup.semantic_tasks, run by redrobe.dedup.plan.SemanticLinks)
+    # standalone, in one process: shards in corpus order, earlier removals per shard
     result = semantic_pass(shard_paths, [{}] * len(shard_paths), DedupSemantic(), workdir)
     result.removals[i][row]   # (id, "semantic_duplicate", kept id)
 
-Memory stays bounded as the corpus grows: embeddings go to one ``.npy`` file per shard
+In one process (:func:`semantic_pass`, the tasks' test oracle), memory stays bounded as
+the corpus grows: embeddings go to one ``.npy`` file per shard
 (float16 by default, 768 bytes per document) and are read back through memory maps;
 k-means trains on a seeded sample of at most ``kmeans_sample`` rows; similarities are
 computed block by block (``block_docs`` x ``block_docs``) within one cluster at a time,
