@@ -84,7 +84,7 @@ def test_same_removals_and_clusters_as_one_process(write_shards, prose, change_w
 def test_many_partitions_and_groups_are_used(write_shards, prose, change_words, tmp_path):
     root = random_corpus(write_shards, prose, change_words, 4)
     plan, _ = partitioned(root, PARAMS["small partitions"], tmp_path / "w")
-    assert plan.layout.parts > 10 and len(plan.layout.groups) > 3
+    assert plan.layout.parts > 10 and plan.layout.groups > 3
 
 
 def test_object_storage_url_and_process_pool(write_shards, prose, change_words, tmp_path):

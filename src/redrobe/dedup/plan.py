@@ -97,7 +97,7 @@ PAIRS = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8"),
 VERDICTS = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8"), ("ok", "<u8")])
 #: a removed document, its final root, its text digest and how it was linked
 CLAIMS = np.dtype([("doc", "<i8"), ("root", "<i8"), ("d0", "<u8"), ("d1", "<u8"),
-                   ("flags", "<u8")])
+                   ("flags", "<u8"), ("slice", "<i8")])
 
 EXACT_KIND = 0          # KEYS.kind of the exact digest; band b is kind b + 1
 HAS_DIGEST = 1          # CLAIMS.flags: the removed document's text has a digest
@@ -128,7 +128,7 @@ class Layout:
     work: str
     shards: int          # S: owners of document numbers
     parts: int           # P: key partitions (and components partitions)
-    groups: tuple[tuple[int, int], ...] = ()   # contiguous shard ranges [lo, hi)
+    groups: int = 1      # G: contiguous shard ranges; each group task carries its own
 
     def sketch(self, shard: int) -> str:
         return join(self.work, "sketch", f"{shard:06d}.npz")
@@ -163,8 +163,10 @@ class Layout:
     def removals(self, group: int) -> str:
         return join(self.work, "removals", f"{group:06d}.part")
 
-    def group_of(self, shard: int) -> int:
-        return next(g for g, (lo, hi) in enumerate(self.groups) if lo <= shard < hi)
+
+
+def _span_name(span: tuple[int, int]) -> str:
+    return f"shards {span[0]}..{span[1] - 1}"
 
 
 def shard_groups(rows: Sequence[int], docs_per_group: int) -> tuple[tuple[int, int], ...]:
@@ -191,14 +193,14 @@ class KeysTask:
     (one file per group, so a bucket task reads as many files as there are groups)."""
 
     group: int
+    span: tuple[int, int]              # the group's shards [lo, hi)
     sketches: tuple[SketchTask, ...]   # the group's shards, in order
     scopes: tuple[int, ...]
     layout: Layout
 
     @property
     def name(self) -> str:
-        lo, hi = self.layout.groups[self.group]
-        return f"shards {lo}..{hi - 1}"
+        return _span_name(self.span)
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class GroupKeys:
 
 
 def keys_task(task: KeysTask) -> GroupKeys:
-    lo, _ = task.layout.groups[task.group]
+    lo, _ = task.span
     records, rows, reused = [], [], 0
     for shard, (sketch_of, scope) in enumerate(zip(task.sketches, task.scopes), start=lo):
         sketch, hit = sketch_task(sketch_of)
@@ -268,7 +270,7 @@ class BucketTask:
 
 def bucket_task(task: BucketTask) -> dict[str, int]:
     layout = task.layout
-    r = np.concatenate([read_partition(layout.keys(g), KEYS, task.part) for g in range(len(layout.groups))]
+    r = np.concatenate([read_partition(layout.keys(g), KEYS, task.part) for g in range(layout.groups)]
                        + [np.empty(0, KEYS)])
     r = r[np.lexsort((r["doc"], r["k2"], r["k1"], r["kind"], r["scope"]))]
     same = np.ones(max(len(r) - 1, 0), dtype=bool)
@@ -413,15 +415,15 @@ class ShingleTask:
     """Step 3 for one group of shards: shingle sets of the requested documents."""
 
     group: int
-    paths: tuple[str, ...]       # every shard of the corpus, in order
+    span: tuple[int, int]
+    paths: tuple[str, ...]       # the group's shards, in order
     layout: Layout
     params: Any                  # MinHashParams
     batch_docs: int
 
     @property
     def name(self) -> str:
-        lo, hi = self.layout.groups[self.group]
-        return f"shards {lo}..{hi - 1}"
+        return _span_name(self.span)
 
 
 def shingle_task(task: ShingleTask) -> dict[str, int]:
@@ -430,7 +432,7 @@ def shingle_task(task: ShingleTask) -> dict[str, int]:
     document with one range read) and the sorted list of those documents. The task holds
     one shard's requested shingles at a time."""
     layout = task.layout
-    lo, hi = layout.groups[task.group]
+    lo, hi = task.span
     needs = np.concatenate([read_partitions(layout.needs(p), NEEDS, lo, hi) for p in range(layout.parts)]
                            + [np.empty(0, NEEDS)])
     docs = np.unique(needs["doc"])
@@ -438,7 +440,7 @@ def shingle_task(task: ShingleTask) -> dict[str, int]:
     hasher = MinHasher.from_params(task.params)
     for shard in np.unique(owners).tolist():
         mine = docs[owners == shard]
-        write_partitioned(layout.shingles(shard), *_shingle_records(hasher, task.paths[shard],
+        write_partitioned(layout.shingles(shard), *_shingle_records(hasher, task.paths[shard - lo],
                                                                     task.batch_docs, mine), len(mine))
         put_bytes(layout.shingled(shard), mine.astype("<i8").tobytes())
     return {"documents": len(docs)}
@@ -583,19 +585,20 @@ class ClaimTask:
     """Step 6a for one group of shards: their removed documents, sent to their roots' shards."""
 
     group: int
+    span: tuple[int, int]
+    slices: tuple[int, ...]        # slice index of each shard of the span
     layout: Layout
     final: tuple[str, ...]         # label files of all passes
-    first: tuple[str, ...] = ()    # label files before the semantic pass ('' = same as final)
+    first: tuple[str, ...] = ()    # label files before the semantic pass (none: the same)
 
     @property
     def name(self) -> str:
-        lo, hi = self.layout.groups[self.group]
-        return f"shards {lo}..{hi - 1}"
+        return _span_name(self.span)
 
 
 def claim_task(task: ClaimTask) -> dict[str, int]:
     layout = task.layout
-    lo, hi = layout.groups[task.group]
+    lo, hi = task.span
     final = _labels(task.final, lo, hi)
     first_roots = _roots_in(_labels(task.first, lo, hi), final["node"]) if task.first else final["root"]
     flags = np.where(first_roots == final["root"], FIRST_STAGE, 0).astype(np.uint64)
@@ -603,6 +606,7 @@ def claim_task(task: ClaimTask) -> dict[str, int]:
     claims = np.empty(len(final), CLAIMS)
     claims["doc"], claims["root"], claims["d0"], claims["d1"] = final["node"], final["root"], d0, d1
     claims["flags"] = flags | np.where(has, HAS_DIGEST, 0).astype(np.uint64)
+    claims["slice"] = np.asarray(task.slices, np.int64)[owner_of(final["node"]) - lo] if len(final) else 0
     write_partitioned(layout.claims(task.group), claims, owner_of(claims["root"]), layout.shards)
     return {"semantic_moved": int((flags & FIRST_STAGE == 0).sum())}
 
@@ -628,20 +632,21 @@ class ResolveTask:
     """Step 6b for one group of shards: the kept documents' ids, the reasons, cluster counts."""
 
     group: int
+    span: tuple[int, int]
+    slices: tuple[int, ...]        # slice index of each shard of the span
+    names: int                     # how many slices the corpus has
     layout: Layout
-    slices: tuple[int, ...]        # slice index of every shard
 
     @property
     def name(self) -> str:
-        lo, hi = self.layout.groups[self.group]
-        return f"shards {lo}..{hi - 1}"
+        return _span_name(self.span)
 
 
 def resolve_task(task: ResolveTask) -> dict[str, Any]:
     layout = task.layout
-    lo, hi = layout.groups[task.group]
+    lo, hi = task.span
     claims = np.concatenate([read_partitions(layout.claims(g), CLAIMS, lo, hi)
-                             for g in range(len(layout.groups))] + [np.empty(0, CLAIMS)])
+                             for g in range(layout.groups)] + [np.empty(0, CLAIMS)])
     claims = claims[np.lexsort((claims["doc"], claims["root"]))]
     root_ids, r0, r1, r_has = _doc_facts(layout, claims["root"])
     has = (claims["flags"] & HAS_DIGEST != 0) & r_has
@@ -650,7 +655,8 @@ def resolve_task(task: ResolveTask) -> dict[str, Any]:
     reason = np.where(exact, 0, np.where(first, 1, 2))
     write_partitioned(layout.removals(task.group), _removal_records(claims["doc"], reason, root_ids),
                       owner_of(claims["doc"]), layout.shards)
-    return _cluster_counts(claims["doc"], claims["root"], np.asarray(task.slices, np.int64))
+    root_slices = np.asarray(task.slices, np.int64)[owner_of(claims["root"]) - lo]
+    return _cluster_counts(claims["root"], claims["slice"], root_slices, task.names)
 
 
 def _doc_facts(layout: Layout, roots: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
@@ -683,27 +689,28 @@ def _removal_records(docs: np.ndarray, reason: np.ndarray, kept: list[bytes]) ->
     return out
 
 
-def _cluster_counts(docs: np.ndarray, roots: np.ndarray, slices: np.ndarray) -> dict[str, Any]:
-    """Cluster statistics of the clusters whose roots this task resolved (claims sorted by root)."""
+def _cluster_counts(roots: np.ndarray, member_slice: np.ndarray, root_slices: np.ndarray,
+                    names: int) -> dict[str, Any]:
+    """Cluster statistics of the clusters whose roots this task resolved (claims sorted by
+    root; the slice of each removed member and of each claim's root)."""
     if not len(roots):
-        return {"clusters": 0, "documents": 0, "largest": 0, "cross_slice": 0, "kept_slices": []}
+        return {"clusters": 0, "documents": 0, "largest": 0, "cross_slice": 0, "kept_slices": [0] * names}
     cuts = np.flatnonzero(roots[1:] != roots[:-1]) + 1
     heads = np.concatenate([[0], cuts])
     sizes = np.diff(np.concatenate([heads, [len(roots)]])) + 1
-    root_slice = slices[owner_of(roots[heads])]
-    member_slice = slices[owner_of(docs)]
+    root_slice = root_slices[heads]
     lo = np.minimum(np.minimum.reduceat(member_slice, heads), root_slice)
     hi = np.maximum(np.maximum.reduceat(member_slice, heads), root_slice)
     return {"clusters": len(heads), "documents": int(sizes.sum()), "largest": int(sizes.max()),
             "cross_slice": int((lo != hi).sum()),
-            "kept_slices": np.bincount(root_slice, minlength=int(slices.max()) + 1).tolist()}
+            "kept_slices": np.bincount(root_slice, minlength=names).tolist()}
 
 
 def removals_of(layout: Layout, shard: int) -> dict[int, Removal]:
     """row -> (id, reason, kept id) of every removed document of ``shard`` (step 7's input)."""
     sketch = ShardSketch.from_bytes(get_bytes(layout.sketch(shard)))
     out: dict[int, Removal] = {}
-    for g in range(len(layout.groups)):
+    for g in range(layout.groups):
         url = layout.removals(g)
         records = read_partition(url, _removal_dtype(record_size(url) - 24), shard)
         for doc, reason, length, kept in zip(records["doc"].tolist(), records["reason"].tolist(),
@@ -777,21 +784,23 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
     scopes = (0,) * len(paths) if params.cross_slice else slices
     rows = list(rows_hint) if rows_hint else [_count(p) for p in paths]
     per_doc = keys_per_doc(params)
+    spans = shard_groups(rows, max(1, params.partition_keys // per_doc))
     layout = Layout(work, len(paths), max(1, math.ceil(sum(rows) * per_doc / params.partition_keys)),
-                    shard_groups(rows, max(1, params.partition_keys // per_doc)))
-    keys = mapper(keys_task, [KeysTask(g, tuple(SketchTask(str(p), params, batch_docs, cache)
-                                                for p in paths[lo:hi]), scopes[lo:hi], layout)
-                              for g, (lo, hi) in enumerate(layout.groups)])
-    edge_files, clusters = _link(layout, tuple(map(str, paths)), params, mapper, batch_docs)
+                    len(spans))
+    keys = mapper(keys_task, [KeysTask(g, (lo, hi), tuple(SketchTask(str(p), params, batch_docs, cache)
+                                                          for p in paths[lo:hi]), scopes[lo:hi], layout)
+                              for g, (lo, hi) in enumerate(spans)])
+    edge_files, clusters = _link(layout, spans, tuple(map(str, paths)), params, mapper, batch_docs)
     cc = _components(layout, edge_files, "components", params.partition_keys, mapper)
     final, first, semantic_stats = cc.label_urls, (), {}
     if semantic is not None:
         extra, semantic_stats = semantic(layout, cc.label_urls)
         first, final = final, _components(layout, edge_files + [extra], "components-all",
                                           params.partition_keys, mapper).label_urls
-    groups = range(len(layout.groups))
-    moved = mapper(claim_task, [ClaimTask(g, layout, final, first) for g in groups])
-    counts = mapper(resolve_task, [ResolveTask(g, layout, slices) for g in groups])
+    moved = mapper(claim_task, [ClaimTask(g, (lo, hi), slices[lo:hi], layout, final, first)
+                                for g, (lo, hi) in enumerate(spans)])
+    counts = mapper(resolve_task, [ResolveTask(g, (lo, hi), slices[lo:hi], len(names), layout)
+                                   for g, (lo, hi) in enumerate(spans)])
     if semantic is not None:
         clusters["links"]["semantic"] = semantic_stats.get("pairs", 0)
         semantic_stats = {**semantic_stats, "removed": sum(m["semantic_moved"] for m in moved)}
@@ -816,8 +825,8 @@ def _components(layout: Layout, edge_files: list[str], name: str, partition_keys
                                 input_parts=layout.parts)
 
 
-def _link(layout: Layout, paths: tuple[str, ...], params: Dedup, mapper: Mapper,
-          batch_docs: int) -> tuple[list[str], dict[str, Any]]:
+def _link(layout: Layout, spans: Sequence[tuple[int, int]], paths: tuple[str, ...], params: Dedup,
+          mapper: Mapper, batch_docs: int) -> tuple[list[str], dict[str, Any]]:
     """Steps 2-4: the edge files, and the link counts for the metrics."""
     verify = params.minhash.enabled and params.minhash.verify
     parts = range(layout.parts)
@@ -826,8 +835,8 @@ def _link(layout: Layout, paths: tuple[str, ...], params: Dedup, mapper: Mapper,
     edge_files = [layout.edges("keys", p) for p in parts]
     if not verify:
         return edge_files, {"links": links}
-    mapper(shingle_task, [ShingleTask(g, paths, layout, params.minhash, batch_docs)
-                          for g in range(len(layout.groups))])
+    mapper(shingle_task, [ShingleTask(g, (lo, hi), paths[lo:hi], layout, params.minhash, batch_docs)
+                          for g, (lo, hi) in enumerate(spans)])
     judged = mapper(pair_task, [PairTask(p, layout, params.minhash.threshold) for p in parts])
     verified = mapper(verify_task, [VerifyTask(p, layout, params.minhash.threshold) for p in parts])
     stats = {k: sum(v[k] for v in judged + verified) for k in verified[0]}

@@ -109,7 +109,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
                                   sketch={"shards_sketched": len(shards) - plan.reused,
                                           "shards_reused": plan.reused},
                                   partitions={"key_partitions": plan.layout.parts,
-                                              "shard_groups": len(plan.layout.groups),
+                                              "shard_groups": plan.layout.groups,
                                               "scratch_bytes": plan.scratch_bytes})
 
 
