@@ -66,7 +66,7 @@ def read_partition(url: str, dtype: np.dtype, part: int) -> np.ndarray:
 
 def read_partitions(url: str, dtype: np.dtype, lo: int, hi: int) -> np.ndarray:
     """The records of partitions ``lo`` .. ``hi - 1`` of ``url``: adjacent, so one read."""
-    with fsspec.open(url, "rb") as fh:
+    with _open(url) as fh:
         start, end = _span(fh, url, dtype, lo, hi)
         fh.seek(start)
         return _records(fh.read(end - start), dtype, url)
@@ -74,13 +74,13 @@ def read_partitions(url: str, dtype: np.dtype, lo: int, hi: int) -> np.ndarray:
 
 def record_size(url: str) -> int:
     """Bytes per record of ``url`` (for records whose width varies per file)."""
-    with fsspec.open(url, "rb") as fh:
+    with _open(url) as fh:
         return _check_head(fh, url, None)[0]
 
 
 def read_all(url: str, dtype: np.dtype) -> np.ndarray:
     """Every record of ``url``, grouped by partition."""
-    with fsspec.open(url, "rb") as fh:
+    with _open(url) as fh:
         data = fh.read()
     head = io.BytesIO(data)
     _, parts = _check_head(head, url, dtype)
@@ -89,7 +89,7 @@ def read_all(url: str, dtype: np.dtype) -> np.ndarray:
 
 def partition_sizes(url: str, dtype: np.dtype) -> np.ndarray:
     """(parts,) number of records in each partition of ``url``."""
-    with fsspec.open(url, "rb") as fh:
+    with _open(url) as fh:
         _, parts = _check_head(fh, url, dtype)
         return np.diff(np.frombuffer(fh.read(8 * (parts + 1)), dtype="<i8")).astype(np.int64)
 
@@ -110,9 +110,8 @@ def _span(fh: Any, url: str, dtype: np.dtype, lo: int, hi: int) -> tuple[int, in
     if not 0 <= lo < hi <= parts:
         raise PartFileError(f"{url}: partitions {lo}..{hi - 1} out of range 0..{parts - 1}")
     fh.seek(_HEADER + 8 * lo)
-    first = np.frombuffer(fh.read(8), dtype="<i8").item()
-    fh.seek(_HEADER + 8 * hi)
-    last = np.frombuffer(fh.read(8), dtype="<i8").item()
+    offsets = np.frombuffer(fh.read(8 * (hi - lo + 1)), dtype="<i8")
+    first, last = offsets[0].item(), offsets[-1].item()
     base = _HEADER + 8 * (parts + 1)
     return base + first * itemsize, base + last * itemsize
 
@@ -126,21 +125,36 @@ def _records(data: bytes, dtype: np.dtype, url: str) -> np.ndarray:
 def put_bytes(url: str, payload: bytes) -> None:
     """Write ``payload`` to ``url`` whole: a local file via a temporary name and a rename
     (a killed writer never leaves a complete-looking file), an object in one put."""
-    fs, path = fsspec.core.url_to_fs(url)
-    if "file" in fs.protocol:   # a str or a tuple of names
+    path = _local_path(url)
+    if path is not None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, path)
         return
+    fs, path = fsspec.core.url_to_fs(url)
     fs.pipe_file(path, payload)
 
 
 def get_bytes(url: str) -> bytes:
     """The whole content of ``url``."""
-    with fsspec.open(url, "rb") as fh:
+    with _open(url) as fh:
         return fh.read()
+
+
+def _open(url: str) -> Any:
+    """``url`` opened for reading: a local path directly (a shuffle task opens thousands
+    of files, and fsspec's layer costs several times the open itself), else by fsspec."""
+    path = _local_path(url)
+    return open(path, "rb") if path is not None else fsspec.open(url, "rb")
+
+
+def _local_path(url: str) -> str | None:
+    """The path of a local ``url`` (a plain path or file://), None for other schemes."""
+    if "://" not in url:
+        return url
+    return url[len("file://"):] if url.startswith("file://") else None
 
 
 def join(base: str, *parts: str) -> str:
