@@ -98,7 +98,13 @@ def test_small_clusters_match_the_one_process_pass(tmp_path, cross_slice):
     assert np.array_equal(roots, old_roots)
     assert len(spy.of(st.ClusterTask)) > 1 and not spy.of(st.BlockTask)
     # the blocks of the one-process assign, some across a shard boundary: not one task per block
-    assert len(spy.of(st.AssignTask)) < sum(map(len, shards)) / params.block_docs
+    assigned = spy.of(st.AssignTask)
+    assert len(assigned) < sum(map(len, shards)) / params.block_docs
+    # each carries only the shards its documents are in
+    for t in assigned:
+        offsets = t.files.offsets
+        assert offsets[0] <= t.lo and offsets[1] > t.lo and offsets[-2] < t.hi <= offsets[-1]
+    assert max(len(t.files.urls) for t in assigned) == 3    # a block over the 1- and 2-row shards
 
 
 def test_kmeans_and_assignment_are_the_one_process_ones(tmp_path):

@@ -22,12 +22,13 @@ tasks that read and write files by URL under a work directory (local or fsspec).
    union-find (EDGES of :mod:`redrobe.dedup.components`); a last **gather** task
    copies them into the one edge file the plan reads.
 
-The driver holds per-shard row counts and per-cluster sizes (at most ``kmeans_sample``
-of them). A task holds at most one shard's embeddings (encode, assign), the k-means
-sample, ``BOUND_CLUSTERS x docs_per_cluster`` members (a cluster task) or
-``(1 + PAIR_BLOCKS) x block_docs`` members (a block task). The gather task holds the
-semantic star edges (at most one per embedded document): the plan takes one edge file
-per pass.
+The driver holds per-shard row counts and per-cluster sizes (k <= ``kmeans_sample``;
+summed from the MEMBERS files' partition headers). A task holds at most one shard's
+embeddings (encode; assign: plus less than one block of the next shards), the k-means
+sample and one shard's span of it, ``BOUND_CLUSTERS x docs_per_cluster`` members (a
+cluster task), one MEMBERS partition at a time (split) or ``(1 + PAIR_BLOCKS) x
+block_docs`` members (a block task). The gather task holds the semantic star edges (at
+most one per embedded document): the plan takes one edge file per pass.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ class EmbeddingFiles:
     counts: tuple[int, ...]
     dim: int
     dtype: str
+    first: int = 0               # a window (:meth:`window`): shard of urls[0] ...
+    start: int = 0               # ... and number of its first document
 
     @property
     def records(self) -> np.dtype:
@@ -116,7 +119,15 @@ class EmbeddingFiles:
 
     @property
     def offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)]).astype(np.int64)
+        return self.start + np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)]).astype(np.int64)
+
+    def window(self, lo: int, hi: int) -> EmbeddingFiles:
+        """Only the shards that hold documents ``lo`` .. ``hi - 1`` (what a task carries)."""
+        offsets = self.offsets
+        s0 = int(np.searchsorted(offsets, lo, side="right")) - 1
+        s1 = int(np.searchsorted(offsets, hi, side="left"))
+        return EmbeddingFiles(self.urls[s0:s1], self.counts[s0:s1], self.dim, self.dtype, self.first + s0,
+                              int(offsets[s0]))
 
     def __len__(self) -> int:
         return int(sum(self.counts))
@@ -145,7 +156,7 @@ class EmbeddingFiles:
             a, b = max(lo, offsets[s]) - offsets[s], min(hi, offsets[s + 1]) - offsets[s]
             if b > a:
                 r = read_range(self.urls[s], self.records, int(a), int(b))
-                docs.append((np.int64(s) << OWNER_SHIFT) | r["row"])
+                docs.append((np.int64(self.first + s) << OWNER_SHIFT) | r["row"])
                 vecs.append(r["vec"])
         return np.concatenate(docs), np.concatenate(vecs)
 
@@ -229,7 +240,7 @@ class AssignTask:
     hi: int
     k: int
     centroids: str               # '' when k == 1
-    scopes: tuple[int, ...]      # scope of every shard
+    scopes: tuple[int, ...]      # scope of every shard of ``files``
     block: int
     output: str
 
@@ -245,7 +256,7 @@ def assign_task(task: AssignTask) -> int:
         docs, vecs = task.files.read(start, min(start + task.block, task.hi))
         r = np.empty(len(docs), member_records(task.files.dim, task.files.dtype))
         r["doc"], r["vec"] = docs, vecs
-        r["scope"] = np.asarray(task.scopes, np.int64)[docs >> OWNER_SHIFT]
+        r["scope"] = np.asarray(task.scopes, np.int64)[(docs >> OWNER_SHIFT) - task.files.first]
         if centroids is not None:   # the one-process arithmetic: the block as float32
             r["cluster"] = nearest_centroid(vecs.astype(np.float32), centroids, task.block)
         else:
@@ -261,9 +272,15 @@ def assign_tasks(files: EmbeddingFiles, k: int, centroids: str, scopes: tuple[in
     """One task per shard in which some block of ``block`` documents starts."""
     offsets, n = files.offsets, len(files)
     starts = (offsets + block - 1) // block * block          # first block start in each shard
-    return [AssignTask(files, s, int(starts[s]), int(min(starts[s + 1], n)), k, centroids, scopes, block,
-                       join(work, "members", f"{s:06d}.part"))
-            for s in range(len(files.counts)) if starts[s] < min(starts[s + 1], n)]
+    tasks = []
+    for s in range(len(files.counts)):
+        lo, hi = int(starts[s]), int(min(starts[s + 1], n))
+        if lo < hi:
+            window = files.window(lo, hi)
+            tasks.append(AssignTask(window, s, lo, hi, k, centroids,
+                                    scopes[window.first:window.first + len(window.urls)], block,
+                                    join(work, "members", f"{s:06d}.part")))
+    return tasks
 
 
 # ----------------------------------------------------------------------------- 4. pairs
