@@ -36,20 +36,20 @@ def topic_corpus(seed, shards, per_shard, topics, noise, dim=24):
 
 def write_both(tmp_path, shards, slices):
     """(EmbeddingFiles, the old store's shards, doc number of each store row)."""
-    urls, old, docs = [], [], []
+    old, docs = [], []
     for s, vecs in enumerate(shards):
         rows = np.arange(len(vecs), dtype=np.int64) * 3 + 1          # rows 1, 4, 7, ...
         rec = np.empty(len(vecs), st.embedding_records(vecs.shape[1], "float16"))
         rec["row"], rec["vec"] = rows, vecs
-        urls.append(str(tmp_path / "emb" / f"{s}.rec"))
         (tmp_path / "emb").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "emb" / f"{s}.rec").write_bytes(rec.tobytes())
+        (tmp_path / "emb" / f"{s:06d}.rec").write_bytes(rec.tobytes())
         np.save(tmp_path / "emb" / f"{s}.npy", vecs)
         old.append(ShardEmbedding(path=f"{slices[s]}/part-{s:05d}.parquet", slice=slices[s],
                                   embeddings=str(tmp_path / "emb" / f"{s}.npy"), rows=rows,
                                   ids=[str(r) for r in rows]))
         docs.append((np.int64(s) << OWNER_SHIFT) | rows)
-    files = st.EmbeddingFiles(tuple(urls), tuple(len(v) for v in shards), shards[0].shape[1], "float16")
+    files = st.EmbeddingFiles(str(tmp_path / "emb"), tuple(len(v) for v in shards), shards[0].shape[1],
+                              "float16")
     return files, old, np.concatenate(docs)
 
 
@@ -104,7 +104,7 @@ def test_small_clusters_match_the_one_process_pass(tmp_path, cross_slice):
     for t in assigned:
         offsets = t.files.offsets
         assert offsets[0] <= t.lo and offsets[1] > t.lo and offsets[-2] < t.hi <= offsets[-1]
-    assert max(len(t.files.urls) for t in assigned) == 3    # a block over the 1- and 2-row shards
+    assert max(len(t.files.counts) for t in assigned) == 3    # a block over the 1- and 2-row shards
 
 
 def test_kmeans_and_assignment_are_the_one_process_ones(tmp_path):
@@ -176,7 +176,7 @@ def test_small_runs_stay_within_the_bound_and_skip_large_and_single_clusters():
 @pytest.mark.parametrize("n", [0, 1])
 def test_fewer_than_two_documents_give_no_edges(tmp_path, n):
     files = write_both(tmp_path, [unit_rows(np.ones((n, 4)))], ["c4"])[0] if n else \
-        st.EmbeddingFiles(("",), (0,), 0, "float16")
+        st.EmbeddingFiles(str(tmp_path / "none"), (0,), 0, "float16")
     out = str(tmp_path / "e.part")
     stats = st.semantic_edges(files, (0,), DedupSemantic(), str(tmp_path / "w"), out, 2, Spy())
     assert stats == {"embedded": n, "kmeans_clusters": n, "largest_kmeans_cluster": n, "pairs": 0}
@@ -185,7 +185,7 @@ def test_fewer_than_two_documents_give_no_edges(tmp_path, n):
 
 def test_a_truncated_embedding_file_is_named(tmp_path):
     files, _, _ = write_both(tmp_path, topic_corpus(5, 2, [10], topics=2, noise=0.1), ["c4", "c4"])
-    path = tmp_path / "emb" / "1.rec"
+    path = tmp_path / "emb" / "000001.rec"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(InputError, match=r"1\.rec: records 0\.\.9"):
+    with pytest.raises(InputError, match=r"000001\.rec: records 0\.\.9"):
         files.read(0, 20)

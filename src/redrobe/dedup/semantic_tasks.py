@@ -101,17 +101,22 @@ def read_range(url: str, dtype: np.dtype, lo: int, hi: int) -> np.ndarray:
 class EmbeddingFiles:
     """Every embedded document, numbered 0..N-1 in (shard, row) order, in one file per shard.
 
-    ``urls[s]`` is '' for a shard with no embeddings. Nothing stays open: each read opens
-    the file it needs. :meth:`rows` is :class:`~redrobe.dedup.semantic.EmbeddingStore`'s,
-    so :func:`~redrobe.dedup.semantic.kmeans` trains on it unchanged.
+    Shard ``s``'s file is :meth:`url` (none for a shard without embeddings). Nothing stays
+    open: each read opens the file it needs. :meth:`rows` is that of
+    :class:`~redrobe.dedup.semantic.EmbeddingStore`, so
+    :func:`~redrobe.dedup.semantic.kmeans` trains on it unchanged.
     """
 
-    urls: tuple[str, ...]
+    root: str
     counts: tuple[int, ...]
     dim: int
     dtype: str
-    first: int = 0               # a window (:meth:`window`): shard of urls[0] ...
+    first: int = 0               # a window (:meth:`window`): shard of counts[0] ...
     start: int = 0               # ... and number of its first document
+
+    def url(self, s: int) -> str:
+        """The file of the window's shard ``s`` (shard ``first + s`` of the corpus)."""
+        return join(self.root, f"{self.first + s:06d}.rec")
 
     @property
     def records(self) -> np.dtype:
@@ -126,7 +131,7 @@ class EmbeddingFiles:
         offsets = self.offsets
         s0 = int(np.searchsorted(offsets, lo, side="right")) - 1
         s1 = int(np.searchsorted(offsets, hi, side="left"))
-        return EmbeddingFiles(self.urls[s0:s1], self.counts[s0:s1], self.dim, self.dtype, self.first + s0,
+        return EmbeddingFiles(self.root, self.counts[s0:s1], self.dim, self.dtype, self.first + s0,
                               int(offsets[s0]))
 
     def __len__(self) -> int:
@@ -142,7 +147,7 @@ class EmbeddingFiles:
             sel = np.flatnonzero(shard == s)
             local = index[sel] - offsets[s]
             lo = int(local.min())
-            out[sel] = read_range(self.urls[s], self.records, lo, int(local.max()) + 1)["vec"][local - lo]
+            out[sel] = read_range(self.url(s), self.records, lo, int(local.max()) + 1)["vec"][local - lo]
         return out
 
     def read(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +160,7 @@ class EmbeddingFiles:
                 break
             a, b = max(lo, offsets[s]) - offsets[s], min(hi, offsets[s + 1]) - offsets[s]
             if b > a:
-                r = read_range(self.urls[s], self.records, int(a), int(b))
+                r = read_range(self.url(s), self.records, int(a), int(b))
                 docs.append((np.int64(self.first + s) << OWNER_SHIFT) | r["row"])
                 vecs.append(r["vec"])
         return np.concatenate(docs), np.concatenate(vecs)
@@ -192,16 +197,15 @@ def encode_corpus(paths: Sequence[str], slices: Sequence[str], labels: tuple[str
                   params: DedupSemantic, work: str, batch_docs: int, encoder: Encoder,
                   mapper: Mapper) -> EmbeddingFiles:
     """Step 1 over every shard of a slice in ``params.slices`` (others: no file, no rows)."""
-    tasks = [EncodeTask(str(p), s, name, labels, join(work, "embeddings", f"{s:06d}.rec"), params,
-                        batch_docs, encoder)
+    root = join(work, "embeddings")
+    files = EmbeddingFiles(root, (), 0, params.embedding_dtype)
+    tasks = [EncodeTask(str(p), s, name, labels, files.url(s), params, batch_docs, encoder)
              for s, (p, name) in enumerate(zip(paths, slices)) if name in params.slices]
     done = dict(zip((t.shard for t in tasks), mapper(encode_task, tasks)))
-    urls = {t.shard: t.output for t in tasks}
     dims = {dim for count, dim in done.values() if count}
     if len(dims) > 1:
         raise ValueError(f"embeddings of different dimensions {sorted(dims)}")
-    return EmbeddingFiles(tuple(urls.get(s, "") for s in range(len(paths))),
-                          tuple(done.get(s, (0, 0))[0] for s in range(len(paths))),
+    return EmbeddingFiles(root, tuple(done.get(s, (0, 0))[0] for s in range(len(paths))),
                           dims.pop() if dims else 0, params.embedding_dtype)
 
 
@@ -272,15 +276,20 @@ def assign_tasks(files: EmbeddingFiles, k: int, centroids: str, scopes: tuple[in
     """One task per shard in which some block of ``block`` documents starts."""
     offsets, n = files.offsets, len(files)
     starts = (offsets + block - 1) // block * block          # first block start in each shard
-    tasks = []
+    tasks: list[AssignTask] = []
     for s in range(len(files.counts)):
         lo, hi = int(starts[s]), int(min(starts[s + 1], n))
         if lo < hi:
             window = files.window(lo, hi)
             tasks.append(AssignTask(window, s, lo, hi, k, centroids,
-                                    scopes[window.first:window.first + len(window.urls)], block,
-                                    join(work, "members", f"{s:06d}.part")))
+                                    scopes[window.first:window.first + len(window.counts)], block,
+                                    members_url(work, len(tasks))))
     return tasks
+
+
+def members_url(work: str, task: int) -> str:
+    """The MEMBERS file of assign task ``task`` (numbered 0.. in corpus order)."""
+    return join(work, "members", f"{task:06d}.part")
 
 
 # ----------------------------------------------------------------------------- 4. pairs
@@ -289,7 +298,8 @@ def assign_tasks(files: EmbeddingFiles, k: int, centroids: str, scopes: tuple[in
 class ClusterTask:
     """Step 4 for the clusters ``lo`` .. ``hi - 1`` (small ones): every pair inside each."""
 
-    members: tuple[str, ...]     # MEMBERS files of step 3
+    work: str                    # MEMBERS files of step 3: members_url(work, 0..files-1)
+    files: int
     lo: int
     hi: int
     records: np.dtype
@@ -307,7 +317,8 @@ class ClusterTask:
 class SplitTask:
     """Step 4a for one large cluster: its members in corpus order, as one raw record file."""
 
-    members: tuple[str, ...]
+    work: str
+    files: int
     cluster: int
     records: np.dtype
     output: str
@@ -348,8 +359,8 @@ class _Vectors:
 
 
 def cluster_task(task: ClusterTask) -> int:
-    r = np.concatenate([read_partitions(url, task.records, task.lo, task.hi) for url in task.members]
-                       + [np.empty(0, task.records)])
+    r = np.concatenate([read_partitions(members_url(task.work, t), task.records, task.lo, task.hi)
+                        for t in range(task.files)] + [np.empty(0, task.records)])
     r = r[np.lexsort((r["doc"], r["cluster"]))]              # by cluster, then corpus order
     uf, pairs = UnionFind(len(r)), 0
     cuts = np.flatnonzero(np.diff(r["cluster"])) + 1
@@ -366,8 +377,8 @@ def split_task(task: SplitTask) -> int:
     """Streams the cluster's partition of each MEMBERS file (shard order = corpus order)."""
     size = 0
     with fsspec.open(task.output, "wb") as out:
-        for url in task.members:
-            r = read_partitions(url, task.records, task.cluster, task.cluster + 1)
+        for t in range(task.files):
+            r = read_partitions(members_url(task.work, t), task.records, task.cluster, task.cluster + 1)
             out.write(r.tobytes())
             size += len(r)
     return size
@@ -452,9 +463,8 @@ def semantic_edges(files: EmbeddingFiles, scopes: tuple[int, ...], params: Dedup
     assigned = assign_tasks(files, k, centroids, scopes, params.block_docs, work)
     mapper(assign_task, assigned)
     records = member_records(files.dim, files.dtype)
-    members = tuple(t.output for t in assigned)
-    sizes = sum((partition_sizes(url, records) for url in members), np.zeros(k, np.int64))
-    tasks = _pair_tasks(sizes, members, records, params, work, parts, mapper)
+    sizes = sum((partition_sizes(t.output, records) for t in assigned), np.zeros(k, np.int64))
+    tasks = _pair_tasks(sizes, len(assigned), records, params, work, parts, mapper)
     pairs = mapper(_pairs_task, tasks)
     mapper(gather_task, [GatherTask(tuple(t.output for t in tasks), output, parts)])
     return {**stats, "largest_kmeans_cluster": int(sizes.max()), "pairs": int(sum(pairs))}
@@ -464,15 +474,15 @@ def _pairs_task(task: ClusterTask | BlockTask) -> int:
     return cluster_task(task) if isinstance(task, ClusterTask) else block_task(task)
 
 
-def _pair_tasks(sizes: np.ndarray, members: tuple[str, ...], records: np.dtype, params: DedupSemantic,
+def _pair_tasks(sizes: np.ndarray, members: int, records: np.dtype, params: DedupSemantic,
                 work: str, parts: int, mapper: Mapper) -> list[ClusterTask | BlockTask]:
     """Cluster tasks over runs of small clusters; each large cluster split, then block tasks."""
     bound = BOUND_CLUSTERS * params.docs_per_cluster
     block, threshold = params.block_docs, params.threshold
     tasks: list[ClusterTask | BlockTask] = [
-        ClusterTask(members, lo, hi, records, threshold, block, _edge_url(work, t), parts)
+        ClusterTask(work, members, lo, hi, records, threshold, block, _edge_url(work, t), parts)
         for t, (lo, hi) in enumerate(_small_runs(sizes, bound))]
-    split = [SplitTask(members, c, records, join(work, "clusters", f"{c:06d}.rec"))
+    split = [SplitTask(work, members, c, records, join(work, "clusters", f"{c:06d}.rec"))
              for c in np.flatnonzero(sizes > bound).tolist()]
     if split:
         mapper(split_task, split)
