@@ -189,3 +189,20 @@ def test_a_truncated_embedding_file_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(InputError, match=r"000001\.rec: records 0\.\.9"):
         files.read(0, 20)
+
+
+def test_every_step_runs_on_an_fsspec_url(tmp_path):
+    from redrobe.partfile import put_bytes
+
+    shards = topic_corpus(6, 3, [40, 30], topics=1, noise=0.3)
+    params = DedupSemantic(threshold=0.8, docs_per_cluster=8, kmeans_sample=60, block_docs=6)
+    local, _, _, _, spy, _, files = run_both(tmp_path, shards, ["c4"] * 3, params)
+    assert spy.of(st.BlockTask)
+    root = "memory://semantic-test/emb"
+    for s in range(len(shards)):
+        put_bytes(f"{root}/{s:06d}.rec", (tmp_path / "emb" / f"{s:06d}.rec").read_bytes())
+    remote = st.EmbeddingFiles(root, files.counts, files.dim, files.dtype)
+    out = "memory://semantic-test/edges.part"
+    stats = st.semantic_edges(remote, (0,) * 3, params, "memory://semantic-test/work", out, 3, Spy())
+    assert stats == local
+    assert np.array_equal(read_all(out, EDGES), read_all(str(tmp_path / "edges.part"), EDGES))
