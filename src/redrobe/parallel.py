@@ -190,6 +190,7 @@ class LocalExecutor(Executor):
 
     def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
         self._fn = fn
+        _release_memory()   # forked workers start with the driver's pages: hand back what is free
         # No pool for one worker: cheaper, and tracebacks stay in-process. With more, even a
         # lone task runs in the pool, so the driver's memory never holds a task's.
         use_pool = self.workers > 1 and n_tasks > 0
@@ -235,10 +236,14 @@ class ReleasingMemory:
         try:
             return self.fn(task)
         finally:
-            arrow = sys.modules.get("pyarrow")
-            if arrow is not None:
-                arrow.default_memory_pool().release_unused()
-            _trim_c_heap()
+            _release_memory()
+
+
+def _release_memory() -> None:
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+    _trim_c_heap()
 
 
 @functools.cache

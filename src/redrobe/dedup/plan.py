@@ -735,7 +735,6 @@ class SemanticLinks:
     params: DedupSemantic
     paths: tuple[str, ...]
     cross_slice: bool
-    embed_dir: str = ""          # unused: embeddings go under layout.work (kept for callers)
     batch_docs: int = 256
     encoder: Encoder | None = None
     on_shard: Callable[[int], None] | None = None

