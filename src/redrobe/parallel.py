@@ -51,7 +51,6 @@ import os
 import pickle
 import sys
 import time
-import weakref
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
@@ -185,31 +184,17 @@ class _Done:
 
 
 class LocalExecutor(Executor):
-    """Tasks in this process (one worker) or on a local process pool (``workers > 1``).
-
-    The pool is forked on the first map that needs it and kept for the executor's later
-    maps (a stage's steps): its workers start from the driver as it was then, small,
-    not from the state the driver has grown to by a later step, and a stage of many
-    short maps forks once. :meth:`close`, :func:`shutdown` (the stage glue) or the
-    executor's collection stops it; a map that fails stops it too, after waiting for
-    the tasks still running."""
+    """Tasks in this process (one worker) or on a local process pool (``workers > 1``)."""
 
     name = "local"
 
-    def __init__(self, workers: int = 1) -> None:
-        super().__init__(workers)
-        self._pool: ProcessPoolExecutor | None = None
-        self._failed = False
-
     def _begin(self, fn: Callable[[Any], Any], n_tasks: int) -> None:
-        self._fn, self._failed = fn, False
+        self._fn = fn
+        _release_memory()   # forked workers start with the driver's pages: hand back what is free
         # No pool for one worker: cheaper, and tracebacks stay in-process. With more, even a
         # lone task runs in the pool, so the driver's memory never holds a task's.
-        if self.workers > 1 and n_tasks > 0 and self._pool is None:
-            _release_memory()   # forked workers start with the driver's pages: hand back what is free
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
-            weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
-            _local_executors.add(self)
+        use_pool = self.workers > 1 and n_tasks > 0
+        self._pool = ProcessPoolExecutor(max_workers=min(self.workers, n_tasks)) if use_pool else None
 
     def _submit(self, task: Any) -> Hashable:
         if self._pool is None:
@@ -230,23 +215,13 @@ class LocalExecutor(Executor):
         return handle.result if isinstance(handle, _Done) else handle.result()
 
     def _cancel(self, handle: Any) -> None:
-        self._failed = True
         if isinstance(handle, Future):
             handle.cancel()
 
     def _end(self) -> None:
-        if self._failed:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the pool, waiting for the tasks it is running."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-#: live local executors with a pool, so that :func:`shutdown` can stop them
-_local_executors: weakref.WeakSet[LocalExecutor] = weakref.WeakSet()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
 
 @dataclass(frozen=True)
@@ -374,15 +349,12 @@ def _ray(workers: int, address: str) -> Any:
 
 
 def shutdown() -> None:
-    """Stop the local process pools, and the local Ray this module started (or disconnect
-    from the cluster it joined).
+    """Stop the local Ray this module started (or disconnect from the cluster it joined).
 
     A Ray session initialised by someone else in this process is left alone. Safe to
     call at any time; the stage glue calls it when a stage ends.
     """
     global _ray_joined_by_us
-    for executor in list(_local_executors):
-        executor.close()
     if not _ray_joined_by_us:
         return
     import ray

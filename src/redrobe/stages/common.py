@@ -112,10 +112,9 @@ def _profile_tasks() -> None:
 
 
 def _stop_ray() -> None:
-    """End the process pools and the local Ray a stage started with the stage, not at
-    interpreter exit. Only a stage that imported redrobe.parallel can have started them, so
-    the others do not import it (dvc.yaml lists as a stage's code deps exactly the modules
-    it imports)."""
+    """End the local Ray a stage started with the stage, not at interpreter exit. Only a
+    stage that imported redrobe.parallel can have started one, so the others do not import
+    it (dvc.yaml lists as a stage's code deps exactly the modules it imports)."""
     parallel = sys.modules.get("redrobe.parallel")
     if parallel is not None:
         parallel.shutdown()
