@@ -119,7 +119,7 @@ def test_the_testing_page_block_follows_test_time_json(tmp_results: tuple[Path, 
     data["runs"]["after"] = run | {"commit": "def", "total_s": 300.0}
     (results / "test_time.json").write_text(json.dumps(data))
     render_docs.render(results, doc, BENCH)          # a copy's results never touch a page
-    assert any("test-time block is stale" in p for p in render_docs.check(results, doc, BENCH, page))
+    assert any("generated block is stale" in p for p in render_docs.check(results, doc, BENCH, page))
     render_docs.render(results, doc, BENCH, page)
     words = " ".join(page.read_text().split())
     assert "takes 0.50 of the time" in words and "(pytest) take 1.00" in words

@@ -271,21 +271,23 @@ def profile_tasks(folder: str) -> None:
 class Profiled:
     """``fn`` that also appends one JSON line per task to ``<folder>/<pid>.jsonl``: the
     function, the task, wall and CPU seconds, the peak RSS during the task (the kernel's
-    high-water mark, reset before it starts), open file descriptors, memory maps and the
-    pickled result's size. ``benchmarks/scale.py`` sets :data:`PROFILE_ENV` for the
-    stages it measures; costs a few syscalls per task."""
+    high-water mark, reset before it starts) and the RSS it started from, open file
+    descriptors, memory maps and the pickled result's size. ``benchmarks/scale.py`` sets
+    :data:`PROFILE_ENV` for the stages it measures; costs a few syscalls per task."""
 
     fn: Callable[[Any], Any]
     folder: str
 
     def __call__(self, task: Any) -> Any:
         _reset_peak_rss()
+        start = _proc_status("VmRSS")
         wall, cpu = time.perf_counter(), time.process_time()
         result = self.fn(task)
         record = {"fn": getattr(self.fn, "__name__", repr(self.fn)), "task": task_name(task),
                   "wall_s": round(time.perf_counter() - wall, 4),
                   "cpu_s": round(time.process_time() - cpu, 4),
                   "peak_rss_mb": round(_proc_status("VmHWM") / 1024, 1),
+                  "start_rss_mb": round(start / 1024, 1),
                   "fds": len(os.listdir("/proc/self/fd")), "maps": _count_lines("/proc/self/maps"),
                   "result_bytes": len(pickle.dumps(result))}
         os.makedirs(self.folder, exist_ok=True)
