@@ -798,7 +798,8 @@ def projection(results: Path) -> str:
     worst_fn, worst = max(big["functions"].items(), key=lambda kv: kv[1]["peak_rss_mb"])
     kb_per_shard = max(0.0, (big["driver"]["peak_rss_mb"] - small["driver"]["peak_rss_mb"]) * 1024
                        / max(1, big["corpus"]["shards"] - small["corpus"]["shards"]))
-    shards = total / (big["corpus"]["mb"] * 2**20 / big["corpus"]["shards"])
+    shard_docs = big["docs"] / big["corpus"]["shards"]
+    shards = n / shard_docs
     scratch = big["stage_metrics"]["partitions"]["scratch_bytes"] / (big["corpus"]["mb"] * 2**20)
     rate = big["docs_per_s_per_core"] * doc_bytes        # bytes per core-second
     rows = [["dedup: exact + MinHash-LSH, verified (`scale.json`, largest rung)",
@@ -813,11 +814,12 @@ def projection(results: Path) -> str:
         f"per document); the dedup ladder's documents average {num(doc_bytes / 1024, 2)} KiB. "
         "Memory per worker is the largest peak RSS of one task at the ladder's largest rung, flat "
         "in corpus size by construction (`partition_keys`); the driver's grows by what it keeps "
-        f"per shard ({num(kb_per_shard, 2)} KB per shard measured, {num(shards)} shards of the "
-        "ladder's size). Scratch is what the partitioned plan writes under `--work-dir`, as a share "
-        f"of the input ({pct(scratch)}); object-store traffic counts the input read twice (sketch, "
-        "write), the output written once (kept + removed = input), and the scratch written and read "
-        "once each. Rates come from a 2-core machine; a cluster's cores differ.")
+        f"per shard ({num(kb_per_shard, 2)} KB per shard measured, {num(shards)} shards of "
+        f"{num(shard_docs)} documents; shards of 100× that size need 100× less). Scratch is what "
+        f"the partitioned plan writes under `--work-dir`, as a share of the input ({pct(scratch)}); "
+        "object-store traffic counts the input read twice (sketch, write), the output written "
+        "once (kept + removed = input), and the scratch written and read once each. Rates come "
+        "from a 2-core machine; a cluster's cores differ.")
     header = ["stage", "core-hours", "memory per worker", "driver", "scratch", "object-store traffic"]
     note = para("Not yet measured per core: ingest (network- and decompression-bound), quality "
                 "(partitioned per-shard summaries, cheaper than clean's signals), tokenize and "
