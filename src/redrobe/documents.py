@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Generator, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -96,7 +96,7 @@ def shard_path(root: str | os.PathLike, slice_name: str, index: int) -> Path:
     return Path(root) / slice_name / f"part-{index:05d}.parquet"
 
 
-def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Iterator[Document]:
+def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Generator[Document, None, None]:
     """Stream the documents of one shard, ``batch_size`` rows at a time.
 
     A shard that cannot be read (corrupt file, missing column, bad meta JSON) raises

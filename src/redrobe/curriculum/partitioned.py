@@ -208,7 +208,8 @@ def fit_task(task: FitTask) -> None:
                 table[part["slots"]] += part["counts"]
                 left += part["left"]
         stats.update(table=table, left=left)
-    np.savez(Path(task.work.root) / "stats.npz", **stats)
+    with open(Path(task.work.root) / "stats.npz", "wb") as fh:
+        np.savez(fh, **stats)   # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
 
 
 def _load_stats(work: Work) -> TrainStats:

@@ -101,7 +101,7 @@ def partitioned_cutoff(shards: Sequence[Path], thresholds: dict[str, float], see
     files = [t.keys for t in tasks]
     (key,) = select_keys(files, [cap - 1], mapper)
     below = int(count_at_or_below(files, [key - 1], mapper)[0]) if key else 0
-    point = float(from_keys([key])[0])
+    point = float(from_keys(np.array([key], dtype=np.uint64))[0])
     tied = heapq.merge(*mapper(ids_at_point, [PointsTask(t.shard, t.threshold, seed, point=point)
                                               for t in tasks]))
     return sample_key(point, list(tied)[cap - 1 - below])

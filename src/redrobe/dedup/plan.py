@@ -747,8 +747,9 @@ class SemanticLinks:
         slices = [slice_of(p) for p in self.paths]
         files = encode_corpus(self.paths, slices, labels, self.params, work, self.batch_docs, encoder,
                               self.mapper)
-        for count in files.counts if self.on_shard is not None else ():
-            self.on_shard(count)
+        if self.on_shard is not None:
+            for count in files.counts:
+                self.on_shard(count)
         names = sorted(set(slices))
         scopes = tuple(0 if self.cross_slice else names.index(name) for name in slices)
         url = layout.edges("semantic", 0)
@@ -791,7 +792,8 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
                               for g, (lo, hi) in enumerate(spans)])
     edge_files, clusters = _link(layout, spans, tuple(map(str, paths)), params, mapper, batch_docs)
     cc = _components(layout, edge_files, "components", params.partition_keys, mapper)
-    final, first, semantic_stats = cc.label_urls, (), {}
+    final, first = cc.label_urls, ()
+    semantic_stats: dict[str, Any] = {}
     if semantic is not None:
         extra, semantic_stats = semantic(layout, cc.label_urls)
         first, final = final, _components(layout, edge_files + [extra], "components-all",

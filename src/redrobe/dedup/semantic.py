@@ -37,7 +37,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Container, Iterator, Sequence
+from typing import Any, Callable, Container, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -244,6 +244,19 @@ def embed_documents(path: str, skip: Container[int], slice_name: str, params: De
 
 # ----------------------------------------------------------------------------- store
 
+class Rows(Protocol):
+    """What the pair search reads: the float32 vectors of some rows (an
+    :class:`EmbeddingStore`, or what the task-based pass holds)."""
+
+    def rows(self, index: np.ndarray) -> np.ndarray: ...
+
+
+class SizedRows(Rows, Protocol):
+    """What k-means reads: :class:`Rows`, and how many rows there are."""
+
+    def __len__(self) -> int: ...
+
+
 class EmbeddingStore:
     """All embedded documents, numbered 0..N-1 in (shard, row) order, read via mmap."""
 
@@ -281,7 +294,7 @@ def num_clusters(n: int, params: DedupSemantic) -> int:
     return max(1, min(n, params.kmeans_sample, math.ceil(n / params.docs_per_cluster)))
 
 
-def kmeans(store: EmbeddingStore, k: int, params: DedupSemantic) -> np.ndarray:
+def kmeans(store: SizedRows, k: int, params: DedupSemantic) -> np.ndarray:
     """(k, dim) unit centroids of spherical k-means on a seeded sample of the store.
 
     Lloyd iterations with cosine assignment from a seeded k-means++ start (Arthur &
@@ -335,7 +348,7 @@ def assign(store: EmbeddingStore, centroids: np.ndarray, block: int) -> np.ndarr
 
 # ----------------------------------------------------------------------------- pairs
 
-def link_cluster(store: EmbeddingStore, members: np.ndarray, scope: np.ndarray,
+def link_cluster(store: Rows, members: np.ndarray, scope: np.ndarray,
                  threshold: float, block: int, uf: UnionFind, index: np.ndarray) -> int:
     """Union every pair of ``members`` (sorted store rows) at cosine >= threshold.
 
@@ -368,7 +381,8 @@ def block_pairs(a: np.ndarray, b: np.ndarray, a_scope: np.ndarray, b_scope: np.n
     if diagonal:
         hit &= np.triu(np.ones_like(hit), k=1)
     hit &= a_scope[:, None] == b_scope[None, :]
-    return np.nonzero(hit)
+    rows, cols = np.nonzero(hit)
+    return rows, cols
 
 
 def link_similar(store: EmbeddingStore, scope: np.ndarray, params: DedupSemantic,

@@ -196,7 +196,9 @@ def summarize_task(task: SummarizeTask) -> ShardSummary:
 
 def unique_task(task: UniqueTask) -> tuple[int, list[tuple[int, int, Any]]]:
     """Step 2 for one partition: (rows whose id repeats, first EXAMPLES (shard, row, id))."""
-    hashes, where, ids = [], [], []
+    hashes: list[np.ndarray] = []
+    where: list[Any] = []
+    ids: list[Any] = []
     for shard in range(task.shards):
         url = ids_url(task.work, shard)
         records = read_partition(url, _ids_dtype(record_size(url) - _FIXED), task.part)

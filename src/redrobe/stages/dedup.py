@@ -127,14 +127,14 @@ def _work_dir(args: argparse.Namespace) -> Iterator[str]:
     that every worker reaches, e.g. the object store a cluster shares), else beside the
     output (:func:`redrobe.documents.scratch_dir`)."""
     if not args.work_dir:
-        with scratch_dir(args.output) as work:
-            yield str(work)
+        with scratch_dir(args.output) as local:
+            yield str(local)
         return
-    work = join(args.work_dir, f"dedup-{uuid.uuid4().hex}")
+    url = join(args.work_dir, f"dedup-{uuid.uuid4().hex}")
     try:
-        yield work
+        yield url
     finally:
-        fs, path = fsspec.core.url_to_fs(work)
+        fs, path = fsspec.core.url_to_fs(url)
         if fs.exists(path):
             fs.rm(path, recursive=True)
 
