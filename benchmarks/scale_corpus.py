@@ -433,7 +433,8 @@ def _template_floor(families: Families) -> float:
     b = list(a)
     for slot in families.template_slots():
         b[slot] += "x"
-    return round(exact_jaccard(hasher.shingle_set(" ".join(a)), hasher.shingle_set(" ".join(b))), 4)
+    floor = exact_jaccard(hasher.shingle_set(" ".join(a)), hasher.shingle_set(" ".join(b)))
+    return math.floor(floor * 10_000) / 10_000      # rounded down: it is a lower bound
 
 
 def main(argv: Sequence[str] | None = None) -> int:

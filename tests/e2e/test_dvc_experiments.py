@@ -73,7 +73,7 @@ def test_baseline_runs_every_stage_with_progress_lines(repo):
     assert _ran(baseline) == STAGES
     steps, lora_steps = TINY["pretrain"]["steps"], TINY["lora"]["steps"]
     for line in ("ingest: done, 5/5 slices, ", "clean: done, ", "dedup write: done, ",
-                 "quality: done, ", "tokenize train: done, ", "bucket: done, ",
+                 "quality dedup: done, ", "tokenize sample: done, ", "bucket: done, ",
                  f"pretrain: done, {steps}/{steps} steps, ",
                  f"lora: done, {lora_steps}/{lora_steps} steps, "):
         assert line in baseline, line
