@@ -352,9 +352,16 @@ def recover_outputs(*paths: str | os.PathLike) -> None:
 
 def _remove_stale_staging(final: Path) -> None:
     """Delete ``.<name>.tmp-<pid>`` siblings of ``final`` whose process is gone (or is us)."""
-    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+    _remove_dead(final.parent, f".{glob.escape(final.name)}.tmp-*", unnamed=True)
+
+
+def _remove_dead(folder: Path, pattern: str, unnamed: bool) -> None:
+    """Delete the entries of ``folder`` matching ``pattern`` (ending in ``-<pid>``) whose
+    process is gone or is us; ``unnamed``: also those whose suffix is no pid."""
+    for stale in folder.glob(pattern):
         pid = stale.name.rsplit("-", 1)[1]
-        if not pid.isdigit() or int(pid) == os.getpid() or not _alive(int(pid)):
+        if (unnamed and not pid.isdigit()) or (pid.isdigit() and (int(pid) == os.getpid()
+                                                                  or not _alive(int(pid)))):
             _remove(stale)
 
 
@@ -366,10 +373,7 @@ def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
     whose name changes with every run)."""
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(".*.work-*"):
-        pid = stale.name.rsplit("-", 1)[1]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-            _remove(stale)
+    _remove_dead(final.parent, ".*.work-*", unnamed=False)
     work = final.with_name(f".{final.name}.work-{os.getpid()}")
     work.mkdir()
     try:

@@ -782,7 +782,7 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
     names = sorted({slice_of(p) for p in paths})
     slices = tuple(names.index(slice_of(p)) for p in paths)
     scopes = (0,) * len(paths) if params.cross_slice else slices
-    rows = list(rows_hint) if rows_hint else [_count(p) for p in paths]
+    rows = list(rows_hint) if rows_hint else shard_rows(paths)
     per_doc = keys_per_doc(params)
     spans = shard_groups(rows, max(1, params.partition_keys // per_doc))
     layout = Layout(work, len(paths), max(1, math.ceil(sum(rows) * per_doc / params.partition_keys)),
@@ -846,9 +846,13 @@ def _link(layout: Layout, spans: Sequence[tuple[int, int]], paths: tuple[str, ..
     return edge_files + [layout.edges("verify", p) for p in parts], {"links": links, "minhash_verify": stats}
 
 
+def shard_rows(paths: Sequence[str]) -> list[int]:
+    """Documents per shard by their footers; 1 for an unreadable one (only partition sizes
+    and progress use these: the keys task reads the shard and names what is wrong)."""
+    return [_count(p) for p in paths]
+
+
 def _count(path: str) -> int:
-    """Documents in a shard by its footer; 1 when unreadable (only the partition sizes use
-    it: the keys task reads the shard and names what is wrong with it)."""
     try:
         return count_documents(path)
     except (OSError, ValueError):

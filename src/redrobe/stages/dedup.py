@@ -49,13 +49,21 @@ import fsspec
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
-from redrobe.dedup.plan import Mapper, PlannedWrite, SemanticLinks, keys_task, plan_partitioned, planned_write
+from redrobe.dedup.plan import (
+    Mapper,
+    PlannedWrite,
+    SemanticLinks,
+    keys_task,
+    plan_partitioned,
+    planned_write,
+    shard_rows,
+)
 from redrobe.dedup.shards import WriteTask, sketch_cache
-from redrobe.documents import atomic_dirs, count_documents, list_shards, scratch_dir
+from redrobe.documents import atomic_dirs, list_shards, scratch_dir
 from redrobe.errors import InputError
 from redrobe.parallel import Executor, executor_for
 from redrobe.partfile import join
-from redrobe.progress import countable_total, documents_seen, map_tracked
+from redrobe.progress import documents_seen, map_tracked
 from redrobe.stages import common
 
 if TYPE_CHECKING:
@@ -81,14 +89,15 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
     executor, batch = executor_for(params.shared), params.shared.batch_docs
-    docs = countable_total(count_documents, shards)
+    rows = shard_rows([str(p) for p in shards])   # read once: progress and partition sizes
+    docs = sum(rows)
     cache = sketch_cache(args.cache_dir, params.dedup) if args.cache_dir else None
     paths = tuple(str(p) for p in shards)
     rel = [p.relative_to(args.input) for p in shards]
     mapper = _tracked(executor, docs)
     with _work_dir(args) as work:
         semantic = semantic_links(params, paths, mapper)
-        plan = plan_partitioned(paths, params.dedup, work, mapper, batch, cache, semantic=semantic)
+        plan = plan_partitioned(paths, params.dedup, work, mapper, batch, cache, rows, semantic=semantic)
         with atomic_dirs(args.output, args.removed) as (out, removed):
             writes = [PlannedWrite(WriteTask(input=p, output=str(out / r), removed=str(removed / r),
                                              batch_docs=batch, rows=plan.rows[i]), plan.layout, i)
