@@ -1,5 +1,6 @@
-"""Data-parallel ranks read only their own windows; the shuffled baseline keeps its order
-with O(buckets) per-window bookkeeping instead of a bucket and a start per window."""
+"""Data-parallel ranks read only their own windows; the shuffled baseline maps a window
+number to its bucket and start with O(buckets) numbers, and its order is a keyed
+permutation evaluated at the batch's positions (no per-window array)."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from redrobe.train.data import ShuffledBatches, make_batches, rank_rows
 from redrobe.train.deepspeed import DistributedContext
+from redrobe.train.shuffle import KeyedPermutation
 
 SIZES = (400, 5, 800, 0, 1200)      # two buckets without a window
 SEQ, B = 8, 12
@@ -36,26 +38,19 @@ def make(schedule, data):
                         seq_len=SEQ, batch_size=B, grad_accum=2, seed=5, replay=0.25)
 
 
-def old_shuffled_rows(batches, step, micro):
-    """The shuffled rows as they were computed with one bucket and start per window."""
-    window = SEQ + 1
-    sizes = np.array(SIZES)
-    per = np.where(sizes >= window, (sizes - window) // (window - 1) + 1, 0)
-    bucket_of = np.repeat(np.arange(len(SIZES)), per)
-    start_of = np.concatenate([np.arange(n) * (window - 1) for n in per])
-    n = len(bucket_of)
-    first = ((step - 1) * 2 + micro) * B
-    picks = [np.random.default_rng([5, i // n]).permutation(n)[i % n] for i in range(first, first + B)]
-    return bucket_of[picks], start_of[picks]
-
-
-def test_shuffled_order_is_the_materialized_one_across_epochs():
+def test_shuffled_order_is_the_keyed_permutation_across_epochs():
     batches = make("shuffled", arrays())
     assert isinstance(batches, ShuffledBatches) and batches.first.size == len(SIZES) + 1
+    window, n = SEQ + 1, batches.windows
+    per = [(s - window) // (window - 1) + 1 if s >= window else 0 for s in SIZES]
+    bucket_of = np.repeat(np.arange(len(SIZES)), per)
+    start_of = np.concatenate([np.arange(k) * (window - 1) for k in per])
     for step in (1, 2, 17, 40):     # 40 steps x 24 rows: past the first epoch (~310 windows)
         for micro in (0, 1):
-            got, want = batches.rows(step, micro), old_shuffled_rows(batches, step, micro)
-            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+            first = ((step - 1) * 2 + micro) * B
+            picks = [KeyedPermutation(n, 5, i // n).at(i % n) for i in range(first, first + B)]
+            buckets, starts = batches.rows(step, micro)
+            assert np.array_equal(buckets, bucket_of[picks]) and np.array_equal(starts, start_of[picks])
 
 
 @pytest.mark.parametrize("schedule", ["stepwise", "smooth", "shuffled"])

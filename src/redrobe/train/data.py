@@ -34,7 +34,9 @@ Schedules (``pretrain.curriculum.schedule``; :func:`make_batches` builds any of 
   learning", ICML) is the original easy-to-hard argument. ``replay`` draws from the
   buckets easier than the frontier (the bucket holding the c(t) point), as above.
 - ``shuffled``: the baseline: every non-overlapping window of every bucket in one
-  seeded permutation per epoch; no curriculum, no replay.
+  seeded permutation per epoch; no curriculum, no replay. The permutation is a keyed
+  Feistel bijection evaluated only at the batch's positions
+  (:class:`redrobe.train.shuffle.KeyedPermutation`): O(1) memory per epoch.
 
 Every schedule is a pure function of ``(step, micro)`` (random draws come from a
 generator seeded by ``(seed, step, micro)``), so a run resumed at any step reads
@@ -51,13 +53,25 @@ rank reads its own windows of the memory-mapped buckets and no one else's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 import torch
 
+from redrobe.train.shuffle import KeyedPermutation
+
 SCHEDULES = ("stepwise", "smooth", "shuffled")
 Schedule = Literal["stepwise", "smooth", "shuffled"]
+
+
+class TokenArray(Protocol):
+    """What the schedules read of a token array: its length and contiguous slices. An
+    ndarray or memory map is one; so is a :class:`redrobe.curriculum.cache.TokenFile`,
+    which reads each slice from its file on demand."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: slice, /) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -117,13 +131,13 @@ def lane_starts(n_tokens: int, window: int, lanes: int, position: int, offset: i
     return (offset + lane * (n_tokens // lanes) + position * (window - 1)) % valid
 
 
-def gather(array: np.ndarray, starts: Sequence[int] | np.ndarray, window: int) -> torch.Tensor:
+def gather(array: TokenArray, starts: Sequence[int] | np.ndarray, window: int) -> torch.Tensor:
     """Rows ``array[s : s + window]`` as an int64 tensor of shape (len(starts), window)."""
     return torch.from_numpy(np.stack([np.asarray(array[s:s + window], dtype=np.int64)
                                       for s in starts]))
 
 
-def gather_rows(arrays: Sequence[np.ndarray], buckets: np.ndarray, starts: np.ndarray,
+def gather_rows(arrays: Sequence[TokenArray], buckets: np.ndarray, starts: np.ndarray,
                 window: int) -> torch.Tensor:
     """Row i = ``arrays[buckets[i]][starts[i] : starts[i] + window]``: (len(starts), window)."""
     return torch.from_numpy(np.stack([np.asarray(arrays[b][s:s + window], dtype=np.int64)
@@ -149,7 +163,7 @@ class Batches:
     """Base of the schedules: ``rows(step, micro)`` -> (buckets, starts), int64 arrays of
     length ``batch_size``; calling the object gathers those windows, (B, seq_len + 1)."""
 
-    def __init__(self, arrays: Sequence[np.ndarray], seq_len: int, batch_size: int,
+    def __init__(self, arrays: Sequence[TokenArray], seq_len: int, batch_size: int,
                  grad_accum: int, seed: int, replay: float = 0.0) -> None:
         self.arrays, self.window = arrays, seq_len + 1
         self.batch_size, self.grad_accum, self.seed, self.replay = batch_size, grad_accum, seed, replay
@@ -198,7 +212,7 @@ class Batches:
 class CurriculumBatches(Batches):
     """Stepwise: ``plan``'s phases easy -> hard in contiguous lanes, optional replay."""
 
-    def __init__(self, arrays: Sequence[np.ndarray], plan: Sequence[Phase], seq_len: int,
+    def __init__(self, arrays: Sequence[TokenArray], plan: Sequence[Phase], seq_len: int,
                  batch_size: int, grad_accum: int, seed: int, replay: float = 0.0) -> None:
         super().__init__(arrays, seq_len, batch_size, grad_accum, seed, replay)
         self.plan = list(plan)
@@ -225,7 +239,7 @@ class CurriculumBatches(Batches):
 class SmoothBatches(Batches):
     """Smooth: windows uniform over the easiest c(t) share of all tokens (competence)."""
 
-    def __init__(self, arrays: Sequence[np.ndarray], steps: int, seq_len: int, batch_size: int,
+    def __init__(self, arrays: Sequence[TokenArray], steps: int, seq_len: int, batch_size: int,
                  grad_accum: int, seed: int, replay: float = 0.0,
                  competence_start: float = 0.1, pacing_end: float = 0.8) -> None:
         super().__init__(arrays, seq_len, batch_size, grad_accum, seed, replay)
@@ -250,9 +264,13 @@ class SmoothBatches(Batches):
 
 
 class ShuffledBatches(Batches):
-    """Shuffled baseline: all windows of all buckets, one seeded permutation per epoch."""
+    """Shuffled baseline: all windows of all buckets, one seeded permutation per epoch.
 
-    def __init__(self, arrays: Sequence[np.ndarray], seq_len: int, batch_size: int,
+    The permutation is a keyed Feistel bijection (:mod:`redrobe.train.shuffle`),
+    evaluated at the batch's positions only: O(buckets) memory at any corpus size,
+    where a materialized order would cost one int64 per window."""
+
+    def __init__(self, arrays: Sequence[TokenArray], seq_len: int, batch_size: int,
                  grad_accum: int, seed: int) -> None:
         super().__init__(arrays, seq_len, batch_size, grad_accum, seed)
         # consecutive windows share one token (as lanes do): each token is a target once
@@ -263,15 +281,10 @@ class ShuffledBatches(Batches):
         # O(buckets) numbers instead of a bucket and a start per window
         self.first = np.concatenate([[0], np.cumsum(per_bucket)]).astype(np.int64)
         self.windows = int(self.first[-1])
-        self._cached: tuple[int, np.ndarray] | None = None   # derived from the seed only
 
-    def permutation(self, epoch: int) -> np.ndarray:
-        # numpy's shuffle cannot be evaluated at one index: keeping the baseline's order
-        # costs one int64 per window (docs/training.md)
-        if self._cached is None or self._cached[0] != epoch:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.windows)
-            self._cached = (epoch, order)
-        return self._cached[1]
+    def permutation(self, epoch: int) -> KeyedPermutation:
+        """Epoch ``epoch``'s order of the window numbers (a few integers of key)."""
+        return KeyedPermutation(self.windows, self.seed, epoch)
 
     def window_rows(self, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bucket, start) of each window number in ``picks``."""
@@ -279,14 +292,17 @@ class ShuffledBatches(Batches):
         return buckets, (picks - self.first[buckets]) * (self.window - 1)
 
     def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]:
-        n = self.windows
         first = ((step - 1) * self.grad_accum + micro) * self.batch_size
-        picks = np.array([self.permutation(i // n)[i % n]
-                          for i in range(first, first + self.batch_size)], dtype=np.int64)
+        position = np.arange(first, first + self.batch_size, dtype=np.int64)
+        epochs, offsets = np.divmod(position, self.windows)
+        picks = np.empty_like(position)
+        for epoch in np.unique(epochs).tolist():   # a batch spans at most a few epochs
+            mine = epochs == epoch
+            picks[mine] = self.permutation(epoch)(offsets[mine])
         return self.window_rows(picks)
 
 
-def make_batches(schedule: Schedule, arrays: Sequence[np.ndarray], names: Sequence[str],
+def make_batches(schedule: Schedule, arrays: Sequence[TokenArray], names: Sequence[str],
                  steps: int, seq_len: int, batch_size: int, grad_accum: int, seed: int,
                  replay: float = 0.0, competence_start: float = 0.1,
                  pacing_end: float = 0.8) -> Batches:
@@ -312,7 +328,7 @@ def bucket_windows(batches: Batches, steps: int) -> np.ndarray:
     return counts
 
 
-def eval_windows(array: np.ndarray, seq_len: int, batch_size: int, batches: int) -> list[torch.Tensor]:
+def eval_windows(array: TokenArray, seq_len: int, batch_size: int, batches: int) -> list[torch.Tensor]:
     """Fixed validation batches: up to ``batches * batch_size`` non-overlapping windows
     spread evenly over ``array`` (the same every evaluation, so the curve is smooth)."""
     window = seq_len + 1
