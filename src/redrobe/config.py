@@ -306,6 +306,22 @@ RPV2_EXAMPLE_EXPRESSIONS = {
 }
 
 
+#: the rule sets whose thresholds ``clean.language_thresholds`` may set per language
+LANGUAGE_SECTIONS = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
+# Scripts written without spaces are cut into one word per character (redrobe.text.languages):
+# a mean word length near 1 is normal there. FineWeb-2's Chinese config (cmn_Hani) uses 1..5.
+_CHARACTER_WORDS = {"gopher_quality": {"min_mean_word_length": 1.0, "max_mean_word_length": 5.0}}
+
+
+def _default_language_thresholds() -> dict[str, dict[str, dict[str, Any]]]:
+    return {code: {s: dict(v) for s, v in _CHARACTER_WORDS.items()}
+            for code in ("zh", "yue", "wuu", "ja", "th", "lo", "km", "my")}
+
+
+def _is_language_code(code: str) -> bool:
+    return 2 <= len(code) <= 3 and code.isascii() and code.isalpha() and code.islower()
+
+
 @dataclass(frozen=True)
 class Clean(Validated):
     """Normalization, rule sets per slice, presets, signal expressions, thresholds.
@@ -315,6 +331,11 @@ class Clean(Validated):
     its list (presets hold rule-set names and ``expr:`` entries, not other presets); any
     other name is a rule set (RULE_SET_NAMES). Presets are looked up before rule sets,
     so redefining the preset ``c4`` changes every slice that lists ``c4``.
+
+    ``language_rules``: the rule sets and signals judge each document with its
+    identified language's words, stop words and sentence ends (redrobe.text.languages);
+    ``language_thresholds.<code>.<rule set>``: thresholds for that language, deep-merged
+    over the rule set's section (:meth:`for_language`).
     """
     normalization: Literal["NFC", "NFKC", "NFD", "NFKD"] = "NFC"
     rule_sets: dict[str, list[str]] = field(default_factory=lambda: {
@@ -341,6 +362,10 @@ class Clean(Validated):
     c4: C4Params = field(default_factory=C4Params)
     code: CodeParams = field(default_factory=CodeParams)
     fineweb: FineWebParams = field(default_factory=FineWebParams)
+    language_rules: bool = True
+    # ISO 639 code -> rule set (LANGUAGE_SECTIONS) -> the keys of its section to change
+    language_thresholds: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=_default_language_thresholds)
     # names of the rule sets (redrobe.text.rules.RULE_SETS; a test keeps them equal)
     RULE_SET_NAMES: typing.ClassVar[tuple[str, ...]] = ("gopher_quality", "gopher_repetition", "c4",
                                                         "code", "fineweb")
@@ -362,6 +387,34 @@ class Clean(Validated):
         if problems:
             raise ValueError("; ".join(problems))
         return resolved
+
+    def for_language(self, code: str) -> Clean:
+        """These params with ``language_thresholds.<code>`` merged into the rule sets'
+        sections (deep: ``top_n_grams: {'2': 0.3}`` changes one n-gram size); ``self``
+        when the language has no overrides. Valid params give valid sections."""
+        problems: list[str] = []
+        sections = self._language_sections(code, problems)
+        if problems:
+            raise ConfigError(problems, f"clean.language_thresholds.{code}")
+        return dataclasses.replace(self, **sections) if sections else self
+
+    def _language_sections(self, code: str, problems: list[str]) -> dict[str, Any]:
+        """The rule sets' sections with ``code``'s overrides merged in; problems (a bad
+        key or value) are appended with their key path under ``language_thresholds``."""
+        sections = {}
+        for name, values in self.language_thresholds.get(code, {}).items():
+            path = f"language_thresholds.{code}.{name}"
+            if name not in LANGUAGE_SECTIONS:
+                problems.append(f"{path}: not a rule set with thresholds "
+                                f"(one of: {', '.join(LANGUAGE_SECTIONS)})")
+                continue
+            base, known = getattr(self, name), len(problems)
+            merged = merge_profile(as_dict(base), values) if isinstance(values, dict) else values
+            section = _build(type(base), merged, f"{path}.", problems)
+            if len(problems) == known:   # values are checked once their types are right
+                problems += [f"{path}.{p}" for p in section.validate()]
+            sections[name] = section
+        return sections
 
     def _entry_problems(self, name: str) -> list[str]:
         if name.startswith(EXPRESSION_PREFIX):
@@ -391,6 +444,10 @@ class Clean(Validated):
                 parse_signal_expression(source)
             except ValueError as exc:
                 problems.append(f"expressions.{name}: {exc}")
+        for code in self.language_thresholds:
+            problems += _check(_is_language_code(code), f"language_thresholds.{code}", "must be an "
+                               "ISO 639 language code (2 or 3 lower-case letters, e.g. de, zh, yue)")
+            self._language_sections(code, problems)
         return problems
 
 
