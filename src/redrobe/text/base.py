@@ -11,9 +11,10 @@ constants next to the rules that produce them, so stats and tests share them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, ClassVar, Iterator, Protocol
 
 from redrobe.documents import Document
+from redrobe.text.languages import ENGLISH, LanguageProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +66,22 @@ class FailureChecks:
     their params section, their checks are one lazy sequence, ``_failures(text)``,
     yielding a reason for each check that fails, in check order: :meth:`check` stops at
     the first, :meth:`reasons` runs them all. A rule set that edits the text it keeps
-    (C4 drops lines) overrides :meth:`check` to return the edited text."""
+    (C4 drops lines) overrides :meth:`check` to return the edited text.
+
+    ``profile`` is the language the rule set judges (:mod:`redrobe.text.languages`:
+    words, stop words, sentence ends); the default is today's English behaviour. Rule
+    sets whose checks depend on it set ``language_aware``. ``thresholds`` maps each
+    threshold a rule set can derive per language (:mod:`redrobe.text.thresholds`) to the
+    comparison of :meth:`statistics` with it that removes a document, e.g.
+    ``{"min_words": "<"}``: ``statistics(text)["min_words"] < config.min_words`` removes."""
 
     name: str
+    language_aware: ClassVar[bool] = False
+    thresholds: dict[str, str] = {}   # per instance where the config names them (n-gram sizes)
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, profile: LanguageProfile = ENGLISH) -> None:
         self.config = config
+        self.profile = profile
 
     def __call__(self, doc: Document) -> Decision:
         return self.check(doc.text)
@@ -86,6 +97,10 @@ class FailureChecks:
         return list(self._failures(text))
 
     def _failures(self, text: str) -> Iterator[str]:
+        raise NotImplementedError
+
+    def statistics(self, text: str) -> dict[str, float]:
+        """The value each of :attr:`thresholds` is compared with, for one text."""
         raise NotImplementedError
 
 

@@ -18,6 +18,13 @@ they sit on a line that survived the line filters before them (a code line witho
 terminal punctuation is dropped as a line, not as a page). Sentences are counted with
 RedPajama-V2's rps_doc_num_sentences pattern instead of NLTK's punkt, which this
 project does not ship.
+
+Other languages (a :class:`~redrobe.text.languages.LanguageProfile` other than
+English): words per line and word lengths use the profile's words (a Chinese line
+has words without having spaces), a line may also end in the script's own sentence
+ends (。！？, ।, ؟ ...; in Thai and Lao, in a letter), and sentences are counted with
+the profile's pattern, so a document is not dropped line by line for lacking spaces or
+Latin full stops.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 
 from redrobe.config import C4Params
 from redrobe.text.base import Decision, FailureChecks, remove
+from redrobe.text.languages import ENGLISH, LanguageProfile
 
 C4_LOREM_IPSUM = "c4_lorem_ipsum"
 C4_CURLY_BRACKET = "c4_curly_bracket"
@@ -46,7 +54,6 @@ ELLIPSIS = "..."
 POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                      "use of cookies", "use cookies")
 _CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
-_SENTENCE = re.compile(r"\b[^.!?]+[.!?]*")  # RedPajama-V2 rps_doc_num_sentences
 _POLICY = re.compile("|".join(map(re.escape, POLICY_SUBSTRINGS)))   # one scan, not six
 _MAY_END_A_SENTENCE = operator.methodcaller("endswith", END_PUNCTUATION + ("]",))
 
@@ -59,12 +66,13 @@ class C4Report:
     as if it were the only page-level rule), in C4's order; ``dropped``: line-filter
     reason -> the (stripped) lines that filter drops, a line going to the first filter
     that drops it; ``text``: the kept lines joined by newlines (what :meth:`C4Rules.check`
-    keeps when ``reasons`` is empty).
+    keeps when ``reasons`` is empty); ``sentences``: the sentences of the kept lines.
     """
 
     reasons: list[str]
     dropped: dict[str, list[str]]
     text: str
+    sentences: int = 0
 
 
 class C4Rules(FailureChecks):
@@ -76,6 +84,21 @@ class C4Rules(FailureChecks):
 
     name = "c4"
     config: C4Params
+    language_aware = True
+    thresholds = {"min_sentences": "<"}
+
+    def __init__(self, config: C4Params, profile: LanguageProfile = ENGLISH) -> None:
+        super().__init__(config, profile)
+        # English: str.split and C4's own line ends, exactly as before profiles existed
+        self._words = str.split if profile.plain else profile.tokens
+        self._ends = profile.line_ends(END_PUNCTUATION)
+        self._open_ends = profile.space_ends_sentence
+        self._ends_without_mark = profile.ends_sentence_without_mark
+        self._may_end = _MAY_END_A_SENTENCE if profile is ENGLISH else self._may_end_a_sentence
+
+    def _may_end_a_sentence(self, line: str) -> bool:
+        # the pre-filter of _scan for other languages: their line ends, or "]"
+        return self.profile.ends_sentence(line, self._ends + ("]",))
 
     def check(self, text: str) -> Decision:
         """Remove for the first page-level rule that fires, else keep the kept lines."""
@@ -94,6 +117,9 @@ class C4Rules(FailureChecks):
         # lazy: which page-level rules fire depends on the line filters over the whole text
         return iter(self.report(text).reasons)
 
+    def statistics(self, text: str) -> dict[str, float]:
+        return {"min_sentences": self.report(text).sentences}
+
     def _scan(self, text: str, every: bool) -> C4Report:
         # every=False stops at the first page-level drop and records no dropped lines
         c = self.config
@@ -111,18 +137,19 @@ class C4Rules(FailureChecks):
             # a line must end in terminal punctuation, or in "]" of a citation mark whose
             # removal may uncover it; dropping the others first (in C) is safe because
             # every line filter only drops the line
-            lines = filter(_MAY_END_A_SENTENCE, lines)
+            lines = filter(self._may_end, lines)
         for stripped in lines:
             # only a line longer than the limit can hold a word longer than the limit
             if len(stripped) > c.max_word_length and any(len(w) > c.max_word_length
-                                                         for w in stripped.split()):
+                                                         for w in self._words(stripped)):
                 drop(C4_LINE_LONG_WORD, stripped)
                 continue
             line = _CITATION.sub("", stripped) if "[" in stripped else stripped
-            if not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS):
+            if not (line.endswith(self._ends) or self._open_ends and self._ends_without_mark(line)) \
+                    or line.endswith(ELLIPSIS):
                 drop(C4_LINE_NO_TERMINAL_PUNCTUATION, stripped)
                 continue
-            if len(stripped.split()) < c.min_words_per_line:  # C4 counts before citations go
+            if len(self._words(stripped)) < c.min_words_per_line:  # C4 counts before citations go
                 drop(C4_LINE_TOO_FEW_WORDS, stripped)
                 continue
             lower = line.lower()
@@ -140,11 +167,11 @@ class C4Rules(FailureChecks):
             if c.filter_policy_lines and _POLICY.search(lower):
                 drop(C4_LINE_POLICY, stripped)
                 continue
-            sentences += len(_SENTENCE.findall(line))
+            sentences += len(self.profile.sentence_pattern.findall(line))
             kept.append(line)
         if sentences < c.min_sentences:
             reasons.append(C4_TOO_FEW_SENTENCES)
-        return C4Report(reasons, dropped, "\n".join(kept))
+        return C4Report(reasons, dropped, "\n".join(kept), sentences)
 
 
 def _add_once(reasons: list[str], reason: str) -> None:

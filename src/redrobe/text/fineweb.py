@@ -25,6 +25,11 @@ tokens (:func:`redrobe.text.normalize.raw_words`) instead of NLTK's ``word_token
 (not shipped here); both make every punctuation run a token, they differ on
 contractions ("don't" is 3 tokens here, 2 in NLTK). A document without words has a
 newline ratio of 0 where datatrove divides by zero.
+
+Other languages (a :class:`~redrobe.text.languages.LanguageProfile` other than
+English): a line may also end in the script's sentence ends (。！？, ।, ؟ ...; in Thai
+and Lao, in a letter), and words for check 4 are the profile's raw words (scripts
+without spaces cut into words).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from collections.abc import Iterator
 from redrobe.config import FineWebParams
 from redrobe.text.base import FailureChecks, ratio
 from redrobe.text.gopher import repeated_items
-from redrobe.text.normalize import raw_words
+from redrobe.text.languages import ENGLISH, LanguageProfile
 
 FINEWEB_LINE_PUNCT_RATIO = "fineweb_line_punct_ratio"
 FINEWEB_SHORT_LINE_RATIO = "fineweb_short_line_ratio"
@@ -51,12 +56,19 @@ class FineWebRules(FailureChecks):
 
     name = "fineweb"
     config: FineWebParams
+    language_aware = True
+    thresholds = {"line_punct_thr": "<=", "short_line_thr": ">=", "char_duplicates_ratio": ">=",
+                  "new_line_ratio": ">"}
+
+    def __init__(self, config: FineWebParams, profile: LanguageProfile = ENGLISH) -> None:
+        super().__init__(config, profile)
+        self._ends = profile.line_ends(LINE_END_PUNCTUATION)   # English: exactly datatrove's
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure, reasons() runs every check
         c = self.config
         lines = text.split("\n")  # never empty: "".split("\n") == [""]
-        punct = sum(1 for line in lines if line.endswith(LINE_END_PUNCTUATION)) / len(lines)
+        punct = self._punctuated_share(lines)
         if punct <= c.line_punct_thr and not (punct == 0 and c.line_punct_exclude_zero):
             yield FINEWEB_LINE_PUNCT_RATIO
         short = sum(1 for line in lines if len(line) <= c.short_line_length) / len(lines)
@@ -66,5 +78,23 @@ class FineWebRules(FailureChecks):
         _, dup_chars = repeated_items([line for line in lines if line.strip()])
         if ratio(dup_chars, len(text) - newlines) >= c.char_duplicates_ratio:
             yield FINEWEB_CHAR_DUP_RATIO
-        if ratio(newlines, len(raw_words(text))) > c.new_line_ratio:
+        if ratio(newlines, len(self.profile.raw_words(text))) > c.new_line_ratio:
             yield FINEWEB_LIST_RATIO
+
+    def _punctuated_share(self, lines: list[str]) -> float:
+        if self.profile.space_ends_sentence:
+            return sum(self.profile.ends_sentence(line, self._ends) for line in lines) / len(lines)
+        return sum(1 for line in lines if line.endswith(self._ends)) / len(lines)
+
+    def statistics(self, text: str) -> dict[str, float]:
+        lines = text.split("\n")
+        punct = self._punctuated_share(lines)
+        newlines = len(lines) - 1
+        _, dup_chars = repeated_items([line for line in lines if line.strip()])
+        # a share of 0 let through (line_punct_exclude_zero) is never removed
+        exempt = punct == 0 and self.config.line_punct_exclude_zero
+        return {"line_punct_thr": float("inf") if exempt else punct,
+                "short_line_thr": sum(len(line) <= self.config.short_line_length for line in lines)
+                / len(lines),
+                "char_duplicates_ratio": ratio(dup_chars, len(text) - newlines),
+                "new_line_ratio": ratio(newlines, len(self.profile.raw_words(text)))}

@@ -27,6 +27,12 @@ Differences from datatrove, by design:
   first and divides by the raw text length. Thresholds are Gopher Table A1 either way.
 - Duplicate lines/paragraphs follow datatrove: paragraphs split on blank lines,
   lines on runs of newlines, repeats after the first counted, chars over text length.
+
+Other languages (a :class:`~redrobe.text.languages.LanguageProfile` other than
+English): words come from the profile (scripts without spaces are cut into characters,
+:mod:`redrobe.text.languages`) and the stop words are the language's list; a language
+without a list (Lao, Khmer, Myanmar, ...) skips the stop-word check, which it cannot
+pass or fail meaningfully. Thresholds per language: ``clean.language_thresholds``.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from collections.abc import Iterator, Sequence
 
 from redrobe.config import GopherQualityParams, GopherRepetitionParams
 from redrobe.text.base import FailureChecks, ratio
-from redrobe.text.normalize import normalized_words
+from redrobe.text.languages import ENGLISH, GOPHER_STOP_WORDS_EN, LanguageProfile
 from redrobe.text.signals import NgramIndex
 
 # ------------------------------------------------------------------ reasons: quality
@@ -74,7 +80,7 @@ GOPHER_TOP_2GRAM, GOPHER_TOP_3GRAM, GOPHER_TOP_4GRAM = (top_ngram_reason(n) for 
  GOPHER_DUP_10GRAM) = (dup_ngram_reason(n) for n in range(5, 11))
 
 # Gopher's stop words (Rae et al. 2021, App. A: "the, be, to, of, and, that, have, with")
-STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+STOP_WORDS = GOPHER_STOP_WORDS_EN
 # RedPajama-V2's bullet characters (rps_lines_start_with_bulletpoint) plus the ASCII
 # hyphen, which datatrove >= 0.3 also counts as a bullet.
 BULLETS = ("\u2022", "\u2023", "\u25b6", "\u25c0", "\u25e6", "\u25a0", "\u25a1", "\u25aa",
@@ -93,11 +99,16 @@ class GopherQualityRules(FailureChecks):
 
     name = "gopher_quality"
     config: GopherQualityParams
+    language_aware = True
+    thresholds = {"min_words": "<", "max_words": ">", "min_mean_word_length": "<",
+                  "max_mean_word_length": ">", "max_symbol_word_ratio": ">",
+                  "max_bullet_lines_ratio": ">", "max_ellipsis_lines_ratio": ">",
+                  "max_non_alpha_words_ratio": "<", "min_stop_words": "<"}
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure, reasons() runs every check
         c = self.config
-        n_tokens, n_words, word_chars, alpha_tokens, stop_words = word_stats(text)
+        n_tokens, n_words, word_chars, alpha_tokens, stop_words = word_stats(text, self.profile)
         if n_words < c.min_words:
             yield GOPHER_SHORT_DOC
         if n_words > c.max_words:
@@ -129,20 +140,39 @@ class GopherQualityRules(FailureChecks):
         # that contain a letter: Gopher keeps documents where >= 80 % of words do.
         if ratio(alpha_tokens, n_tokens) < self.config.max_non_alpha_words_ratio:
             yield GOPHER_BELOW_ALPHA_THRESHOLD
-        if stop_words < self.config.min_stop_words:
+        # a language without a stop-word list cannot be judged by it
+        if stop_words < self.config.min_stop_words and self.profile.gopher_stop_words:
             yield GOPHER_TOO_FEW_STOP_WORDS
 
+    def statistics(self, text: str) -> dict[str, float]:
+        n_tokens, n_words, word_chars, alpha_tokens, stop_words = word_stats(text, self.profile)
+        lines = text.splitlines() or [""]
+        mean_length = ratio(word_chars, n_words)
+        symbols = max(text.count("#"), text.count("...") + text.count("\u2026"))
+        return {"min_words": n_words, "max_words": n_words,
+                "min_mean_word_length": mean_length, "max_mean_word_length": mean_length,
+                "max_symbol_word_ratio": ratio(symbols, n_tokens),
+                "max_bullet_lines_ratio": sum(line.lstrip().startswith(BULLETS) for line in lines)
+                / len(lines),
+                "max_ellipsis_lines_ratio": sum(line.rstrip().endswith(ELLIPSES) for line in lines)
+                / len(lines),
+                "max_non_alpha_words_ratio": ratio(alpha_tokens, n_tokens),
+                "min_stop_words": stop_words if self.profile.gopher_stop_words else float("inf")}
 
-def word_stats(text: str) -> tuple[int, int, int, int, int]:
+
+def word_stats(text: str, profile: LanguageProfile = ENGLISH) -> tuple[int, int, int, int, int]:
     """(tokens, words, word characters, tokens holding a letter, distinct stop words).
 
-    Tokens are whitespace tokens; a word is a token holding a letter or digit, measured
-    and matched against :data:`STOP_WORDS` without the punctuation at its ends.
+    Tokens are whitespace tokens (``profile.tokens``: scripts without spaces are cut
+    into words); a word is a token holding a letter or digit, measured and matched
+    against the profile's Gopher stop words (English: :data:`STOP_WORDS`) without the
+    punctuation at its ends.
     """
-    tokens = Counter(text.split())  # each distinct token examined once, weighed by count
+    tokens = Counter(profile.tokens(text))  # each distinct token examined once, weighed by count
     n_tokens = n_words = word_chars = alpha_tokens = 0
+    stop_list = profile.gopher_stop_words
     # Gopher: "at least two of the following English words": distinct stop words
-    stop_words = {word for word in STOP_WORDS if word in tokens}
+    stop_words = set(stop_list & tokens.keys())
     for token, count in tokens.items():
         n_tokens += count
         if token.isalpha():  # the common case, no regex needed: all letters
@@ -155,7 +185,7 @@ def word_stats(text: str) -> tuple[int, int, int, int, int]:
             word_chars += count * len(core)
             if core.isalpha() or _LETTER.search(token):
                 alpha_tokens += count
-            if core in STOP_WORDS:
+            if core in stop_list:
                 stop_words.add(core)
         # else pure punctuation/symbols: a token but not a word
     return n_tokens, n_words, word_chars, alpha_tokens, len(stop_words)
@@ -167,13 +197,18 @@ class GopherRepetitionRules(FailureChecks):
 
     name = "gopher_repetition"
     config: GopherRepetitionParams
+    language_aware = True
 
-    def __init__(self, config: GopherRepetitionParams) -> None:
-        super().__init__(config)
+    def __init__(self, config: GopherRepetitionParams, profile: LanguageProfile = ENGLISH) -> None:
+        super().__init__(config, profile)
         # params keys are strings ("2": 0.2); check n-grams in increasing n, which is
         # also the order NgramIndex builds them in
         self.top_n_grams = sorted((int(n), limit) for n, limit in config.top_n_grams.items())
         self.dup_n_grams = sorted((int(n), limit) for n, limit in config.dup_n_grams.items())
+        self.thresholds = {"dup_para_frac": ">", "dup_para_char_frac": ">", "dup_line_frac": ">",
+                           "dup_line_char_frac": ">",
+                           **{f"top_n_grams.{n}": ">" for n in config.top_n_grams},
+                           **{f"dup_n_grams.{n}": ">" for n in config.dup_n_grams}}
 
     def _failures(self, text: str) -> Iterator[str]:
         # a generator: check() stops at the first failure (and never builds the n-gram
@@ -192,7 +227,7 @@ class GopherRepetitionRules(FailureChecks):
             yield GOPHER_DUP_LINE_FRAC
         if ratio(repeat_chars, len(text)) > c.dup_line_char_frac:
             yield GOPHER_DUP_LINE_CHAR_FRAC
-        yield from self._ngram_failures(NgramIndex(normalized_words(text)))
+        yield from self._ngram_failures(NgramIndex(self.profile.normalized_words(text)))
 
     def _ngram_failures(self, index: NgramIndex) -> Iterator[str]:
         for n, limit in self.top_n_grams:
@@ -201,6 +236,20 @@ class GopherRepetitionRules(FailureChecks):
         for n, limit in self.dup_n_grams:
             if index.frac_chars_dupe_ngrams(n) > limit:
                 yield dup_ngram_reason(n)
+
+
+    def statistics(self, text: str) -> dict[str, float]:
+        stripped = text.strip()
+        paragraphs, lines = _paragraphs(stripped), _lines(stripped)
+        para_repeats, para_chars = repeated_items(paragraphs)
+        line_repeats, line_chars = repeated_items(lines)
+        index = NgramIndex(self.profile.normalized_words(text))
+        return {"dup_para_frac": ratio(para_repeats, len(paragraphs)),
+                "dup_para_char_frac": ratio(para_chars, len(text)),
+                "dup_line_frac": ratio(line_repeats, len(lines)),
+                "dup_line_char_frac": ratio(line_chars, len(text)),
+                **{f"top_n_grams.{n}": index.frac_chars_top_ngram(n) for n, _ in self.top_n_grams},
+                **{f"dup_n_grams.{n}": index.frac_chars_dupe_ngrams(n) for n, _ in self.dup_n_grams}}
 
 
 def _paragraphs(stripped: str) -> list[str]:

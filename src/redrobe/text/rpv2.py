@@ -31,8 +31,7 @@ compare one to one):
   :class:`redrobe.text.signals.NgramIndex`);
 - stop-word fraction (case-sensitive), all-caps and no-letter fractions, symbol/word
   ratio: raw words; the stop-word list is RedPajama-V2's English list (from
-  6/stopwords-json), so documents in other languages score low, as in RedPajama-V2
-  where a list is chosen per language;
+  6/stopwords-json) for English;
 - curly brackets per raw character; "lorem ipsum" per normalized character;
   sentences = matches of ``\b[^.!?]+[.!?]*`` in the raw text;
 - per line: terminal punctuation (``. ! ? ”`` after trailing whitespace), bullet
@@ -41,6 +40,16 @@ compare one to one):
   words equal to "javascript";
 - ``redrobe_lang_score``: probability of the top language (:mod:`redrobe.text.langid`),
   our addition in place of cc_net's fastText score (not available offline).
+
+Other languages (``per_language``, the default): RedPajama-V2 computes its signals per
+language with a stop-word list per language; here the document's identified language
+picks a :class:`~redrobe.text.languages.LanguageProfile`, whose stop words, word
+splitting (scripts without spaces are cut into characters), sentence ends and line
+ends replace the English ones, and whose "word without a letter" means without a letter
+of any script (RedPajama-V2's ``[a-zA-Z]`` test would call every Chinese word one).
+English, and every language without a profile of its own, get exactly the English
+definitions above. ``per_language=False`` computes the English definitions for every
+document.
 
 RedPajama-V2's edge cases kept on purpose: the stop-word fraction is 0.0 (not None)
 without words; ``rps_lines_start_with_bulletpoint`` of an empty text is one span
@@ -56,6 +65,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import re
 from collections.abc import Callable
 
@@ -63,7 +73,8 @@ import numpy as np
 
 from redrobe.expressions import doc_score as doc_score  # re-exported: part of this API
 from redrobe.text import langid
-from redrobe.text.normalize import normalized_text, raw_words
+from redrobe.text.languages import ENGLISH, LETTER, RPV2_STOP_WORDS_EN, LanguageProfile, profile
+from redrobe.text.normalize import normalized_text
 from redrobe.text.signals import PRECISION, NgramIndex
 
 #: one signal: ``[start, end, score]`` spans (score: int, float or None)
@@ -110,7 +121,6 @@ BULLETS = ("\u2022", "\u2023", "\u25B6", "\u25C0", "\u25E6",
 LOREM_IPSUM = "lorem ipsum"
 JAVASCRIPT = "javascript"
 
-_SENTENCE = re.compile(r"\b[^.!?]+[.!?]*")
 # RedPajama-V2 counts with re.IGNORECASE on the lowercased text, which also matches
 # e.g. "ipſum" (long s); kept for equal counts
 _LOREM_IPSUM = re.compile(LOREM_IPSUM, re.IGNORECASE)
@@ -119,77 +129,42 @@ _LOREM_IPSUM = re.compile(LOREM_IPSUM, re.IGNORECASE)
 # characters never backtracks, so the scan stays linear.
 _WORD_WITH_ASCII_LETTER = re.compile(r"\b[^\WA-Za-z]*+[A-Za-z]")
 
-# RedPajama-V2's English stop words (core/quality_signals/utils/stop_words.py, taken
-# from github.com/6/stopwords-json); matched case-sensitively against raw words.
-_STOP_WORDS_EN_TEXT = """
-a a's able about above according accordingly across actually after afterwards again
-against ain't all allow allows almost alone along already also although always am
-among amongst an and another any anybody anyhow anyone anything anyway anyways
-anywhere apart appear appreciate appropriate are aren't around as aside ask asking
-associated at available away awfully b be became because become becomes becoming
-been before beforehand behind being believe below beside besides best better between
-beyond both brief but by c c'mon c's came can can't cannot cant cause causes certain
-certainly changes clearly co com come comes concerning consequently consider
-considering contain containing contains corresponding could couldn't course
-currently d definitely described despite did didn't different do does doesn't doing
-don't done down downwards during e each edu eg eight either else elsewhere enough
-entirely especially et etc even ever every everybody everyone everything everywhere
-ex exactly example except f far few fifth first five followed following follows for
-former formerly forth four from further furthermore g get gets getting given gives go
-goes going gone got gotten greetings h had hadn't happens hardly has hasn't have
-haven't having he he's hello help hence her here here's hereafter hereby herein
-hereupon hers herself hi him himself his hither hopefully how howbeit however i i'd
-i'll i'm i've ie if ignored immediate in inasmuch inc indeed indicate indicated
-indicates inner insofar instead into inward is isn't it it'd it'll it's its itself j
-just k keep keeps kept know known knows l last lately later latter latterly least less
-lest let let's like liked likely little look looking looks ltd m mainly many may maybe
-me mean meanwhile merely might more moreover most mostly much must my myself n name
-namely nd near nearly necessary need needs neither never nevertheless new next nine
-no nobody non none noone nor normally not nothing novel now nowhere o obviously of off
-often oh ok okay old on once one ones only onto or other others otherwise ought our
-ours ourselves out outside over overall own p particular particularly per perhaps
-placed please plus possible presumably probably provides q que quite qv r rather rd
-re really reasonably regarding regardless regards relatively respectively right s
-said same saw say saying says second secondly see seeing seem seemed seeming seems
-seen self selves sensible sent serious seriously seven several shall she should
-shouldn't since six so some somebody somehow someone something sometime sometimes
-somewhat somewhere soon sorry specified specify specifying still sub such sup sure t
-t's take taken tell tends th than thank thanks thanx that that's thats the their
-theirs them themselves then thence there there's thereafter thereby therefore therein
-theres thereupon these they they'd they'll they're they've think third this thorough
-thoroughly those though three through throughout thru thus to together too took
-toward towards tried tries truly try trying twice two u un under unfortunately unless
-unlikely until unto up upon us use used useful uses using usually uucp v value various
-very via viz vs w want wants was wasn't way we we'd we'll we're we've welcome well went
-were weren't what what's whatever when whence whenever where where's whereafter
-whereas whereby wherein whereupon wherever whether which while whither who who's
-whoever whole whom whose why will willing wish with within without won't wonder would
-wouldn't x y yes yet you you'd you'll you're you've your yours yourself yourselves z
-zero
-"""
-STOP_WORDS_EN = frozenset(_STOP_WORDS_EN_TEXT.split())
+# RedPajama-V2's English stop words (from github.com/6/stopwords-json), matched
+# case-sensitively against raw words; other languages: their profile's list
+STOP_WORDS_EN = RPV2_STOP_WORDS_EN
 
 
 # ----------------------------------------------------------------------- public API
-def compute_signals(text: str, *, lang_max_chars: int = langid.DEFAULT_MAX_CHARS) -> Signals:
-    """All :data:`SIGNAL_NAMES` of ``text`` as ``[start, end, score]`` spans."""
-    return compute_signals_with_language(text, lang_max_chars=lang_max_chars)[0]
+def compute_signals(text: str, *, lang_max_chars: int = langid.DEFAULT_MAX_CHARS,
+                    per_language: bool = True) -> Signals:
+    """All :data:`SIGNAL_NAMES` of ``text`` as ``[start, end, score]`` spans, with the
+    identified language's lists (English's with ``per_language=False``)."""
+    return compute_signals_with_language(text, lang_max_chars=lang_max_chars,
+                                         per_language=per_language)[0]
 
 
 def compute_signals_with_language(
-    text: str, *, lang_max_chars: int = langid.DEFAULT_MAX_CHARS
+    text: str, *, lang_max_chars: int = langid.DEFAULT_MAX_CHARS, per_language: bool = True
 ) -> tuple[Signals, str]:
     """(:func:`compute_signals`, ISO 639 language code): one language-id pass for both,
     so a stage can store the code in ``meta["language"]``."""
+    lang, lang_score = langid.identify(text, lang_max_chars)
+    return signals_for(text, profile(lang) if per_language else ENGLISH, lang_score), lang
+
+
+def signals_for(text: str, language: LanguageProfile, lang_score: float) -> Signals:
+    """Every signal of ``text`` with ``language``'s lists and splitting; ``lang_score``
+    (the identifier's probability) becomes ``redrobe_lang_score``. For a caller that has
+    identified the language already (the clean stage: the rules need it too)."""
     lines = raw_lines(text)
     norm_lines = normalized_lines(text, lines)
     # the document's normalized view is its non-empty normalized lines joined by one
     # space (normalizing a line and normalizing the whole text act alike per line)
     normalized = " ".join(filter(None, norm_lines))
-    signals = _document_signals(text, normalized) | _line_signals(text, lines, norm_lines)
-    lang, lang_score = langid.identify(text, lang_max_chars)
+    signals = (_document_signals(text, normalized, language)
+               | _line_signals(text, lines, norm_lines, language))
     signals[LANG_SCORE] = _doc(text, round(lang_score, PRECISION))
-    return {name: signals[name] for name in SIGNAL_NAMES}, lang
+    return {name: signals[name] for name in SIGNAL_NAMES}
 
 
 def line_scores(signals: Signals, name: str) -> np.ndarray:
@@ -250,15 +225,15 @@ def _fraction(numerator: float, denominator: int) -> float | None:
     return round(numerator / denominator, PRECISION) if denominator else None
 
 
-def _document_signals(text: str, normalized: str) -> Signals:
-    words = normalized.split()
+def _document_signals(text: str, normalized: str, language: LanguageProfile) -> Signals:
+    words = language.split_normalized(normalized)
     index = NgramIndex(words)
-    signals = _word_signals(text, index) | _raw_word_signals(text, bool(words))
+    signals = _word_signals(text, index) | _raw_word_signals(text, bool(words), language)
     signals |= {
         "rps_doc_curly_bracket": _doc(text, _fraction(text.count("{") + text.count("}"),
                                                       len(text)) or 0.0),
         "rps_doc_lorem_ipsum": _doc(text, _lorem_ipsum(normalized)),
-        "rps_doc_num_sentences": _doc(text, float(len(_SENTENCE.findall(text)))),
+        "rps_doc_num_sentences": _doc(text, float(len(language.sentence_pattern.findall(text)))),
     }
     for n in TOP_NGRAM_SIZES:
         signals[f"rps_doc_frac_chars_top_{n}gram"] = _doc(text, index.frac_chars_top_ngram(n))
@@ -281,13 +256,14 @@ def _word_signals(text: str, index: NgramIndex) -> Signals:
     }
 
 
-def _raw_word_signals(text: str, has_normalized_words: bool) -> Signals:
+def _raw_word_signals(text: str, has_normalized_words: bool, language: LanguageProfile) -> Signals:
     """Signals over WordPunct tokens of the raw text."""
-    tokens = raw_words(text)
+    tokens = language.raw_words(text)
     num = len(tokens)
-    stop_words = sum(map(STOP_WORDS_EN.__contains__, tokens))
+    stop_words = sum(map(language.stop_words.__contains__, tokens))
     symbols = sum(map(text.count, SYMBOLS))
-    with_letter = len(_WORD_WITH_ASCII_LETTER.findall(text))
+    with_letter = (len(_WORD_WITH_ASCII_LETTER.findall(text)) if language is ENGLISH
+                   else sum(1 for token in tokens if LETTER.search(token)))
     return {
         # RedPajama-V2 returns 0.0, not None, for a text without normalized words
         "rps_doc_stop_word_fraction": _doc(
@@ -306,7 +282,8 @@ def _lorem_ipsum(normalized: str) -> float:
 
 
 # --------------------------------------------------------------------- line signals
-def _line_signals(text: str, lines: list[str], norm_lines: list[str]) -> Signals:
+def _line_signals(text: str, lines: list[str], norm_lines: list[str],
+                  language: LanguageProfile) -> Signals:
     if not lines:   # empty text; the bullet-point span is RedPajama-V2's quirk
         return {name: [] for name in LINE_SIGNALS} | {
             "rps_lines_start_with_bulletpoint": [[0, 0, None]],
@@ -317,12 +294,16 @@ def _line_signals(text: str, lines: list[str], norm_lines: list[str]) -> Signals
     ends[-1] = len(text)   # the last line has no "\n" unless the text ends with one
     bounds = (starts.tolist(), ends.tolist())
     stripped = [line.rstrip() for line in lines]
+    marks = language.line_ends(TERMINAL_PUNCTUATION)   # English: TERMINAL_PUNCTUATION
+    ends_sentence = (functools.partial(language.ends_sentence, ends=marks) if language.space_ends_sentence
+                     else operator.methodcaller("endswith", marks))
+    split = str.split if language.plain else language.split_normalized
     return {
         "rps_lines_ending_with_terminal_punctution_mark": _per_line(
-            bounds, [float(s.endswith(TERMINAL_PUNCTUATION)) for s in stripped]),
+            bounds, [float(ends_sentence(s)) for s in stripped]),
         "rps_lines_start_with_bulletpoint": _per_line(
             bounds, [float(line.lstrip().startswith(BULLETS)) for line in lines]),
-        "rps_lines_num_words": _per_line(bounds, [len(n.split()) for n in norm_lines]),
+        "rps_lines_num_words": _per_line(bounds, [len(split(n)) for n in norm_lines]),
         "rps_lines_javascript_counts": _per_line(bounds, [
             float(n.split().count(JAVASCRIPT)) if JAVASCRIPT in n else 0.0 for n in norm_lines]),
         "rps_lines_numerical_chars_fraction": _per_line(
