@@ -4,7 +4,8 @@
   ``normalized_words``, ``raw_words`` (shared with dedup).
 - :mod:`redrobe.text.signals`: RedPajama-V2 n-gram repetition signals (``NgramIndex``).
 - :mod:`redrobe.text.rpv2`: every RedPajama-V2 text signal as span lists, with JSON storage.
-- :mod:`redrobe.text.langid`: offline language identification (py3langid).
+- :mod:`redrobe.text.langid`: offline language identification (py3langid by default; fastText
+  lid.176, CLD3 and lingua backends).
 - :mod:`redrobe.text.gopher`, :mod:`redrobe.text.c4`, :mod:`redrobe.text.fineweb`,
   :mod:`redrobe.text.code`: the rule sets and their reason constants.
 - :mod:`redrobe.text.expressions`: user threshold expressions over stored signals as
