@@ -14,9 +14,11 @@ raised, as read, with an ``error`` column). With ``clean.store_signals`` kept an
 removed documents also carry ``quality_signals`` (RedPajama-V2 span JSON of the
 normalized text) and ``language``. The metrics hold the per-slice accounting
 (removed_by_reason included), characters removed per reason, ``removal_by_rule``
-(docs, chars and their fractions of the slice's input per reason), the rule sets each
-slice ran and per-rule-set totals; the input → output shard edges are logged as
-``lineage/clean.json``.
+(docs, chars and their fractions of the slice's input per reason),
+``removal_by_language`` (documents in, kept, removed and quarantined per identified
+language and slice, removals by reason; ``clean.language_rules`` judges each document
+by its language), the rule sets each slice ran and per-rule-set totals; the input →
+output shard edges are logged as ``lineage/clean.json``.
 
 Incremental runs: each shard's three outputs and counts are cached under --cache-dir
 (outside DVC's outputs, so ``dvc repro`` does not delete it), keyed by the raw shard's
@@ -97,8 +99,10 @@ def clean_cache(root: str, task: ShardTask) -> ShardCache:
     text_modules = [sys.modules[__name__], documents, accounting]
     for info in pkgutil.iter_modules(redrobe.text.__path__, "redrobe.text."):
         text_modules.append(importlib.import_module(info.name))
-    # library versions that change output bytes: the Parquet writer and the language model
-    versions = ",".join(f"{d}={importlib.metadata.version(d)}" for d in ("pyarrow", "py3langid"))
+    # library versions that change output bytes: the Parquet writer, the language model
+    # and the stop-word lists
+    versions = ",".join(f"{d}={importlib.metadata.version(d)}"
+                        for d in ("pyarrow", "py3langid", "stopwordsiso"))
     params = {"slice": task.slice, "clean": as_dict(task.clean), "batch_docs": task.batch_docs}
     return ShardCache(root, params, code_digest(*text_modules, version=versions))
 
@@ -135,7 +139,7 @@ def _decode_entry(payload: bytes, n_files: int) -> tuple[Ledger, CleanStats, lis
 # ----------------------------------------------------------------------------- counts as JSON
 
 _SLICE_FIELDS = ("docs_in", "docs_out", "quarantined", "chars_in", "chars_out")
-_STATS_COUNTERS = ("chars_removed", "docs_removed", "rule_set_totals")
+_STATS_COUNTERS = ("chars_removed", "docs_removed", "rule_set_totals", "language_docs", "language_reasons")
 
 
 def encode_counts(ledger: Ledger, stats: CleanStats) -> bytes:
@@ -238,6 +242,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     return common.metrics_payload("clean", ledger, params=as_dict(params.clean), shards=len(shards),
                                   cache={"shards_cleaned": len(shards) - reused, "shards_reused": reused},
                                   removal_by_rule=stats.removal_by_rule(ledger.as_dict()),
+                                  removal_by_language=stats.removal_by_language(ledger.as_dict()),
                                   **stats.as_dict())
 
 
