@@ -24,6 +24,7 @@ from redrobe.documents import (
     recover_outputs,
     shard_path,
 )
+from redrobe.storage import MANIFEST
 
 
 def _docs(n):
@@ -76,7 +77,7 @@ def test_a_rewritten_shard_replaces_a_half_written_one_whole(tmp_path):
         first.close()
     first.close()                           # closing twice changes nothing
     assert list(read_documents(path)) == _docs(5)
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == [f".{path.name}.entry", path.name]
 
 
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
@@ -115,10 +116,11 @@ def new_tree(name: str) -> dict[str, str]:
 
 
 def read_tree(root: Path) -> dict[str, str] | None:
+    """The files of an output, its manifest left out (a committed one always has it)."""
     if not root.exists():
         return None
     return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and p.name != MANIFEST}
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:

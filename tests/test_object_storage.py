@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import shutil
 import tarfile
 from pathlib import Path
@@ -36,8 +37,10 @@ from redrobe.sources.fileio import expand
 from redrobe.sources.inputs import InputSpec, ingest_inputs
 from redrobe.sources.sink import OutputDirs
 from redrobe.sources.warc import wet_documents
+from redrobe.stages import clean as clean_stage
 from redrobe.stages import dedup as dedup_stage
 from redrobe.stages import ingest as ingest_stage
+from redrobe.storage import MANIFEST, read_manifest
 
 WIKI = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">'
         "<siteinfo><sitename>Wikipedia</sitename><dbname>enwiki</dbname>"
@@ -375,3 +378,71 @@ def test_dedup_plan_scratch_on_s3_gives_the_local_bytes(s3: S3Server, tmp_path: 
     assert run("s3", f"s3://{bucket}/scratch") == local
     assert sum(1 for p in list_shards(tmp_path / "local" / "removed") for _ in read_documents(p)) == 12
     assert s3.filesystem().find(f"{bucket}/scratch") == []
+
+
+def _prose(i: int) -> str:
+    """A long, varied document that the clean rules keep; documents 2k and 2k + 1 are the
+    same text (exact duplicates for dedup)."""
+    text = ("the harbour wall and the boats wait for morning light while gulls circle above "
+            "old piers where fishermen mend their nets before the tide turns back toward "
+            "quiet villages along a rocky coast with lighthouses standing over cold water")
+    words = text.split()
+    rng = random.Random(i // 2)
+    return " ".join(" ".join(rng.choice(words) for _ in range(14)).capitalize() + "."
+                    for _ in range(20))
+
+
+def _run_data_stages(root: str, corpus: Path, params: Path, metrics: Path) -> None:
+    """ingest (files) -> clean -> dedup with every output under ``root``."""
+    def d(name: str) -> str:
+        return f"{root}/{name}"
+    assert ingest_stage.main(["--params", str(params), "--cache-dir", str(metrics / "dists"),
+                              "--output", d("raw"), "--removed", d("rm-ingest"),
+                              "--quarantine", d("q-ingest"), "--metrics", str(metrics / "ingest.json")]) == 0
+    assert clean_stage.main(["--params", str(params), "--input", d("raw"), "--output", d("clean"),
+                             "--removed", d("rm-clean"), "--quarantine", d("q-clean"),
+                             "--metrics", str(metrics / "clean.json")]) == 0
+    assert dedup_stage.main(["--params", str(params), "--input", d("clean"), "--output", d("dedup"),
+                             "--removed", d("rm-dedup"), "--metrics", str(metrics / "dedup.json")]) == 0
+
+
+@pytest.mark.e2e
+def test_the_data_stages_write_to_s3_the_bytes_they_write_locally(s3: S3Server, tmp_path: Path,
+                                                                  repo_root: Path):
+    """ingest, clean and dedup with every output in a bucket (two worker processes): each
+    output is committed by a manifest listing the same files, rows and sha256s as the
+    local run's, and the metrics agree."""
+    corpus = tmp_path / "corpus"
+    for rel, data in corpus_files().items():
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / rel).write_bytes(data)
+    (corpus / "prose.jsonl").write_text("".join(
+        json.dumps({"text": _prose(i), "red_pajama_subset": "c4" if i % 3 else "wikipedia"}) + "\n"
+        for i in range(40)))
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["ingest"].update(mode="files", paths=[], inputs=[{"path": f"{corpus}/*"}], shard_docs=7)
+    params["dedup"]["semantic"]["enabled"] = False
+    params["shared"].update(workers=2, batch_docs=4)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    bucket = s3.make_bucket("stage-outputs")
+    runs = {"local": str(tmp_path / "local"), "s3": f"s3://{bucket}/data"}
+    for name, root in runs.items():
+        (tmp_path / f"m-{name}").mkdir()
+        _run_data_stages(root, corpus, tmp_path / "params.yaml", tmp_path / f"m-{name}")
+    outputs = ("raw", "rm-ingest", "q-ingest", "clean", "rm-clean", "q-clean", "dedup", "rm-dedup")
+    for output in outputs:
+        local = read_manifest(f"{runs['local']}/{output}")
+        assert local and read_manifest(f"{runs['s3']}/{output}") == local, output
+    for stage in ("ingest", "clean", "dedup"):
+        local, remote = (json.loads((tmp_path / f"m-{n}" / f"{stage}.json").read_text()) for n in runs)
+        assert {**remote, "wall_seconds": 0} == {**local, "wall_seconds": 0}, stage
+    dedup = json.loads((tmp_path / "m-s3" / "dedup.json").read_text())
+    assert dedup["accounting"]["total"]["removed"] > 0     # the duplicates were found
+    fs = s3.filesystem()
+    assert [f for f in fs.find(f"{bucket}/data") if "/." in f] == []   # no sidecars or scratch
+    raw = list_shards(f"{runs['s3']}/raw")
+    assert all(str(p).startswith(f"s3://{bucket}/data/raw/") for p in raw)
+    fs.rm(f"{bucket}/data/clean/{MANIFEST}")                   # an uncommitted input is refused
+    assert dedup_stage.main(["--params", str(tmp_path / "params.yaml"), "--input", f"{runs['s3']}/clean",
+                             "--output", f"{runs['s3']}/again", "--removed", f"{runs['s3']}/rm-again",
+                             "--metrics", str(tmp_path / "again.json")]) == 1

@@ -20,9 +20,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fnmatch
 import functools
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +37,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redrobe.errors import InputError
+from redrobe.storage import (
+    MANIFEST,
+    HashingWriter,
+    commit_manifest,
+    is_url,
+    location,
+    open_read,
+    read_manifest,
+    remove_manifest,
+    remove_tree,
+    write_entry,
+)
+from redrobe.storage import file_digest as file_digest
 
 SHARD_GLOB = "*/part-*.parquet"
 BASE_COLUMNS = ("id", "text", "source", "meta")
@@ -76,24 +89,31 @@ def meta_json(meta: dict[str, Any]) -> str:
     return json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def list_shards(root: str | os.PathLike, slice_name: str | None = None) -> list[Path]:
-    """All shards under ``root`` (optionally one slice), sorted for determinism."""
-    root = Path(root)
+    """All shards under ``root`` (optionally one slice), sorted for determinism.
+
+    A committed output is listed from its manifest (:mod:`redrobe.storage`): files that
+    are not in it (left by a run that died, or dropped in by hand) are not shards of it.
+    A local directory without a manifest (written by hand or by an older version) is
+    listed by name; on object storage an output without a manifest is refused."""
+    root = location(root)
+    try:
+        entries = read_manifest(root)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if entries is not None:
+        prefix = f"{slice_name}/" if slice_name else ""
+        return sorted(root / e.path for e in entries
+                      if e.path.startswith(prefix) and fnmatch.fnmatchcase(e.path, SHARD_GLOB))
+    if is_url(str(root)):
+        raise InputError(f"{root}: no {MANIFEST}: not a committed output (a stage that wrote it "
+                         "died or is still running); rerun the stage that writes it")
     pattern = f"{slice_name}/part-*.parquet" if slice_name else SHARD_GLOB
     return sorted(root.glob(pattern))
 
 
 def shard_path(root: str | os.PathLike, slice_name: str, index: int) -> Path:
-    return Path(root) / slice_name / f"part-{index:05d}.parquet"
+    return location(root) / slice_name / f"part-{index:05d}.parquet"
 
 
 def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Generator[Document, None, None]:
@@ -102,8 +122,10 @@ def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Generator[
     A shard that cannot be read (corrupt file, missing column, bad meta JSON) raises
     InputError naming the file and, where known, the row.
     """
+    source: Any = None
     try:
-        pf = pq.ParquetFile(path)
+        source = _source(path)
+        pf = pq.ParquetFile(source)
         extra_cols = [c for c in pf.schema_arrow.names if c not in BASE_COLUMNS]
         row = 0
         for batch in pf.iter_batches(batch_size=batch_size):
@@ -120,10 +142,25 @@ def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Generator[
     except (pa.ArrowException, OSError, KeyError, json.JSONDecodeError) as exc:
         where = f"{path}" + (f" row {row}" if "row" in locals() and row else "")
         raise InputError(f"{where}: unreadable shard: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if source is not None and not isinstance(source, str):
+            source.close()
 
 
 def count_documents(path: str | os.PathLike) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
+    source = _source(path)
+    try:
+        return pq.ParquetFile(source).metadata.num_rows
+    finally:
+        if not isinstance(source, str):
+            source.close()
+
+
+def _source(path: str | os.PathLike) -> Any:
+    """What pyarrow reads ``path`` from: a local path as it is (pyarrow's own file I/O),
+    a URL opened through fsspec (a file object that pyarrow reads by range)."""
+    text = str(path)
+    return open_read(text) if is_url(text) else text
 
 
 class ShardWriter:
@@ -132,21 +169,27 @@ class ShardWriter:
     The file is created lazily on the first document, and ``close`` writes an empty
     shard with the base schema when nothing was written, so every input shard maps to
     exactly one output shard (the lineage edge stays one-to-one). The shard appears at
-    ``path`` whole, when the writer closes.
+    ``path`` (a local path or a URL) whole, when the writer closes; its sha256 is
+    computed from the bytes as they are written and left beside it for the manifest that
+    commits the output (:mod:`redrobe.storage`).
     """
 
     def __init__(self, path: str | os.PathLike, batch_size: int = 256,
                  extra_columns: Iterable[str] = ()) -> None:
-        self.path = Path(path)
+        self.path = location(path)
+        self.remote = is_url(str(self.path))
         self.batch_size = batch_size
         self.extra_columns = tuple(extra_columns)
         self.count = 0
         self._rows: list[Document] = []
         self._writer: pq.ParquetWriter | None = None
+        self._sink: HashingWriter | None = None
         # Written under a name of its own and renamed over ``path`` on close: a rerun of a
         # task (a Ray retry after its node died) replaces the file whole, even while the
-        # first attempt, cut off but alive, still writes its own temporary file.
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex}")
+        # first attempt, cut off but alive, still writes its own temporary file. An object
+        # store does that itself: an object appears whole when its upload completes.
+        self._tmp = self.path if self.remote else \
+            self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex}")
         self._closed = False
 
     def write(self, doc: Document) -> None:
@@ -179,17 +222,20 @@ class ShardWriter:
         if not self._rows:
             return
         if self._writer is None:
-            self._prepare()
-            self._writer = pq.ParquetWriter(self._tmp, self._schema(), compression="zstd")
+            self._writer = pq.ParquetWriter(self._open(), self._schema(), compression="zstd")
         self._writer.write_table(self._table(self._rows))
         self._rows = []
 
-    def _prepare(self) -> None:
-        """Create the folder; delete what earlier attempts at this shard left (one task
-        writes a shard at a time: an earlier attempt died, or was given up for dead)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.parent.glob(f".{glob.escape(self.path.name)}.tmp-*"):
-            stale.unlink(missing_ok=True)
+    def _open(self) -> HashingWriter:
+        """The hashing file the Parquet bytes go to. Locally the folder is created and what
+        earlier attempts at this shard left is deleted first (one task writes a shard at a
+        time: an earlier attempt died, or was given up for dead)."""
+        if not self.remote:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.parent.glob(f".{glob.escape(self.path.name)}.tmp-*"):
+                stale.unlink(missing_ok=True)
+        self._sink = HashingWriter(self._tmp.open("wb"))
+        return self._sink
 
     def close(self) -> None:
         if self._closed:
@@ -197,11 +243,14 @@ class ShardWriter:
         self._closed = True
         self._flush()
         if self._writer is None:
-            self._prepare()
-            pq.write_table(self._table([]), self._tmp, compression="zstd")
+            pq.write_table(self._table([]), self._open(), compression="zstd")
         else:
             self._writer.close()
-        os.replace(self._tmp, self.path)
+        assert self._sink is not None  # opened by the first write or just above
+        self._sink.close()
+        if not self.remote:
+            os.replace(self._tmp, self.path)
+        write_entry(self.path, self._sink.size, self._sink.hash.hexdigest(), self.count)
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -370,8 +419,18 @@ def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
     """A fresh scratch directory ``.<name>.work-<pid>`` beside ``final``, removed on exit.
     Scratch directories that killed runs left in the same folder are removed first (any
     ``.*.work-<pid>`` whose process is gone: ``final`` may itself be a staging directory
-    whose name changes with every run)."""
-    final = Path(final).absolute()
+    whose name changes with every run). Beside an object-store ``final`` the scratch is
+    a prefix named with a random suffix instead (no process there to ask whether it is
+    alive), removed on exit."""
+    final = location(final)
+    if is_url(str(final)):
+        work = final.with_name(f".{final.name}.work-{uuid.uuid4().hex}")
+        try:
+            yield work
+        finally:
+            remove_tree(work)
+        return
+    final = final.absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead(final.parent, ".*.work-*", unnamed=False)
     work = final.with_name(f".{final.name}.work-{os.getpid()}")
@@ -384,23 +443,45 @@ def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dirs(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
-    """Yield an empty staging directory per path; on success swap them all in (together:
-    after a crash the next run completes the swaps, see the comment above).
+    """Yield an empty directory to write per output; on success commit them all.
 
-    On an exception the staging directories are removed and the outputs are left as they
-    were, so a failed stage never leaves a complete-looking output."""
-    finals = [Path(p) for p in paths]
-    recover_outputs(*finals)
-    staged = [_staging(final) for final in finals]
-    for directory in staged:
-        directory.mkdir(parents=True)
+    Every output gets its manifest (:mod:`redrobe.storage`) once it is complete. A
+    local output is written to a staging sibling and swapped in whole (together with the
+    other local outputs: after a crash the next run completes the swaps, see the comment
+    above). An output on object storage, where nothing renames a folder, is uncommitted
+    first (its manifest deleted, then its old files), written in place and committed by
+    its new manifest. On an exception local staging directories are removed and local
+    outputs left as they were; an object-store output stays uncommitted, which readers
+    refuse, so a failed stage never leaves a complete-looking output."""
+    finals = [location(p) for p in paths]
+    local = [f for f in finals if not is_url(str(f))]
+    if local:
+        recover_outputs(*local)
+    staged = [_prepare_output(final) for final in finals]
     try:
         yield tuple(staged)
     except BaseException:
         for directory in staged:
-            shutil.rmtree(directory, ignore_errors=True)
+            if not is_url(str(directory)):
+                shutil.rmtree(directory, ignore_errors=True)
         raise
-    _commit(list(zip(staged, finals)))
+    for directory in staged:
+        commit_manifest(directory, count_documents)
+    pairs = [(s, f) for s, f in zip(staged, finals) if not is_url(str(f))]
+    if pairs:
+        _commit(pairs)
+
+
+def _prepare_output(final: Path) -> Path:
+    """Where an output is written: a fresh local staging sibling, or the object-store
+    location itself, uncommitted and emptied."""
+    if not is_url(str(final)):
+        staged = _staging(final)
+        staged.mkdir(parents=True)
+        return staged
+    remove_manifest(final)   # first: from here on readers refuse the output
+    remove_tree(final)
+    return final
 
 
 def _commit(pairs: list[tuple[Path, Path]]) -> None:

@@ -19,13 +19,17 @@ object is put whole, so a reader never sees half a file.
 from __future__ import annotations
 
 import io
-import os
 from typing import Any
 
-import fsspec
 import numpy as np
 
 from redrobe.mix64 import fmix64
+
+# the shuffle's callers use these URL helpers through this module too
+from redrobe.storage import get_bytes as get_bytes
+from redrobe.storage import join as join
+from redrobe.storage import open_read as _open
+from redrobe.storage import put_bytes as put_bytes
 
 MAGIC = b"RRPART01"
 _HEADER = 8 + 16
@@ -120,43 +124,3 @@ def _records(data: bytes, dtype: np.dtype, url: str) -> np.ndarray:
     if len(data) % np.dtype(dtype).itemsize:
         raise PartFileError(f"{url}: truncated records")
     return np.frombuffer(data, dtype=dtype).copy()
-
-
-def put_bytes(url: str, payload: bytes) -> None:
-    """Write ``payload`` to ``url`` whole: a local file via a temporary name and a rename
-    (a killed writer never leaves a complete-looking file), an object in one put."""
-    path = _local_path(url)
-    if path is not None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-        return
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.pipe_file(path, payload)
-
-
-def get_bytes(url: str) -> bytes:
-    """The whole content of ``url``."""
-    with _open(url) as fh:
-        return fh.read()
-
-
-def _open(url: str) -> Any:
-    """``url`` opened for reading: a local path directly (a shuffle task opens thousands
-    of files, and fsspec's layer costs several times the open itself), else by fsspec."""
-    path = _local_path(url)
-    return open(path, "rb") if path is not None else fsspec.open(url, "rb")
-
-
-def _local_path(url: str) -> str | None:
-    """The path of a local ``url`` (a plain path or file://), None for other schemes."""
-    if "://" not in url:
-        return url
-    return url[len("file://"):] if url.startswith("file://") else None
-
-
-def join(base: str, *parts: str) -> str:
-    """``base`` URL or path joined with ``parts`` by '/' (never os.sep rules for URLs)."""
-    return "/".join([base.rstrip("/"), *parts])

@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from redrobe.documents import atomic_file, file_digest
+from redrobe.storage import get_bytes, is_url, put_bytes
 
 T = TypeVar("T")
 
@@ -120,7 +121,7 @@ def pack_files(paths: Sequence[str | Path], tail: bytes = b"") -> bytes:
     For stages whose per-shard result is a set of output files: the entry restores
     them byte for byte (:func:`unpack_files`) instead of recomputing them.
     """
-    return pack_blobs([Path(p).read_bytes() for p in paths], tail)
+    return pack_blobs([get_bytes(str(p)) for p in paths], tail)
 
 
 def pack_blobs(files: Sequence[bytes], tail: bytes = b"") -> bytes:
@@ -146,7 +147,11 @@ def split_files(payload: bytes, n_files: int) -> tuple[list[bytes], bytes]:
 
 
 def unpack_files(blobs: Sequence[bytes], paths: Sequence[str | Path]) -> None:
-    """Write the blobs of :func:`split_files` back to ``paths`` (atomically each)."""
+    """Write the blobs of :func:`split_files` back to ``paths`` (atomically each: local
+    files by a rename, objects by one put)."""
     for blob, path in zip(blobs, paths, strict=True):
+        if is_url(path):
+            put_bytes(str(path), blob)
+            continue
         with atomic_file(path, "wb") as fh:
             fh.write(blob)

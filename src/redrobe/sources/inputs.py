@@ -58,7 +58,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import os
 import pickle
 import sqlite3
 import tarfile
@@ -81,6 +80,7 @@ from redrobe.sources import codetree, gutenberg, latex, mediawiki, redpajama, st
 from redrobe.sources.base import PENDING_SHA256, Limits, Origin, quarantined, stable_id, with_digest
 from redrobe.sources.fileio import Budget, Source, expand
 from redrobe.sources.sink import OutputDirs, ShardRecord, SliceReport, SliceSink
+from redrobe.storage import location, move_file, relative
 
 FORMATS = ("redpajama", "warc", "wet", "mediawiki", "latex", "stackexchange", "code", "gutenberg")
 AUTO = "auto"
@@ -343,7 +343,7 @@ def read_input_task(task: InputTask) -> InputResult:
     """The task body: read, hash and route one input, as the one-process loop did."""
     limits = Limits(task.max_chars, task.max_input_bytes)
     reading = read_input(task.source, task.spec, task.default_slice, task.batch_size, limits)
-    dirs = OutputDirs(*(Path(task.work) / tree for tree in TREES))
+    dirs = OutputDirs(*(location(task.work) / tree for tree in TREES))
     sinks: dict[str, SliceSink] = {}
 
     def sink_for(slice_name: str) -> SliceSink:
@@ -390,9 +390,8 @@ def write_shard_task(task: ShardTask) -> int:
     bytes). Returns the documents written."""
     spans = task.spans
     if len(spans) == 1 and spans[0].start == 0 and spans[0].stop == spans[0].rows:
-        Path(task.path).parent.mkdir(parents=True, exist_ok=True)
-        if Path(spans[0].path).exists() or not Path(task.path).exists():  # a rerun: moved
-            os.replace(spans[0].path, task.path)
+        if location(spans[0].path).exists() or not location(task.path).exists():  # a rerun: moved
+            move_file(spans[0].path, task.path)
         return spans[0].rows
     writer = ShardWriter(task.path, task.batch_size, task.extra_columns)
     for span in spans:
@@ -413,12 +412,12 @@ def plan_shards(results: Sequence[InputResult], dirs: OutputDirs, shard_docs: in
         parts = [(result, r) for result in results for r in result.reports if r.slice == name]
         trees = {}
         for tree in TREES:
-            spans = [Span(str(Path(result.work) / tree / shard.path), 0, shard.docs, shard.docs,
+            spans = [Span(str(location(result.work) / tree / shard.path), 0, shard.docs, shard.docs,
                           result.input)
                      for result, r in parts for shard in getattr(r, tree) if shard.docs]
-            shard_tasks = _cut(spans, Path(getattr(dirs, tree)), name, shard_docs, batch_size,
+            shard_tasks = _cut(spans, location(getattr(dirs, tree)), name, shard_docs, batch_size,
                                TREE_COLUMNS[tree])
-            trees[tree] = [_record(t, Path(getattr(dirs, tree))) for t in shard_tasks]
+            trees[tree] = [_record(t, location(getattr(dirs, tree))) for t in shard_tasks]
             tasks += shard_tasks
         ledger = Ledger()
         digests: dict[str, str] = {}
@@ -452,7 +451,7 @@ def _cut(spans: Sequence[Span], root: Path, slice_name: str, shard_docs: int, ba
 
 
 def _record(task: ShardTask, root: Path) -> ShardRecord:
-    return ShardRecord(Path(task.path).relative_to(root).as_posix(),
+    return ShardRecord(relative(task.path, root).as_posix(),
                        sum(s.stop - s.start for s in task.spans),
                        tuple(sorted({s.input for s in task.spans})))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from redrobe.accounting import Ledger, SliceCounts
 from redrobe.documents import Document, ShardWriter, Status, shard_path
 from redrobe.sources.base import route
+from redrobe.storage import location, relative
 from redrobe.text.normalize import strip_control_chars
 
 
@@ -65,7 +66,7 @@ class RollingShards:
 
     def __init__(self, root: Path, slice_name: str, shard_docs: int, batch_size: int,
                  extra_columns: tuple[str, ...] = ()) -> None:
-        self.root, self.slice = Path(root), slice_name
+        self.root, self.slice = location(root), slice_name
         self.shard_docs, self.batch_size = shard_docs, batch_size
         self.extra_columns = extra_columns
         self.shards: list[ShardRecord] = []
@@ -88,7 +89,7 @@ class RollingShards:
         if self._writer is None:
             return
         self._writer.close()
-        rel = self._writer.path.relative_to(self.root).as_posix()
+        rel = relative(self._writer.path, self.root).as_posix()
         self.shards.append(ShardRecord(rel, self._writer.count, tuple(sorted(self._inputs))))
         self._writer, self._inputs = None, set()
 

@@ -39,7 +39,6 @@ import pkgutil
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import pyarrow as pa
@@ -55,6 +54,7 @@ from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.stages import common
+from redrobe.storage import location, relative
 from redrobe.text.rules import SIGNAL_COLUMNS, Cleaner, CleanStats
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards found (expected <slice>/part-*.parquet)")
-    rel = [p.relative_to(args.input) for p in shards]
+    rel = [relative(p, args.input) for p in shards]
     ledger, stats = Ledger(), CleanStats()
     with atomic_dirs(args.output, args.removed, args.quarantine) as (out, removed, quarantine):
         tasks = [ShardTask(slice=r.parent.name, input=str(p), output=str(out / r),
@@ -238,7 +238,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
             ledger.merge(shard_ledger)
             stats.merge(shard_stats)
     reused = sum(hit for *_, hit in results)
-    common.log_lineage(tracker, "clean", [(p, Path(args.output) / r) for p, r in zip(shards, rel)])
+    common.log_lineage(tracker, "clean", [(p, location(args.output) / r) for p, r in zip(shards, rel)],
+                       committed=(args.input, args.output))
     return common.metrics_payload("clean", ledger, params=as_dict(params.clean), shards=len(shards),
                                   cache={"shards_cleaned": len(shards) - reused, "shards_reused": reused},
                                   removal_by_rule=stats.removal_by_rule(ledger.as_dict()),

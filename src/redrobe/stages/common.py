@@ -22,6 +22,7 @@ from redrobe.config import ConfigError, Params, as_dict, load_params
 from redrobe.documents import file_digest, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.stages.registry import STAGES
+from redrobe.storage import manifest_digests
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -50,10 +51,14 @@ def progress(name: str, total: int | None, **options: Any) -> Any:
     return Progress(name, total, stream=sys.stderr, live=sys.stderr.isatty(), **options)
 
 
-def log_lineage(tracker: Tracker, stage: str,
-                pairs: Iterable[tuple[str | Path, str | Path]]) -> list[dict[str, str]]:
-    """Log ``lineage/<stage>.json``: one edge per (input file, output file) with sha256s."""
+def log_lineage(tracker: Tracker, stage: str, pairs: Iterable[tuple[str | Path, str | Path]],
+                committed: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Log ``lineage/<stage>.json``: one edge per (input file, output file) with sha256s.
+    The digests of files in the ``committed`` outputs come from their manifests (computed
+    as they were written); other files are read to hash them."""
     digests: dict[str, str] = {}
+    for root in committed:
+        digests.update(manifest_digests(root))
 
     def digest(path: str | Path) -> str:
         key = str(path)

@@ -42,7 +42,6 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -65,6 +64,7 @@ from redrobe.parallel import Executor, executor_for
 from redrobe.partfile import join
 from redrobe.progress import documents_seen, map_tracked
 from redrobe.stages import common
+from redrobe.storage import location, relative
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -93,7 +93,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     docs = sum(rows)
     cache = sketch_cache(args.cache_dir, params.dedup) if args.cache_dir else None
     paths = tuple(str(p) for p in shards)
-    rel = [p.relative_to(args.input) for p in shards]
+    rel = [relative(p, args.input) for p in shards]
     mapper = _tracked(executor, docs)
     with _work_dir(args) as work:
         semantic = semantic_links(params, paths, mapper)
@@ -107,8 +107,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     ledger = Ledger()
     for shard_ledger in ledgers:
         ledger.merge(shard_ledger)
-    outputs = [Path(args.output) / r for r in rel]
-    common.log_lineage(tracker, "dedup", zip(shards, outputs))
+    outputs = [location(args.output) / r for r in rel]
+    common.log_lineage(tracker, "dedup", zip(shards, outputs), committed=(args.input, args.output))
     return common.metrics_payload("dedup", ledger, params=as_dict(params.dedup), shards=len(shards),
                                   clusters=plan.clusters, duplicate_rate=duplicate_rates(ledger),
                                   semantic=plan.semantic if semantic else {"enabled": False},

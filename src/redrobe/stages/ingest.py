@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dirs, file_digest
+from redrobe.documents import atomic_dirs
 from redrobe.parallel import executor_for
 from redrobe.progress import Progress, documents_seen, map_tracked
 from redrobe.sources import inputs as file_inputs
 from redrobe.sources import sample
 from redrobe.sources.sink import OutputDirs, SliceReport
 from redrobe.stages import common
+from redrobe.storage import is_url, location, manifest_digests
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -79,7 +80,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     for report in reports:
         ledger.merge(report.ledger)
     names = {str(path): f"dist/{spec}" for spec, path in archives.items()}
-    raw_shards = _track(tracker, reports, inputs, names, Path(args.output))
+    raw_shards = _track(tracker, reports, inputs, names, args.output)
     if cfg.mode == "sample":
         extra = {"distributions": [{"name": spec, "file": path.name, "sha256": inputs[str(path)]}
                                    for spec, path in sorted(archives.items())]}
@@ -111,16 +112,18 @@ def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], di
 
 
 def _track(tracker: Tracker, reports: Sequence[SliceReport], inputs: dict[str, str],
-           names: dict[str, str], root: Path) -> list[dict[str, str]]:
-    """Log inputs and raw shards as MLflow datasets, and the input -> raw shard edges."""
+           names: dict[str, str], output: str) -> list[dict[str, str]]:
+    """Log inputs and raw shards as MLflow datasets, and the input -> raw shard edges (the
+    shards' digests are those their writers computed, from the output's manifest)."""
+    root = location(output)
     shards = [{"name": shard.path.removesuffix(".parquet"), "path": str(root / shard.path)}
               for report in reports for shard in report.raw]
     # MLflow datasets are local files; directories (code trees, papers) and fsspec URLs
     # are in the lineage edges with the digests the readers computed
     tracker.log_datasets([{"name": names.get(p, p), "path": p} for p in sorted(inputs)
-                          if Path(p).is_file()], context="source")
-    tracker.log_datasets(shards, context="raw")
-    written = {s["path"]: file_digest(s["path"]) for s in shards}
+                          if not is_url(p) and Path(p).is_file()], context="source")
+    tracker.log_datasets([s for s in shards if not is_url(s["path"])], context="raw")
+    written = manifest_digests(root)
     edges = [{"input": source, "input_digest": inputs[source], "output": str(root / shard.path),
               "output_digest": written[str(root / shard.path)]}
              for report in reports for shard in report.raw for source in shard.inputs]
