@@ -37,9 +37,12 @@ from redrobe.sources.fileio import expand
 from redrobe.sources.inputs import InputSpec, ingest_inputs
 from redrobe.sources.sink import OutputDirs
 from redrobe.sources.warc import wet_documents
+from redrobe.stages import bucket as bucket_stage
 from redrobe.stages import clean as clean_stage
 from redrobe.stages import dedup as dedup_stage
 from redrobe.stages import ingest as ingest_stage
+from redrobe.stages import quality as quality_stage
+from redrobe.stages import tokenize as tokenize_stage
 from redrobe.storage import MANIFEST, read_manifest
 
 WIKI = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">'
@@ -381,13 +384,13 @@ def test_dedup_plan_scratch_on_s3_gives_the_local_bytes(s3: S3Server, tmp_path: 
 
 
 def _prose(i: int) -> str:
-    """A long, varied document that the clean rules keep; documents 2k and 2k + 1 are the
+    """A long, varied document that the clean rules keep; documents 4k and 4k + 1 are the
     same text (exact duplicates for dedup)."""
     text = ("the harbour wall and the boats wait for morning light while gulls circle above "
             "old piers where fishermen mend their nets before the tide turns back toward "
             "quiet villages along a rocky coast with lighthouses standing over cold water")
     words = text.split()
-    rng = random.Random(i // 2)
+    rng = random.Random(i - (i % 4 == 1))
     return " ".join(" ".join(rng.choice(words) for _ in range(14)).capitalize() + "."
                     for _ in range(20))
 
@@ -406,6 +409,23 @@ def _run_data_stages(root: str, corpus: Path, params: Path, metrics: Path) -> No
                              "--removed", d("rm-dedup"), "--metrics", str(metrics / "dedup.json")]) == 0
 
 
+def _run_model_data_stages(root: str, params: Path, local: Path, work: str) -> None:
+    """quality, tokenize and bucket reading the document outputs under ``root``; their own
+    outputs (reports, tokenizer, token arrays) are local files under ``local``."""
+    assert quality_stage.main(["--params", str(params), "--raw", f"{root}/raw", "--clean", f"{root}/clean",
+                               "--input", f"{root}/dedup", "--clean-metrics", str(local / "clean.json"),
+                               "--dedup-metrics", str(local / "dedup.json"),
+                               "--output", str(local / "quality"), "--docs", str(local / "docs"),
+                               "--metrics", str(local / "quality.json"),
+                               "--work-dir", work]) == 0
+    assert tokenize_stage.main(["--params", str(params), "--input", f"{root}/dedup", "--gate",
+                                str(local / "quality"), "--output", str(local / "tokenizer"),
+                                "--metrics", str(local / "tokenize.json")]) == 0
+    assert bucket_stage.main(["--params", str(params), "--input", f"{root}/dedup", "--tokenizer",
+                              str(local / "tokenizer"), "--output", str(local / "buckets"),
+                              "--metrics", str(local / "bucket.json")]) == 0
+
+
 @pytest.mark.e2e
 def test_the_data_stages_write_to_s3_the_bytes_they_write_locally(s3: S3Server, tmp_path: Path,
                                                                   repo_root: Path):
@@ -413,33 +433,38 @@ def test_the_data_stages_write_to_s3_the_bytes_they_write_locally(s3: S3Server, 
     output is committed by a manifest listing the same files, rows and sha256s as the
     local run's, and the metrics agree."""
     corpus = tmp_path / "corpus"
-    for rel, data in corpus_files().items():
-        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
-        (corpus / rel).write_bytes(data)
+    corpus.mkdir()
     (corpus / "prose.jsonl").write_text("".join(
         json.dumps({"text": _prose(i), "red_pajama_subset": "c4" if i % 3 else "wikipedia"}) + "\n"
-        for i in range(40)))
+        for i in range(60)))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["ingest"].update(mode="files", paths=[], inputs=[{"path": f"{corpus}/*"}], shard_docs=7)
     params["dedup"]["semantic"]["enabled"] = False
-    params["shared"].update(workers=2, batch_docs=4)
+    params["shared"].update(workers=2, batch_docs=4, slices=["c4", "wikipedia"])
+    params["lora"]["slice"] = "wikipedia"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     bucket = s3.make_bucket("stage-outputs")
     runs = {"local": str(tmp_path / "local"), "s3": f"s3://{bucket}/data"}
     for name, root in runs.items():
         (tmp_path / f"m-{name}").mkdir()
         _run_data_stages(root, corpus, tmp_path / "params.yaml", tmp_path / f"m-{name}")
+        _run_model_data_stages(root, tmp_path / "params.yaml", tmp_path / f"m-{name}",
+                               f"s3://{bucket}/scratch" if name == "s3" else "")
     outputs = ("raw", "rm-ingest", "q-ingest", "clean", "rm-clean", "q-clean", "dedup", "rm-dedup")
     for output in outputs:
         local = read_manifest(f"{runs['local']}/{output}")
         assert local and read_manifest(f"{runs['s3']}/{output}") == local, output
-    for stage in ("ingest", "clean", "dedup"):
+    for stage in ("ingest", "clean", "dedup", "quality", "tokenize", "bucket"):
         local, remote = (json.loads((tmp_path / f"m-{n}" / f"{stage}.json").read_text()) for n in runs)
         assert {**remote, "wall_seconds": 0} == {**local, "wall_seconds": 0}, stage
+    for output in ("quality", "tokenizer", "buckets"):   # written locally from the bucket's shards
+        local, remote = (read_manifest(tmp_path / f"m-{n}" / output) for n in runs)
+        assert local and remote == local, output
     dedup = json.loads((tmp_path / "m-s3" / "dedup.json").read_text())
     assert dedup["accounting"]["total"]["removed"] > 0     # the duplicates were found
     fs = s3.filesystem()
     assert [f for f in fs.find(f"{bucket}/data") if "/." in f] == []   # no sidecars or scratch
+    assert fs.find(f"{bucket}/scratch") == []
     raw = list_shards(f"{runs['s3']}/raw")
     assert all(str(p).startswith(f"s3://{bucket}/data/raw/") for p in raw)
     fs.rm(f"{bucket}/data/clean/{MANIFEST}")                   # an uncommitted input is refused

@@ -11,18 +11,20 @@ non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from redrobe.accounting import AccountingError, Ledger
 from redrobe.config import ConfigError, Params, as_dict, load_params
-from redrobe.documents import file_digest, write_json
+from redrobe.documents import file_digest, scratch_dir, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.stages.registry import STAGES
-from redrobe.storage import manifest_digests
+from redrobe.storage import join, manifest_digests, remove_tree
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -49,6 +51,29 @@ def progress(name: str, total: int | None, **options: Any) -> Any:
     from redrobe.progress import Progress
 
     return Progress(name, total, stream=sys.stderr, live=sys.stderr.isatty(), **options)
+
+
+def add_work_dir(p: argparse.ArgumentParser) -> None:
+    """``--work-dir``: where a stage's partitioned steps keep their scratch files."""
+    p.add_argument("--work-dir", default="",
+                   help="scratch space of the partitioned steps, any fsspec URL every worker reaches "
+                        "(default: a temporary directory beside --output, removed afterwards)")
+
+
+@contextlib.contextmanager
+def work_dir(url: str, beside: str, stage: str) -> Iterator[str]:
+    """A stage's scratch space, removed afterwards: a fresh folder under ``url`` (any
+    fsspec URL that every worker reaches, e.g. the object store a cluster shares), else
+    beside the output ``beside`` (:func:`redrobe.documents.scratch_dir`)."""
+    if not url:
+        with scratch_dir(beside) as local:
+            yield str(local)
+        return
+    work = join(url, f"{stage}-{uuid.uuid4().hex}")
+    try:
+        yield work
+    finally:
+        remove_tree(work)
 
 
 def log_lineage(tracker: Tracker, stage: str, pairs: Iterable[tuple[str | Path, str | Path]],

@@ -38,13 +38,9 @@ edges are logged to MLflow as ``lineage/dedup.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-
-import fsspec
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params, as_dict
@@ -58,10 +54,9 @@ from redrobe.dedup.plan import (
     shard_rows,
 )
 from redrobe.dedup.shards import WriteTask, sketch_cache
-from redrobe.documents import atomic_dirs, list_shards, scratch_dir
+from redrobe.documents import atomic_dirs, list_shards
 from redrobe.errors import InputError
 from redrobe.parallel import Executor, executor_for
-from redrobe.partfile import join
 from redrobe.progress import documents_seen, map_tracked
 from redrobe.stages import common
 from redrobe.storage import location, relative
@@ -75,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="cleaned shards (<slice>/part-*.parquet)")
     p.add_argument("--output", required=True, help="directory for the kept documents")
     p.add_argument("--removed", required=True, help="directory for the removed documents")
-    p.add_argument("--work-dir", default="",
-                   help="scratch space of the partitioned plan, any fsspec URL every worker reaches "
-                        "(default: a temporary directory beside --output, removed afterwards)")
+    common.add_work_dir(p)
     p.add_argument("--cache-dir", default="",
                    help="per-shard sketch cache for incremental runs (dvc.yaml: .redrobe/cache/dedup; "
                         "default '' = off)")
@@ -95,7 +88,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     paths = tuple(str(p) for p in shards)
     rel = [relative(p, args.input) for p in shards]
     mapper = _tracked(executor, docs)
-    with _work_dir(args) as work:
+    with common.work_dir(args.work_dir, args.output, "dedup") as work:
         semantic = semantic_links(params, paths, mapper)
         plan = plan_partitioned(paths, params.dedup, work, mapper, batch, cache, rows, semantic=semantic)
         with atomic_dirs(args.output, args.removed) as (out, removed):
@@ -128,24 +121,6 @@ def semantic_links(params: Params, paths: tuple[str, ...], mapper: Mapper) -> Se
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return SemanticLinks(params.dedup.semantic, paths, params.dedup.cross_slice,
                          batch_docs=params.shared.batch_docs, mapper=mapper)
-
-
-@contextlib.contextmanager
-def _work_dir(args: argparse.Namespace) -> Iterator[str]:
-    """The plan's scratch space, removed afterwards: under ``--work-dir`` (any fsspec URL
-    that every worker reaches, e.g. the object store a cluster shares), else beside the
-    output (:func:`redrobe.documents.scratch_dir`)."""
-    if not args.work_dir:
-        with scratch_dir(args.output) as local:
-            yield str(local)
-        return
-    url = join(args.work_dir, f"dedup-{uuid.uuid4().hex}")
-    try:
-        yield url
-    finally:
-        fs, path = fsspec.core.url_to_fs(url)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
 
 
 def _tracked(executor: Executor, docs: int | None) -> Mapper:

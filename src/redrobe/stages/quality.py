@@ -6,7 +6,8 @@
         --docs data/quality/docs --metrics data/metrics/quality.json
 
 The per-document checks run as partitioned tasks on ``executor_for(params.shared)``
-(:mod:`redrobe.quality.partitioned`, scratch files beside ``--output``); GE evaluates
+(:mod:`redrobe.quality.partitioned`, scratch files under ``--work-dir``, by default
+beside ``--output``); GE evaluates
 each suite on a small witness frame of their results.
 
 Writes ``<output>/validation.json`` (every suite's checks, ``success`` at the top; no
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dirs, count_documents, list_shards, scratch_dir, write_json
+from redrobe.documents import atomic_dirs, count_documents, list_shards, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.parallel import Executor, executor_for
 from redrobe.partfile import join
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dedup-metrics", required=True)
     p.add_argument("--output", required=True, help="directory for validation.json")
     p.add_argument("--docs", required=True, help="directory for the Data Docs site")
+    common.add_work_dir(p)
     return p
 
 
@@ -78,7 +80,8 @@ def _validate(params: Params, args: argparse.Namespace, docs_dir: Path) -> tuple
     shards = {stage: _stage_shards(stage, root) for stage, root, _ in plan}
     validator = Validator(docs_dir)
     suites: dict[str, Any] = {}
-    with executor_for(params.shared) as executor, scratch_dir(args.output) as work:
+    with executor_for(params.shared) as executor, \
+            common.work_dir(args.work_dir, args.output, "quality") as work:
         for stage, _, metrics_path in plan:
             summary = _summarize(stage, shards[stage], checks, join(str(work), stage), executor)
             rates = removal_rates(_read_metrics(metrics_path), stage, q) if metrics_path else None
