@@ -19,6 +19,10 @@ group per ``chunk_steps`` steps, so memory does not grow with the run:
     # which documents did step 17 see?
     pq.read_table(path, filters=[("step", "=", 17)])
 
+The table is never read whole: :class:`DocTable` indexes where each bucket's rows sit
+from the Parquet footer and decodes the row groups a lookup needs through an LRU of a
+fixed byte budget, so memory is O(row groups) plus the cache, whatever the documents.
+
 Validation documents have a score (in docs.parquet) but no bucket (they sit in the
 per-slice ``val-<slice>.bin``). :meth:`DocTable.val_by_bucket` assigns each one the
 bucket its score falls in under the index's ``score_edges`` and gathers, per bucket,
@@ -39,7 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from redrobe.curriculum.buckets import assign_buckets, bucket_name
-from redrobe.curriculum.layout import DOCS_FILE, SPLIT_TRAIN, SPLIT_VAL, open_tokens, read_index, val_file
+from redrobe.curriculum.cache import LRU, TokenFiles
+from redrobe.curriculum.layout import DOCS_FILE, SPLIT_VAL, read_index, val_file
 from redrobe.documents import atomic_file
 
 ORDER_SCHEMA = pa.schema([
@@ -57,57 +62,155 @@ class Rows(Protocol):
     def rows(self, step: int, micro: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-@dataclass
+#: decoded docs.parquet row groups a DocTable keeps (bytes): a bound, whatever the corpus
+CACHE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Where each bucket's documents sit in docs.parquet: one block per run of one
+    bucket's rows inside one row group (rows ``[lo, hi)`` of ``group``, the first at
+    token ``offset``), sorted by (bucket, offset). O(row groups + buckets) numbers."""
+
+    bucket: np.ndarray
+    offset: np.ndarray
+    group: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def _stat(meta: pq.RowGroupMetaData, column: int) -> tuple[Any, Any] | None:
+    stats = meta.column(column).statistics
+    return (stats.min, stats.max) if stats is not None and stats.has_min_max else None
+
+
+def _group_runs(docs: pq.ParquetFile, g: int, col: dict[str, int]) -> list[tuple[int, int, int, int]]:
+    """(bucket, first offset, lo, hi) of each run of one bucket in row group ``g``; from
+    the footer's statistics when the group holds one bucket, else from its two columns."""
+    meta = docs.metadata.row_group(g)
+    bucket, offset = _stat(meta, col["bucket"]), _stat(meta, col["offset"])
+    if bucket is not None and offset is not None and bucket[0] == bucket[1]:
+        return [(int(bucket[0]), int(offset[0]), 0, meta.num_rows)]
+    rows = docs.read_row_group(g, columns=["bucket", "offset"])
+    buckets, offsets = rows["bucket"].to_numpy(), rows["offset"].to_numpy()
+    cuts = [0, *(np.flatnonzero(np.diff(buckets)) + 1).tolist(), len(buckets)]
+    return [(int(buckets[a]), int(offsets[a]), a, b) for a, b in zip(cuts, cuts[1:])]
+
+
+def _blocks(docs: pq.ParquetFile) -> Blocks:
+    """The training blocks of every row group (validation rows, bucket -1, left out)."""
+    col = {docs.metadata.schema.column(i).name: i for i in range(docs.metadata.num_columns)}
+    runs = [(k, off, g, a, b) for g in range(docs.metadata.num_row_groups)
+            for k, off, a, b in _group_runs(docs, g, col) if k >= 0 and b > a]
+    table = np.array(runs, dtype=np.int64).reshape(-1, 5)
+    table = table[np.lexsort((table[:, 1], table[:, 0]))]
+    return Blocks(*(np.ascontiguousarray(table[:, i]) for i in range(5)))
+
+
 class DocTable:
-    """docs.parquet of a buckets directory, split by file (sized by documents)."""
-    root: Path
-    index: dict[str, Any]
-    train: list[tuple[np.ndarray, np.ndarray, list[str]]]   # per bucket: offsets, ends, ids
-    val: pa.Table                                           # the validation rows
+    """docs.parquet of a buckets directory, read lazily: the footer (opened on first use),
+    a block index (:class:`Blocks`, built on the first :meth:`overlaps`) and the row
+    groups a lookup needs, decoded through an :class:`~redrobe.curriculum.cache.LRU` of
+    ``cache_bytes``. Memory is bounded by the cache and O(row groups), not by documents;
+    :meth:`close` lets all of it go (a later call opens the file again). ``files`` reads
+    the validation tokens (a bounded set of open files)."""
+
+    def __init__(self, root: str | os.PathLike, index: dict[str, Any], files: TokenFiles,
+                 cache_bytes: int = CACHE_BYTES) -> None:
+        self.root, self.index, self.files = Path(root), index, files
+        (self.root / DOCS_FILE).stat()   # a missing table fails here, not mid-run
+        self._docs: pq.ParquetFile | None = None
+        self._blocks: Blocks | None = None
+        self.groups: LRU[int, tuple[np.ndarray, np.ndarray, pa.Array]] = LRU(
+            cache_bytes, weigh=lambda v: v[0].nbytes + v[1].nbytes + v[2].nbytes)
 
     @classmethod
-    def read(cls, root: str | os.PathLike) -> DocTable:
-        root = Path(root)
+    def read(cls, root: str | os.PathLike, files: TokenFiles | None = None,
+             cache_bytes: int = CACHE_BYTES) -> DocTable:
         index = read_index(root)
-        docs = pq.read_table(root / DOCS_FILE, columns=["id", "source", "split", "bucket",
-                                                        "score", "tokens", "offset"])
-        train = []
-        for k in range(len(index["buckets"])):
-            rows = docs.filter(pc.and_(pc.equal(docs["split"], SPLIT_TRAIN),
-                                      pc.equal(docs["bucket"], k)))
+        if files is None:
+            files = TokenFiles.of_index(root, index)
+        return cls(root, index, files, cache_bytes)
+
+    @property
+    def docs(self) -> pq.ParquetFile:
+        """The open Parquet file; its footer is O(row groups) (about 1 KB a group)."""
+        if self._docs is None:
+            self._docs = pq.ParquetFile(self.root / DOCS_FILE)
+        return self._docs
+
+    @property
+    def blocks(self) -> Blocks:
+        if self._blocks is None:
+            self._blocks = _blocks(self.docs)
+        return self._blocks
+
+    def _group(self, g: int) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+        """Row group ``g``'s offsets, ends (eos included) and ids, decoded once while cached."""
+        def load() -> tuple[np.ndarray, np.ndarray, pa.Array]:
+            rows = self.docs.read_row_group(g, columns=["id", "tokens", "offset"])
             offsets = rows["offset"].to_numpy().astype(np.int64)
             ends = offsets + rows["tokens"].to_numpy().astype(np.int64) + 1   # + eos
-            train.append((offsets, ends, rows["id"].to_pylist()))
-        val = docs.filter(pc.equal(docs["split"], SPLIT_VAL))
-        return cls(root, index, train, val)
+            return offsets, ends, rows["id"].combine_chunks()
+        return self.groups.get(g, load)
 
     def overlaps(self, bucket: int, start: int, end: int) -> Iterator[tuple[str, int, int]]:
         """(doc id, overlap start, overlap end) of every document in ``[start, end)``."""
-        offsets, ends, ids = self.train[bucket]
-        first = int(np.searchsorted(offsets, start, side="right")) - 1
-        for i in range(max(first, 0), len(offsets)):
-            if offsets[i] >= end:
-                break
-            yield ids[i], max(int(offsets[i]), start), min(int(ends[i]), end)
+        blocks = self.blocks
+        lo, hi = np.searchsorted(blocks.bucket, [bucket, bucket + 1]).tolist()
+        # the block holding ``start``: the last one of the bucket that begins at or before it
+        first = lo + max(int(np.searchsorted(blocks.offset[lo:hi], start, side="right")) - 1, 0)
+        for k in range(first, hi):
+            if blocks.offset[k] >= end:
+                return
+            offsets, ends, ids = self._group(int(blocks.group[k]))
+            a, b = int(blocks.lo[k]), int(blocks.hi[k])
+            at = a + max(int(np.searchsorted(offsets[a:b], start, side="right")) - 1, 0)
+            for i in range(at, b):
+                if offsets[i] >= end:
+                    return
+                yield ids[i].as_py(), max(int(offsets[i]), start), min(int(ends[i]), end)
+
+    def _val_groups(self, source: str) -> Iterator[pa.Table]:
+        """``source``'s validation rows (score, tokens, offset) in file order (the layout's
+        row order), one row group at a time; groups the footer rules out are not read."""
+        meta = self.docs.metadata
+        col = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
+        for g in range(meta.num_row_groups):
+            bucket, sources = _stat(meta.row_group(g), col["bucket"]), _stat(meta.row_group(g), col["source"])
+            if (bucket is not None and bucket[0] >= 0) or (
+                    sources is not None and not sources[0] <= source <= sources[1]):
+                continue   # training rows only (val rows have bucket -1), or other slices
+            rows = self.docs.read_row_group(g, columns=["source", "split", "score", "tokens", "offset"])
+            yield rows.filter(pc.and_(pc.equal(rows["split"], SPLIT_VAL),
+                                      pc.equal(rows["source"], source)))
 
     def val_by_bucket(self, max_tokens: int) -> dict[str, np.ndarray]:
         """Per bucket name: up to ``max_tokens`` validation tokens of the documents whose
-        score falls in it (whole documents in slice then id order; empty if none)."""
+        score falls in it (whole documents in slice then file order; empty if none).
+        Streams the validation rows: memory is the result plus one row group."""
         edges = self.index["score_edges"]
-        buckets = assign_buckets(self.val["score"].to_numpy(), edges).tolist()
-        arrays = {s: open_tokens(self.root, self.index, val_file(s))
-                  for s in sorted(set(self.val["source"].to_pylist()))}
         parts: dict[int, list[np.ndarray]] = {k: [] for k in range(len(self.index["buckets"]))}
         used = dict.fromkeys(parts, 0)
-        rows = zip(self.val["source"].to_pylist(), self.val["offset"].to_pylist(),
-                   self.val["tokens"].to_pylist(), buckets)
-        for source, offset, tokens, k in sorted(rows, key=lambda r: (r[0], r[1])):
-            if used[k] + tokens + 1 <= max_tokens:
-                parts[k].append(np.asarray(arrays[source][offset:offset + tokens + 1]))
-                used[k] += tokens + 1
+        for source in sorted(self.index["val"]):
+            tokens_file = self.files.file(val_file(source))
+            for rows in self._val_groups(source):
+                buckets = assign_buckets(rows["score"].to_numpy(), edges).tolist()
+                for offset, tokens, k in zip(rows["offset"].to_pylist(), rows["tokens"].to_pylist(),
+                                             buckets):
+                    if used[k] + tokens + 1 <= max_tokens:
+                        parts[k].append(tokens_file[offset:offset + tokens + 1])
+                        used[k] += tokens + 1
         dtype = np.dtype(self.index["dtype"])
         return {bucket_name(k): np.concatenate(p) if p else np.zeros(0, dtype=dtype)
                 for k, p in parts.items()}
+
+    def close(self) -> None:
+        """Let the file, its footer, the block index and the cache go."""
+        if self._docs is not None:
+            self._docs.close()
+        self._docs, self._blocks = None, None
+        self.groups.clear()
 
 
 def _step_rows(batches: Rows, table: DocTable, step: int) -> dict[str, list]:

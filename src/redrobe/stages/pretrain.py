@@ -18,6 +18,12 @@ pacing, or the shuffled baseline; ``replay`` mixes earlier buckets in): see
 batch and lane, which documents of which bucket the window covered; the final
 validation loss is reported per slice and per difficulty bucket.
 
+Nothing a rank holds grows with the corpus: the token files are read window by window
+through a few open files (:mod:`redrobe.curriculum.cache`), each rank reading only the
+rows it trains on; the docs table is streamed by row group for the validation windows,
+closed while training, and its training rows are looked up by rank 0 alone, through a
+bounded cache, to write the data order (:class:`redrobe.curriculum.order.DocTable`).
+
 Checkpoints (``--checkpoint-dir``; none without it): every ``pretrain.checkpoint_every``
 steps and after the last, keeping ``pretrain.keep_checkpoints``. With
 ``pretrain.resume: auto`` a rerun (after a crash or a kill) continues from the newest
@@ -35,14 +41,15 @@ import argparse
 import dataclasses
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
 import torch
 
 from redrobe.config import Params
-from redrobe.curriculum.layout import INDEX_FILE, open_tokens, read_index
+from redrobe.curriculum.cache import TokenFile, TokenFiles
+from redrobe.curriculum.layout import INDEX_FILE, read_index
 from redrobe.curriculum.order import DocTable, write_data_order
 from redrobe.documents import atomic_dir, file_digest
 from redrobe.errors import InputError
@@ -100,12 +107,31 @@ def use_compile(setting: str | bool, device: str) -> bool:
     return device == "cuda" if setting == "auto" else bool(setting)
 
 
-def open_buckets(root: str | os.PathLike) -> tuple[dict[str, Any], list[np.ndarray], dict[str, np.ndarray]]:
-    """The index, the bucket arrays (easy first) and the validation arrays per slice."""
+@dataclass
+class Buckets:
+    """The bucket stage's output as a rank reads it: the index, its token files (a bounded
+    set of open descriptors), the bucket arrays (easy first), the validation arrays per
+    slice and the docs table (row groups decoded on demand into a bounded cache)."""
+
+    index: dict[str, Any]
+    files: TokenFiles
+    arrays: list[TokenFile]
+    val: dict[str, TokenFile]
+    table: DocTable
+
+    def close(self) -> None:
+        self.table.close()
+        self.files.close()
+
+
+def open_buckets(root: str | os.PathLike) -> Buckets:
+    """The buckets directory at ``root``: sizes checked against the index, no token read."""
     try:
         index = read_index(root)
-        arrays = [open_tokens(root, index, b["file"]) for b in index["buckets"]]
-        val = {s: open_tokens(root, index, v["file"]) for s, v in sorted(index["val"].items())}
+        files = TokenFiles.of_index(root, index)
+        arrays = [files.file(b["file"]) for b in index["buckets"]]
+        val = {s: files.file(v["file"]) for s, v in sorted(index["val"].items())}
+        table = DocTable(root, index, files)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{Path(root) / INDEX_FILE}: unreadable bucket index or token file "
                          f"({type(exc).__name__}: {exc})") from exc
@@ -113,7 +139,7 @@ def open_buckets(root: str | os.PathLike) -> tuple[dict[str, Any], list[np.ndarr
         if len(array) != entry["tokens"]:
             raise InputError(f"{Path(root) / entry['file']}: {len(array)} tokens, but "
                              f"{INDEX_FILE} says {entry['tokens']}")
-    return index, arrays, val
+    return Buckets(index, files, arrays, val, table)
 
 
 def check_vocabulary(index: dict[str, Any], tokenizer: Any, buckets: str) -> None:
@@ -131,9 +157,19 @@ def lineage_pairs(buckets: str, tokenizer: str, output: Path) -> list[tuple[Path
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any] | None:
+    buckets = open_buckets(args.buckets)
+    try:
+        return pretrain(params, args, tracker, buckets)
+    finally:
+        buckets.close()
+
+
+def pretrain(params: Params, args: argparse.Namespace, tracker: Tracker,
+             buckets: Buckets) -> dict[str, Any] | None:
+    """The stage on opened buckets: rank 0 writes and returns the metrics, others None."""
     pt, seq_len = params.pretrain, params.model.max_seq_len
+    index, table = buckets.index, buckets.table
     tokenizer = load_tokenizer(args.tokenizer)
-    index, arrays, val_arrays = open_buckets(args.buckets)
     check_vocabulary(index, tokenizer, args.buckets)
 
     device, precision = torch_setup(common.torch_threads(pt.threads), pt.precision)
@@ -150,17 +186,18 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     counts = parameter_counts(model)
     names, cur = [b["name"] for b in index["buckets"]], pt.curriculum
     try:
-        batches = make_batches(cur.schedule, arrays, names, pt.steps, seq_len, pt.batch_size,
+        batches = make_batches(cur.schedule, buckets.arrays, names, pt.steps, seq_len, pt.batch_size,
                                pt.grad_accum, params.shared.seed, replay=cur.replay,
                                competence_start=cur.competence_start, pacing_end=cur.pacing_end)
     except ValueError as exc:
         raise InputError(f"{Path(args.buckets) / INDEX_FILE}: {exc}") from exc
-    table = DocTable.read(args.buckets)
-    val = {s: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches) for s, a in val_arrays.items()}
-    # the same held-out documents grouped by difficulty bucket: which bucket a loss comes from
+    val = {s: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches) for s, a in buckets.val.items()}
+    # the same held-out documents grouped by difficulty bucket: which bucket a loss comes from;
+    # every rank evaluates, and this streams only the validation rows of the docs table
     val_tokens = pt.eval_batches * pt.batch_size * (seq_len + 1)
     val_buckets = {b: eval_windows(a, seq_len, pt.batch_size, pt.eval_batches)
                    for b, a in table.val_by_bucket(val_tokens).items() if a.size > seq_len}
+    table.close()   # nothing of the docs table is held while training (rank 0 reopens it below)
     # the untied lm_head is a matmul every token pays (0 when tied): counted, as in
     # transformers' num_parameters(exclude_embeddings=True) and the project's MFU target do
     per_token = flops_per_token(counts["non_embedding"] + counts["lm_head"], params.model.num_layers,
@@ -195,6 +232,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         with atomic_dir(args.output) as out:
             save_model(model, out)
             tokenizer.save_pretrained(out)
+            # rank 0 only: the table's training rows are read here, one cached row group at a time
             write_data_order(out / DATA_ORDER_FILE, batches, table, pt.steps)
     write_curve(args.curve, result.records)
     output = Path(args.output)

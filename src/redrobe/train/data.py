@@ -1,10 +1,11 @@
 """Token arrays and the batches the training loop eats: curriculum schedules.
 
-Inputs are flat arrays of token ids (documents concatenated, each followed by eos),
-such as the memory-mapped ``bucket-NN.bin`` / ``val-<slice>.bin`` files of the bucket
-stage (:mod:`redrobe.curriculum.layout`). A training example is a window of
-``seq_len + 1`` tokens: inputs are its first ``seq_len`` tokens, targets the last
-``seq_len``.
+Inputs are flat arrays of token ids (documents concatenated, each followed by eos):
+anything with ``len`` and slices (:class:`TokenArray`), such as the ``bucket-NN.bin`` /
+``val-<slice>.bin`` files of the bucket stage (:mod:`redrobe.curriculum.layout`) read
+window by window (:class:`redrobe.curriculum.cache.TokenFile`) or memory-mapped. A
+training example is a window of ``seq_len + 1`` tokens: inputs are its first
+``seq_len`` tokens, targets the last ``seq_len``.
 
 Curriculum: training walks the buckets easy -> hard; each bucket gets a share of the
 optimizer steps proportional to its tokens (:func:`curriculum_plan`). Within a bucket
@@ -44,7 +45,7 @@ exactly the data of an uninterrupted one. ``rows(step, micro)`` gives the batch 
 (bucket index, window start) pairs; :func:`redrobe.curriculum.order.data_order` turns
 them into the documents each step saw. Under data parallelism ``for_rank(step, micro,
 rank, world_size)`` gathers only that rank's contiguous rows (:func:`rank_rows`), so a
-rank reads its own windows of the memory-mapped buckets and no one else's.
+rank reads its own windows of the bucket files and no one else's.
 
     batches = make_batches("smooth", arrays, names, steps=300, seq_len=256,
                            batch_size=16, grad_accum=1, seed=1234, replay=0.1)
