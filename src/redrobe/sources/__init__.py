@@ -16,7 +16,8 @@ Modules, each usable on its own:
 - ``code``       source files: language, vendored paths, binary detection, licenses
 - ``codetree``   a directory of source files → github documents
 - ``sample``     the embedded sample corpus built from pinned distributions
-- ``multilingual``  real text in 67 languages from pinned distributions, a language-ID check set
+- ``multilingual``  real text in many languages and scripts from pinned distributions, a
+  language-ID check set
 - ``redpajama``  the user's RedPajama-format JSONL(.gz/.zst) / Parquet shards
 
 The ``ingest`` stage (``redrobe ingest``) wires them to the output directories.
