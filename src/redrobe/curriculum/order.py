@@ -79,6 +79,11 @@ class Blocks:
     hi: np.ndarray
 
 
+def _columns(meta: pq.FileMetaData) -> dict[str, int]:
+    """Column name -> its index in the footer's per-group column chunks."""
+    return {meta.schema.column(i).name: i for i in range(meta.num_columns)}
+
+
 def _stat(meta: pq.RowGroupMetaData, column: int) -> tuple[Any, Any] | None:
     stats = meta.column(column).statistics
     return (stats.min, stats.max) if stats is not None and stats.has_min_max else None
@@ -99,7 +104,7 @@ def _group_runs(docs: pq.ParquetFile, g: int, col: dict[str, int]) -> list[tuple
 
 def _blocks(docs: pq.ParquetFile) -> Blocks:
     """The training blocks of every row group (validation rows, bucket -1, left out)."""
-    col = {docs.metadata.schema.column(i).name: i for i in range(docs.metadata.num_columns)}
+    col = _columns(docs.metadata)
     runs = [(k, off, g, a, b) for g in range(docs.metadata.num_row_groups)
             for k, off, a, b in _group_runs(docs, g, col) if k >= 0 and b > a]
     table = np.array(runs, dtype=np.int64).reshape(-1, 5)
@@ -175,7 +180,7 @@ class DocTable:
         """``source``'s validation rows (score, tokens, offset) in file order (the layout's
         row order), one row group at a time; groups the footer rules out are not read."""
         meta = self.docs.metadata
-        col = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
+        col = _columns(meta)
         for g in range(meta.num_row_groups):
             bucket, sources = _stat(meta.row_group(g), col["bucket"]), _stat(meta.row_group(g), col["source"])
             if (bucket is not None and bucket[0] >= 0) or (
