@@ -18,6 +18,7 @@ from redrobe.stages.registry import STAGES
 
 TOOLS = {
     "params-check": ("redrobe.config_cli", "main"),
+    "language-thresholds": ("redrobe.thresholds_cli", "main"),   # clean.language_thresholds, FineWeb-2
     "lineage": ("redrobe.lineage_cli", "main"),
     "audit": ("redrobe.stages.audit", "main"),          # human review round-trip, not a DVC stage
     "reproduce": ("redrobe.tables.runner", "main"),     # paper tables (their own generated dvc.yaml)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from text.test_languages import JA, SHORT, ZH
 from text.test_rules import PROSE_LINES as PROSE  # tests/ is on sys.path (its conftest)
 
 from redrobe.accounting import check_accounting
@@ -247,6 +248,25 @@ def test_removal_by_rule_adds_up_to_the_ledger(tmp: Path) -> None:
     assert by_rule["misc"] == {}
 
 
+def test_removal_by_language_counts_each_language_and_adds_up(tmp: Path) -> None:
+    with ShardWriter(shard_path(tmp / "multi", "c4", 0), batch_size=2) as writer:
+        writer.write_all([Document("zh", ZH, "c4"), Document("ja", JA, "c4"),
+                          Document("en", PROSE, "c4"), Document("en-short", SHORT, "c4"),
+                          Document("zh-short", ZH[:30], "c4")])
+    code, metrics, out = run_clean(tmp, "multi", raw="multi")
+    assert code == 0
+    by_language = metrics["removal_by_language"]
+    assert by_language["slices"]["c4"] == by_language["total"]
+    assert {lang: (row["docs_in"], row["docs_kept"], row["docs_removed"])
+            for lang, row in by_language["total"].items()} == {"en": (2, 1, 1), "ja": (1, 1, 0),
+                                                                "zh": (2, 1, 1)}
+    assert by_language["total"]["zh"]["removed_by_reason"] == {gopher.GOPHER_SHORT_DOC: 1}
+    assert ids(out / "clean/c4/part-00000.parquet") == ["zh", "ja", "en"]
+    # with the rules as published every document without spaces is a short one
+    code, english_only, _ = run_clean(tmp, "english", raw="multi", language_rules=False)
+    assert english_only["accounting"]["slices"]["c4"]["removed_by_reason"] == {gopher.GOPHER_SHORT_DOC: 4}
+
+
 def test_missing_input_is_one_clear_error(tmp: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp / "empty").mkdir()
     write_params(tmp / "p.yaml")
@@ -347,3 +367,4 @@ def test_counts_round_trip_through_json(tmp: Path) -> None:
     assert back_ledger.as_dict() == ledger.as_dict()
     assert back_stats.as_dict() == stats.as_dict()
     assert back_stats.removal_by_rule(ledger.as_dict()) == stats.removal_by_rule(ledger.as_dict())
+    assert back_stats.removal_by_language(ledger.as_dict()) == stats.removal_by_language(ledger.as_dict())

@@ -94,18 +94,18 @@ class LanguageRules:
     ``clean.language_thresholds.<code>`` merged into their sections, on first use.
 
     A language with neither a profile nor thresholds of its own (English, an
-    unsupported language) gets ``default``, the rule sets built from the sections as
-    they stand, so its documents are judged exactly as without languages."""
+    unsupported language) has none (``None``): the Cleaner's rule sets, built from the
+    sections as they stand, judge it exactly as without languages."""
 
-    def __init__(self, names: Sequence[str], clean: Clean, default: list[Rule]) -> None:
-        self.names, self.clean, self.default = list(names), clean, default
+    def __init__(self, names: Sequence[str], clean: Clean) -> None:
+        self.names, self.clean = list(names), clean
         self._built: dict[str, list[Rule]] = {}
 
-    def rules(self, code: str) -> list[Rule]:
+    def rules(self, code: str) -> list[Rule] | None:
         key = normalize_code(code)
         language = profile(key)
         if language is ENGLISH and key not in self.clean.language_thresholds:
-            return self.default
+            return None
         if key not in self._built:
             self._built[key] = build_rule_sets(self.names, self.clean.for_language(key), language)
         return self._built[key]
@@ -160,7 +160,7 @@ class Cleaner:
     def for_slice(cls, slice_name: str, clean: Clean) -> Cleaner:
         names = clean.resolve(clean.rule_sets.get(slice_name, []))
         rule_sets = build_rule_sets(names, clean)
-        languages = LanguageRules(names, clean, rule_sets) if clean.language_rules else None
+        languages = LanguageRules(names, clean) if clean.language_rules else None
         return cls(clean.normalization, rule_sets, clean.store_signals, languages)
 
     @property
@@ -195,9 +195,8 @@ class Cleaner:
 
     def rules_for(self, language: str | None) -> list[Rule]:
         """The rule sets that judge a document of ``language`` (None: not identified)."""
-        if self.languages is None or language is None:
-            return self.rule_sets
-        return self.languages.rules(language)
+        own = None if self.languages is None or language is None else self.languages.rules(language)
+        return self.rule_sets if own is None else own
 
     def signals(self, text: str, language: str | None = None,
                 score: float = 0.0) -> tuple[rpv2.Signals, dict[str, str]]:
