@@ -249,8 +249,8 @@ class LanguageProfile:
     def ends_sentence_without_mark(self, line: str) -> bool:
         """True when ``line`` ends a sentence although it has no terminator: the last
         character is a letter of a script whose sentences end at spaces (Thai, Lao)."""
-        return self.space_ends_sentence and self._segmenter is not None \
-            and self._segmenter.is_letter(line[-1:])
+        segmenter = self._segmenter if self.script.space_ends_sentence else None
+        return segmenter is not None and segmenter.is_letter(line[-1:])
 
     def ends_sentence(self, line: str, ends: tuple[str, ...]) -> bool:
         """Does ``line`` end a sentence, given :meth:`line_ends` of a rule set's marks."""
@@ -268,13 +268,15 @@ class _Segmenter:
         marks = _marks(script.letters)
         unit = f"(?:[{script.runs}][{marks}]*)+|" if script.runs else ""
         self.unit = re.compile(f"{unit}.[{marks}]*" if marks else f"{unit}.", re.DOTALL)
-        # stop words written in the script only, grouped by first character, longest
-        # first; the NFD form too, as the normalized view is NFD (が = か + U+3099)
+        # stop words written in the script only, and the NFD form too, as the normalized
+        # view is NFD (が = か + U+3099); per first character, their lengths, longest first
         words = {w for w in dictionary if self.run.fullmatch(w)}
-        words |= {unicodedata.normalize("NFD", w) for w in words}
-        self.words: dict[str, list[str]] = {}
-        for word in sorted(words, key=len, reverse=True):
-            self.words.setdefault(word[0], []).append(word)
+        self.words = frozenset(words | {unicodedata.normalize("NFD", w) for w in words})
+        lengths: dict[str, set[int]] = {}
+        for word in self.words:
+            lengths.setdefault(word[0], set()).add(len(word))
+        self.lengths = {first: sorted(n, reverse=True) for first, n in lengths.items()}
+        self.single = not marks and not script.runs   # a unit is one character (Han)
 
     def is_letter(self, char: str) -> bool:
         return bool(char) and self.letters.match(char) is not None
@@ -297,21 +299,23 @@ class _Segmenter:
         """One run of the script's letters, cut into words."""
         if not self.words:
             return self.unit.findall(run)
-        out, i = [], 0
-        while i < len(run):
-            word = next((w for w in self.words.get(run[i], ()) if run.startswith(w, i)), None)
-            if word is None:
-                word = self.unit.match(run, i).group()   # type: ignore[union-attr]  # "." always matches
-            out.append(word)
-            i += len(word)
+        out, i, end = [], 0, len(run)
+        while i < end:
+            # the longest stop word starting here (a few set lookups), else one unit
+            size = next((n for n in self.lengths.get(run[i], ()) if run[i:i + n] in self.words), 0)
+            if not size:
+                size = 1 if self.single else self.unit.match(run, i).end() - i   # type: ignore[union-attr]
+            out.append(run[i:i + size])
+            i += size
         return out
 
 
 def _marks(letters: str) -> str:
     """Regex class body of the combining marks (categories Mn, Mc, Me) among the
-    characters of a class body of single characters and ``a-b`` ranges."""
+    characters of a class body of single characters and ``a-b`` ranges (the
+    supplementary planes, Han extensions here, hold none of the scripts' marks)."""
     points = [chr(c) for lo, hi, one in re.findall(r"(.)-(.)|(.)", letters)
-              for c in (range(ord(lo), ord(hi) + 1) if lo else [ord(one)])]
+              for c in (range(ord(lo), ord(hi) + 1) if lo else [ord(one)]) if c < 0x10000]
     return "".join(re.escape(c) for c in points if unicodedata.category(c).startswith("M"))
 
 
