@@ -26,12 +26,14 @@ from typing import Any
 import pytest
 import yaml
 from ray_cluster import RayCluster  # tests/ is on sys.path (its conftest)
+from s3_server import s3_server_fixture  # noqa: F401  (fixture)
 
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, list_shards, read_documents, shard_path
 from redrobe.parallel import RayExecutor
 from redrobe.sources import sample
 from redrobe.stages import bucket, clean, dedup, ingest
+from redrobe.storage import read_manifest
 from redrobe.tokenizer import save_tokenizer, train_tokenizer
 
 ray = pytest.importorskip("ray")
@@ -53,10 +55,15 @@ def stall_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, stall_dir):
-    with RayCluster(tmp_path_factory.mktemp("ray-cluster")) as running:
-        running.add_node("worker", env={STALL_DIR: str(stall_dir)})
-        yield running
+def cluster(tmp_path_factory, stall_dir, s3_server):
+    """The cluster; its nodes and drivers reach the S3 server (credentials and endpoint
+    in their environment, as on a real cluster)."""
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in s3_server.env.items():
+            env.setenv(key, value)
+        with RayCluster(tmp_path_factory.mktemp("ray-cluster")) as running:
+            running.add_node("worker", env={STALL_DIR: str(stall_dir)})
+            yield running
 
 
 def in_driver(cluster: RayCluster, function: str, *args: str) -> str:
@@ -115,10 +122,11 @@ def write_params(path: Path, executor: str, address: str = "") -> Path:
     return path
 
 
-def run_data_stages(work: str, params: str, cache: str, tokenizer: str = "") -> None:
-    """ingest → clean → dedup (→ bucket when a tokenizer is given) under ``work``."""
+def run_data_stages(work: str, params: str, cache: str, tokenizer: str = "", metrics: str = "") -> None:
+    """ingest → clean → dedup (→ bucket when a tokenizer is given) under ``work`` (a path
+    or a URL), the metrics under ``metrics`` (default: ``work``)."""
     def stage(module: Any, name: str, *args: str) -> None:
-        code = module.main(["--params", params, "--metrics", f"{work}/{name}.json", *args])
+        code = module.main(["--params", params, "--metrics", f"{metrics or work}/{name}.json", *args])
         assert code == 0, f"{name} failed"
 
     d = {name: f"{work}/{name}" for name in
@@ -165,6 +173,27 @@ def test_data_stages_on_the_cluster_match_local(cluster, tmp_path, monkeypatch):
     assert files.keys() == local[0].keys()
     assert [n for n in files if files[n] != local[0][n]] == []
     assert metrics == local[1]
+
+
+OUTPUTS = ("raw", "clean", "dedup", "removed/ingest", "removed/clean", "removed/dedup",
+           "quarantine/ingest", "quarantine/clean")
+
+
+def test_data_stages_on_the_cluster_write_to_a_bucket(cluster, s3_server, tmp_path, monkeypatch):
+    """No shared filesystem needed: every output and the scratch of the cluster's tasks
+    live in a bucket, committed by manifests equal to those of a local run."""
+    monkeypatch.setenv("REDROBE_TRACKING", "off")
+    cache, local = str(dist_cache(tmp_path)), tmp_path / "local"
+    run_data_stages(str(local), str(write_params(tmp_path / "local.yaml", "local")), cache)
+    remote = f"s3://{s3_server.make_bucket('ray-stages')}/work"
+    (tmp_path / "metrics").mkdir()
+    on_ray = write_params(tmp_path / "ray.yaml", "ray", cluster.address)
+    in_driver(cluster, "run_data_stages", remote, str(on_ray), cache, "", str(tmp_path / "metrics"))
+    for output in OUTPUTS:
+        expected = read_manifest(local / output)
+        assert expected and read_manifest(f"{remote}/{output}") == expected, output
+    assert snapshot(tmp_path / "metrics")[1] == snapshot(local)[1]
+    assert [f for f in s3_server.filesystem().find(remote.removeprefix("s3://")) if "/." in f] == []
 
 
 # -- a node killed during a stage ----------------------------------------------------------------
@@ -247,5 +276,6 @@ def test_a_node_killed_during_a_stage_changes_nothing(cluster, stall_dir, tmp_pa
     assert cluster.nodes["worker"].pids() == []      # ...and died with all its processes
     assert cluster.nodes["head"].process.poll() is None
     files, metrics = snapshot(work)
-    assert len(files) == 18  # 6 shards x kept/removed/quarantine, the half one's leftover gone
+    # 6 shards x kept/removed/quarantine and their 3 manifests, the half one's leftover gone
+    assert len(files) == 21
     assert files == local[0] and metrics == local[1]
