@@ -72,6 +72,49 @@ def test_trains_on_the_training_split_only(setup):
         assert bpt == pytest.approx(v["bytes"] / v["tokens"], abs=1e-6) and bpt > 1.0
 
 
+CHINESE = "我们的语言是一种功能强大的语言。"
+
+
+def _chinese_slice(root, language_column: bool) -> None:
+    """20 identical Chinese documents in slice `wikipedia`, with or without clean's column."""
+    extra = ("language",) if language_column else ()
+    with ShardWriter(shard_path(root / "dedup", "wikipedia", 0), extra_columns=extra) as w:
+        for i in range(20):
+            w.write(Document(id=f"wikipedia/{i}", text=CHINESE, source="wikipedia",
+                             extra={"language": "zh"} if language_column else {}))
+
+
+def test_fertility_per_language_of_the_validation_documents(setup, tmp_path):
+    _chinese_slice(tmp_path, language_column=True)
+    code, _, metrics = setup()
+    assert code == 0
+    fertility, validation = metrics["fertility"], metrics["validation"]
+    assert set(fertility) == {"und", "zh"}      # no language column: und
+    assert fertility["zh"]["docs"] == validation["wikipedia"]["docs"] >= 1
+    assert fertility["und"]["docs"] == validation["books"]["docs"] + validation["c4"]["docs"]
+    assert sum(f["tokens"] for f in fertility.values()) == sum(v["tokens"] for v in validation.values())
+    zh = fertility["zh"]
+    assert zh["words"] == 14 * zh["docs"] and zh["chars"] == len(CHINESE) * zh["docs"]
+    assert set(zh) == {"docs", "words", "chars", "tokens", "tokens_per_word", "tokens_per_char"}
+    assert zh["tokens_per_word"] == pytest.approx(zh["tokens"] / zh["words"], abs=1e-6)
+    assert zh["tokens_per_char"] == pytest.approx(zh["tokens"] / zh["chars"], abs=1e-6)
+
+
+def test_fertility_changes_no_other_output(setup, tmp_path):
+    """The language column only adds `fertility`: tokenizer files and every other
+    metrics key are the same with and without it."""
+    _chinese_slice(tmp_path, language_column=False)
+    _, plain, without = setup("a")
+    _chinese_slice(tmp_path, language_column=True)
+    _, tagged, with_column = setup("b")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (plain / name).read_bytes() == (tagged / name).read_bytes()
+    assert set(without["fertility"]) == {"und"} and "zh" in with_column["fertility"]
+    drop = {"fertility", "wall_seconds"}
+    assert {k: v for k, v in without.items() if k not in drop} == \
+        {k: v for k, v in with_column.items() if k not in drop}
+
+
 def test_cap_keeps_exactly_max_train_docs_from_every_slice(setup):
     code, _, metrics = setup(max_train_docs=40)
     assert code == 0 and metrics["capped"] is True and metrics["train_docs"] == 40

@@ -9,7 +9,8 @@ Refuses to run unless the quality gate passed (``<gate>/validation.json`` with
 ``tokenize.max_train_docs`` documents, a uniform sample when capped, see
 curriculum/subsample.py) into the BPE trainer, saves HF files into ``--output`` (an
 atomic directory) and measures compression (UTF-8 bytes per token) on each slice's
-validation split.
+validation split, and on the same documents ``fertility``: tokens per word and per
+character for each language of the ``language`` column (redrobe.fertility).
 
 Every pass over the corpus is a map of per-shard tasks (``redrobe.parallel``,
 ``shared.workers``): the split thresholds (curriculum/split.py), the cap's cutoff
@@ -45,6 +46,7 @@ from redrobe.documents import (
     read_documents,
 )
 from redrobe.errors import GateError, InputError
+from redrobe.fertility import Fertility, document_language
 from redrobe.parallel import executor_for
 from redrobe.progress import map_tracked
 from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
@@ -130,26 +132,28 @@ def _sampled_texts(tasks: Sequence[ShardSplit]) -> Iterator[str]:
             yield doc.text or ""
 
 
-def validation_stats(task: ShardSplit) -> dict[str, int]:
-    """The shard's validation docs, UTF-8 bytes and tokens."""
+def validation_stats(task: ShardSplit) -> dict[str, Any]:
+    """The shard's validation docs, UTF-8 bytes and tokens; words and characters per
+    language under ``fertility`` (redrobe.fertility)."""
     encoder = document_encoder(task.tokenizer)
-    stats = {"docs": 0, "bytes": 0, "tokens": 0}
+    stats: dict[str, Any] = {"docs": 0, "bytes": 0, "tokens": 0, "fertility": Fertility()}
     docs = (d for d in read_documents(task.shard, task.batch_docs)
             if is_validation(d.id, task.threshold, task.seed))
     for doc, ids in encode_documents(encoder, docs, task.batch_docs):
         stats["docs"] += 1
         stats["bytes"] += len((doc.text or "").encode("utf-8"))
         stats["tokens"] += len(ids)
+        stats["fertility"].add(document_language(doc), doc.text or "", len(ids))
     return stats
 
 
 def _compression(tasks: Sequence[ShardSplit],
-                 found: Sequence[dict[str, int]]) -> dict[str, dict[str, Any]]:
+                 found: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per slice: validation docs, UTF-8 bytes, tokens and bytes per token."""
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"docs": 0, "bytes": 0, "tokens": 0})
     for task, shard in zip(tasks, found):
-        for key, value in shard.items():
-            stats[task.slice][key] += value
+        for key in ("docs", "bytes", "tokens"):
+            stats[task.slice][key] += shard[key]
     for s in stats.values():
         s["bytes_per_token"] = round(s["bytes"] / s["tokens"], 6) if s["tokens"] else None
     return dict(sorted(stats.items()))
@@ -189,8 +193,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         val_tasks = [dataclasses.replace(t, texts="", tokenizer=str(tokenizer_file(tmp)))
                      for t in tasks]
         with reporter(f"{STAGE} validation", len(tasks)) as progress:
-            validation = _compression(val_tasks, map_tracked(executor, validation_stats,
-                                                             val_tasks, progress))
+            found = map_tracked(executor, validation_stats, val_tasks, progress)
+            validation = _compression(val_tasks, found)
     digest = file_digest(tokenizer_file(output))
     files = sorted(output.glob("*.json"))  # tokenizer.json, tokenizer_config.json, ...
     log_lineage(tracker, STAGE, [(s, f) for s in shards for f in files])
@@ -201,7 +205,8 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         train_docs=sum(s.docs_out for s in ledger.slices.values()),
         capped=cutoff is not None, tokenizer_digest=digest,
         bytes_per_token={k: v["bytes_per_token"] for k, v in validation.items()},
-        validation=validation)
+        validation=validation,
+        fertility=Fertility.merged(s["fertility"] for s in found).as_dict())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
