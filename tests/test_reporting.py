@@ -9,9 +9,11 @@ from redrobe.reporting import (
     bucket_rows,
     eval_rows,
     eval_table,
+    fertility_rows,
     funnel_rows,
     funnel_table,
     key_metrics,
+    language_rows,
     render_report,
     rule_rows,
     write_csv,
@@ -107,3 +109,48 @@ def test_rule_table_lists_each_reason_largest_first():
     assert "## What each rule removed (clean)" in md
     assert "| c4 | gopher_short_doc | 2 | 20 | 100 | 10 |" in md
     assert rule_rows({"clean": {}}) == []
+
+
+def _row(docs_in, kept, removed, quarantined=0, **reasons):
+    return {"docs_in": docs_in, "docs_kept": kept, "docs_removed": removed,
+            "docs_quarantined": quarantined, "removed_fraction": removed / docs_in,
+            "removed_by_reason": reasons}
+
+
+LANGUAGE_METRICS = {**METRICS, "clean": {**METRICS["clean"], "removal_by_language": {
+    "slices": {},   # the table reads the totals over slices
+    "total": {"de": _row(4, 1, 3, gopher_short_doc=1, c4_too_few_sentences=1, fineweb_line_punct_ratio=1),
+              "en": _row(10, 6, 3, 1, gopher_short_doc=2, gopher_too_few_stop_words=1),
+              "zh": _row(4, 0, 4, gopher_short_doc=1, c4_too_few_sentences=1,
+                         fineweb_line_punct_ratio=1, gopher_dup_line_frac=1)}}},
+    "tokenize": {"fertility": {
+        "en": {"docs": 2, "words": 100, "chars": 500, "tokens": 130, "tokens_per_word": 1.3,
+               "tokens_per_char": 0.26},
+        "zh": {"docs": 1, "words": 40, "chars": 40, "tokens": 60, "tokens_per_word": 1.5,
+               "tokens_per_char": 1.5},
+        "und": {"docs": 1, "words": 0, "chars": 0, "tokens": 0, "tokens_per_word": None,
+                "tokens_per_char": None}}}}
+
+
+def test_language_table_most_documents_first_with_top_reasons():
+    rows = language_rows(LANGUAGE_METRICS)
+    assert [r[0] for r in rows] == ["en", "de", "zh"]     # docs_in 10, then 4 and 4 by name
+    assert rows[0][:6] == ["en", 10, 6, 3, 1, 30.0]
+    assert rows[0][6] == "gopher_short_doc: 2<br>gopher_too_few_stop_words: 1"
+    # three reasons at most, largest first (ties by name), the rest summed
+    assert rows[2][6] == ("c4_too_few_sentences: 1<br>fineweb_line_punct_ratio: 1<br>"
+                          "gopher_dup_line_frac: 1<br>other: 1")
+    assert language_rows(METRICS) == []                    # metrics before removal_by_language
+    md = render_report(LANGUAGE_METRICS, None)
+    assert "## Removal per language (clean)" in md
+    assert "| en | 10 | 6 | 3 | 1 | 30 | gopher_short_doc: 2<br>gopher_too_few_stop_words: 1 |" in md
+    assert "| zh | 4 | 0 | 4 | 0 | 100 |" in md
+
+
+def test_fertility_table_most_words_first():
+    rows = fertility_rows(LANGUAGE_METRICS)
+    assert rows == [["en", 2, 100, 130, 1.3, 0.26], ["zh", 1, 40, 60, 1.5, 1.5],
+                    ["und", 1, 0, 0, "—", "—"]]
+    md = render_report(LANGUAGE_METRICS, None)
+    assert "## Tokenizer fertility per language" in md and "| zh | 1 | 40 | 60 | 1.5 | 1.5 |" in md
+    assert fertility_rows(METRICS) == []

@@ -6,7 +6,9 @@ the `report` stage reads the files and writes the result:
     md = render_report(metrics, curve_png="pretrain_curve.png")
 
 Sections: the data funnel per slice (in, removed by reason, duplicates, kept,
-tokens), tokens per curriculum bucket, the training curve, and the evaluation table.
+tokens), what each clean rule removed, removal per identified language (clean's
+``removal_by_language``), tokenizer fertility per language (tokenize's ``fertility``),
+tokens per curriculum bucket, the training curve, and the evaluation table.
 
 The same metrics also give the long-format tables that ``dvc plots`` draws (bar
 templates) and the few numbers ``dvc exp show`` should compare across experiments:
@@ -69,6 +71,43 @@ def rule_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     return [[name, reason, r["docs"], 100 * r["doc_fraction"], r["chars"], 100 * r["char_fraction"]]
             for name, reasons in sorted(by_rule.items())
             for reason, r in sorted(reasons.items(), key=lambda kv: (-kv[1]["chars"], kv[0]))]
+
+
+#: removal reasons a language row of the report names (the rest are summed as "other")
+TOP_REASONS = 3
+
+
+def _top_reasons(counts: dict[str, int], top: int = TOP_REASONS) -> str:
+    """The ``top`` largest reasons with their counts (ties by name), the rest as "other"."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{reason}: {n:,}" for reason, n in ranked[:top]]
+    rest = sum(n for _, n in ranked[top:])
+    return "<br>".join(parts + ([f"other: {rest:,}"] if rest else [])) or "—"
+
+
+def language_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """One row per identified language (clean's ``removal_by_language`` over all slices),
+    most documents first: in, kept, removed, quarantined, % removed, top removal reasons."""
+    total = metrics.get("clean", {}).get("removal_by_language", {}).get("total", {})
+    ranked = sorted(total.items(), key=lambda kv: (-kv[1].get("docs_in", 0), kv[0]))
+    return [[language, r.get("docs_in", 0), r.get("docs_kept", 0), r.get("docs_removed", 0),
+             r.get("docs_quarantined", 0), 100 * r.get("removed_fraction", 0.0),
+             _top_reasons(r.get("removed_by_reason", {}))]
+            for language, r in ranked]
+
+
+def fertility_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """One row per language of the tokenizer's validation documents (tokenize's
+    ``fertility``), most words first: documents, words, tokens per word and per character."""
+    fertility = metrics.get("tokenize", {}).get("fertility", {})
+    ranked = sorted(fertility.items(), key=lambda kv: (-kv[1].get("words", 0), kv[0]))
+    return [[language, f.get("docs", 0), f.get("words", 0), f.get("tokens", 0),
+             _or_dash(f.get("tokens_per_word")), _or_dash(f.get("tokens_per_char"))]
+            for language, f in ranked]
+
+
+def _or_dash(value: Any) -> Any:
+    return "—" if value is None else value
 
 
 def bucket_rows(metrics: dict[str, Any]) -> list[list[Any]]:
@@ -201,6 +240,17 @@ def render_report(metrics: dict[str, Any], curve_png: str | None) -> str:
         "clean input (the first rule that fails a document names it).",
         _table(["slice", "rule", "documents", "% documents", "characters", "% characters"],
                rule_rows(metrics)),
+        "## Removal per language (clean)",
+        "Documents per identified language over all slices (`und`: none identified, e.g. "
+        "code), what clean kept and removed, and the reasons that removed most of them.",
+        _table(["language", "documents in", "kept", "removed", "quarantined", "% removed",
+                "top removal reasons"], language_rows(metrics)),
+        "## Tokenizer fertility per language",
+        "Tokens per word (words as the language's rules count them) and per character on "
+        "the tokenizer's validation documents; higher means the tokenizer splits the "
+        "language into more pieces.",
+        _table(["language", "documents", "words", "tokens", "tokens/word", "tokens/char"],
+               fertility_rows(metrics)),
         "## Curriculum buckets (easy → hard)",
         _table(["bucket", "documents", "tokens", "difficulty range (bits/token)"],
                bucket_rows(metrics)),
