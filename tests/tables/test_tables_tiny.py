@@ -24,6 +24,9 @@ def tiny(tmp_path_factory):
     shutil.copytree(REPO / "profiles", root / "profiles")
     cache = REPO / ".cache" / "dists"
     cache.mkdir(parents=True, exist_ok=True)
+    # tables that read pinned archives themselves (tokenizer-fertility) find them where
+    # they are in the repo: <cwd>/.cache/dists
+    (root / ".cache").symlink_to(REPO / ".cache", target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("REDROBE_TRACKING", "off")

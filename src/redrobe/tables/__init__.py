@@ -17,6 +17,7 @@ TABLES = {
     "t5-repeats": "t5_repeats",
     "lora-rank": "lora_rank",
     "filter-ablation": "filter_ablation",
+    "tokenizer-fertility": "tokenizer_fertility",
 }
 
 
