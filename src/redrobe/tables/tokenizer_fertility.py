@@ -368,9 +368,9 @@ SPEC = TableSpec(
         "fertility; the two agree in direction, not in size (languages differ in words per "
         "sentence: Finnish packs more into a word than English).",
         "GPT-2 and BLOOM are 50k and 250k vocabularies trained on billions of tokens; ours is "
-        "params.tokenize's vocabulary trained on the sample corpus (English, plus code), and "
-        "the multilingual variant adds a few hundred kilobytes of text in 67 languages, "
-        "far from BLOOM's balanced multilingual data.",
+        "params.tokenize's vocabulary trained on the corpus (at sample scale 13 MB of English "
+        "text and code), and the multilingual variant adds 66 kB of text in 67 languages "
+        "(half of it per fold), far from BLOOM's balanced multilingual data.",
         "FLORES-200 has Simplified Chinese; our Chinese is Literary Chinese (a traditional-script "
         "Wikipedia sample) and spaCy's example sentences. Ancient Greek, Latin, Upper and Lower "
         "Sorbian are not in FLORES-200 and have no paper value.",
