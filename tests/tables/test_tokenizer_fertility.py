@@ -125,8 +125,10 @@ def test_spearman():
 
 
 def _row(code, script, words, english, multi, gpt2):
+    """A row whose English fertility is 2 with both tokenizers (tokens per word = 2 x ratio)."""
     return {"language": code, "script": script, "words": words, "ours_english_ratio": english,
-            "ours_multilingual_ratio": multi, "paper_gpt2_premium": gpt2}
+            "ours_multilingual_ratio": multi, "paper_gpt2_premium": gpt2,
+            "ours_english_tokens_per_word": 2 * english, "ours_multilingual_tokens_per_word": 2 * multi}
 
 
 def test_claim_verdicts_on_hand_made_rows():
@@ -145,3 +147,7 @@ def test_claim_verdicts_on_hand_made_rows():
     none = [f(good[:1], 20) for f in (tf.english_cheapest_claim, tf.script_claim,
                                       tf.ordering_claim, tf.multilingual_claim)]
     assert [c.holds for c in none] == [None, None, None, None]
+    # a ratio that moves only because English's fertility moved does not count as lowered
+    same = [dict(r, ours_multilingual_ratio=r["ours_english_ratio"] - 0.001,
+                 ours_multilingual_tokens_per_word=r["ours_english_tokens_per_word"]) for r in good]
+    assert tf.multilingual_claim(same, 20).holds is False
