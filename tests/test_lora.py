@@ -134,7 +134,7 @@ def test_token_buffers_split_pack_and_stop_when_full():
             read.append(d.id)
             yield d
 
-    is_val = lambda doc_id: doc_id in ("d1", "d3")  # noqa: E731
+    is_val = lambda doc: doc.id in ("d1", "d3")  # noqa: E731
     buffers = token_buffers(tracked(), CharTokenizer(), eos_id=0, is_val=is_val,
                             train_tokens=7, val_tokens=6)
     assert buffers.train.tolist() == [97, 98, 99, 0, 102, 103, 104]  # "abc</s>fgh" capped at 7

@@ -554,7 +554,8 @@ class Quality(Validated):
             "rps_doc_frac_no_alph_words": [0.0, 1.0],
             "redrobe_lang_score": [0.0, 1.0]})
     #: stage columns a shard may carry beside id, text, source, meta (others fail the schema)
-    extra_columns: list[str] = field(default_factory=lambda: ["quality_signals", "language"])
+    extra_columns: list[str] = field(default_factory=lambda: ["quality_signals", "language",
+                                                               "language_score"])
     audit: QualityAudit = field(default_factory=QualityAudit)
 
     def cross_checks(self) -> list[str]:

@@ -1,9 +1,14 @@
 """The Document record and shard I/O.
 
-Shards are Parquet files (zstd) laid out as ``<root>/<slice>/part-NNNNN.parquet``.
-Every shard has the columns ``id``, ``text``, ``source`` and ``meta`` (a JSON object
-serialized with sorted keys, so identical inputs give byte-identical files), plus any
-extra string/number columns a stage adds (``reason``, ``duplicate_of``, ``error``...).
+Shards are Parquet files (zstd) laid out as ``<root>/<slice>/part-NNNNN.parquet``, or
+``<root>/<slice>/<language>/part-NNNNN.parquet`` for a slice that ingest routes by
+language (``ingest.languages``). The folder a shard sits in under its root is its
+*partition*: ``books`` or ``wikipedia/de`` (:func:`partition_of`); stages count,
+split and evaluate per partition and look a slice's rules and params up by the base
+slice (:func:`split_partition`). Every shard has the columns ``id``, ``text``,
+``source`` and ``meta`` (a JSON object serialized with sorted keys, so identical inputs
+give byte-identical files), plus any extra string/number columns a stage adds
+(``reason``, ``duplicate_of``, ``error``, ``language``...).
 
 Reading streams record batches, so a stage holds at most one batch in memory.
 Writing goes to a staging sibling directory that is swapped into place only when the
@@ -45,6 +50,7 @@ from redrobe.storage import (
     location,
     open_read,
     read_manifest,
+    relative,
     remove_manifest,
     remove_tree,
     write_entry,
@@ -52,6 +58,9 @@ from redrobe.storage import (
 from redrobe.storage import file_digest as file_digest
 
 SHARD_GLOB = "*/part-*.parquet"
+#: a language partition's shards, one folder deeper (``<slice>/<language>/part-*``)
+PARTITION_SHARD_GLOB = "*/*/part-*.parquet"
+SHARD_NAME = "part-*.parquet"
 BASE_COLUMNS = ("id", "text", "source", "meta")
 
 
@@ -90,7 +99,8 @@ def meta_json(meta: dict[str, Any]) -> str:
 
 
 def list_shards(root: str | os.PathLike, slice_name: str | None = None) -> list[Path]:
-    """All shards under ``root`` (optionally one slice), sorted for determinism.
+    """All shards under ``root`` (optionally of one slice or partition), sorted for
+    determinism: ``<slice>/part-*.parquet`` and ``<slice>/<language>/part-*.parquet``.
 
     A committed output is listed from its manifest (:mod:`redrobe.storage`): files that
     are not in it (left by a run that died, or dropped in by hand) are not shards of it.
@@ -101,19 +111,47 @@ def list_shards(root: str | os.PathLike, slice_name: str | None = None) -> list[
         entries = read_manifest(root)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    prefix = f"{slice_name}/" if slice_name else ""
     if entries is not None:
-        prefix = f"{slice_name}/" if slice_name else ""
-        return sorted(root / e.path for e in entries
-                      if e.path.startswith(prefix) and fnmatch.fnmatchcase(e.path, SHARD_GLOB))
+        return sorted(root / e.path for e in entries if e.path.startswith(prefix) and is_shard(e.path))
     if is_url(str(root)):
         raise InputError(f"{root}: no {MANIFEST}: not a committed output (a stage that wrote it "
                          "died or is still running); rerun the stage that writes it")
-    pattern = f"{slice_name}/part-*.parquet" if slice_name else SHARD_GLOB
-    return sorted(root.glob(pattern))
+    found = [p for pattern in (SHARD_GLOB, PARTITION_SHARD_GLOB) for p in root.glob(pattern)]
+    return sorted(p for p in found if relative(p, root).as_posix().startswith(prefix))
 
 
-def shard_path(root: str | os.PathLike, slice_name: str, index: int) -> Path:
-    return location(root) / slice_name / f"part-{index:05d}.parquet"
+def is_shard(rel: str) -> bool:
+    """Whether a path relative to an output's root names a shard: ``part-*.parquet`` in a
+    partition folder (``<slice>`` or ``<slice>/<language>``)."""
+    parts = rel.split("/")
+    return len(parts) in (2, 3) and fnmatch.fnmatchcase(parts[-1], SHARD_NAME)
+
+
+def partition_of(shard: str | os.PathLike, root: str | os.PathLike) -> str:
+    """The partition of a shard under ``root``: its folder, ``books`` or ``wikipedia/de``."""
+    return relative(shard, root).parent.as_posix()
+
+
+def split_partition(partition: str) -> tuple[str, str | None]:
+    """(base slice, language) of a partition; language None for an unrouted slice."""
+    slice_name, _, language = partition.partition("/")
+    return slice_name, language or None
+
+
+def base_slice(partition: str) -> str:
+    """The slice whose rules and params a partition uses (``wikipedia/de`` -> ``wikipedia``)."""
+    return split_partition(partition)[0]
+
+
+def partition_name(slice_name: str, language: str | None = None) -> str:
+    """``<slice>/<language>``, or the slice itself when it is not routed."""
+    return f"{slice_name}/{language}" if language else slice_name
+
+
+def shard_path(root: str | os.PathLike, partition: str, index: int) -> Path:
+    """``<root>/<partition>/part-NNNNN.parquet`` (a partition is a slice or ``<slice>/<lang>``)."""
+    return location(root) / partition / f"part-{index:05d}.parquet"
 
 
 def read_documents(path: str | os.PathLike, batch_size: int = 256) -> Generator[Document, None, None]:

@@ -181,16 +181,17 @@ class _Packer:
 
 
 def token_buffers(docs: Iterable[Document], tokenizer: Any, eos_id: int,
-                  is_val: Callable[[str], bool], *, train_tokens: int,
+                  is_val: Callable[[Document], bool], *, train_tokens: int,
                   val_tokens: int) -> TokenBuffers:
-    """Stream ``docs`` once, packing training and validation documents separately.
+    """Stream ``docs`` once, packing training and validation documents (``is_val``)
+    separately.
 
     Reading stops as soon as both buffers are full, so at most ``train_tokens`` +
     ``val_tokens`` ids are held whatever the size of the slice.
     """
     packers = {False: _Packer(train_tokens), True: _Packer(val_tokens)}
     for doc in docs:
-        packer = packers[is_val(doc.id)]
+        packer = packers[is_val(doc)]
         if not packer.full:
             packer.add(tokenizer(doc.text, add_special_tokens=False)["input_ids"], eos_id)
         if all(p.full for p in packers.values()):

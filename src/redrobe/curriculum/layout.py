@@ -4,14 +4,18 @@ A buckets directory holds:
 
 - ``index.json``: ``{"dtype", "vocab_size", "eos_id", "bos_id", "num_buckets",
   "score", "score_edges", "buckets": [{"name", "file", "tokens", "docs",
-  "score_min", "score_max", "tokens_by_slice"}], "val": {slice: {"file", "tokens",
-  "docs", "bytes"}}}``. Token counts include each document's trailing eos, so
+  "score_min", "score_max", "tokens_by_slice"}], "val": {partition: {"file", "tokens",
+  "docs", "bytes"}}}``, a partition being a slice or, for a slice ingest routed by
+  language, ``<slice>/<language>``; ``tokens_by_slice`` is keyed by partition too.
+  Token counts include each document's trailing eos, so
   ``tokens`` is exactly the length of the file. ``score_min``/``score_max`` are null
   for an empty bucket.
 - ``bucket-NN.bin``: raw little-endian token ids (``dtype``), every training document
   followed by eos, in (score, id) order: easy to hard. Bucket 00 is the easiest.
-- ``val-<slice>.bin``: the slice's validation documents, same format, in id order.
-- ``docs.parquet``: one row per written document: id, source, split ("train"/"val"),
+- ``val-<slice>.bin``: the slice's validation documents, same format, in id order
+  (``val-<slice>.<language>.bin`` for a language partition: no '/' in a file name).
+- ``docs.parquet``: one row per written document: id, source (its partition: the
+  ``val`` key its validation tokens are under), split ("train"/"val"),
   bucket (-1 for val), score, tokens (without the eos), offset (its first token's
   index in its file; the eos sits at offset + tokens). Rows are in file order.
 - ``removed.parquet``: documents dropped by the stage, with a ``reason`` column.
@@ -50,8 +54,10 @@ def bucket_file(name: str) -> str:
     return f"{name}.bin"
 
 
-def val_file(slice_name: str) -> str:
-    return f"val-{slice_name}.bin"
+def val_file(partition: str) -> str:
+    """The validation token file of a slice, or of a language partition ``<slice>/<lang>``
+    (``val-<slice>.<lang>.bin``: slice names and language codes hold no '.')."""
+    return f"val-{partition.replace('/', '.')}.bin"
 
 
 def read_index(path: str | os.PathLike) -> dict[str, Any]:

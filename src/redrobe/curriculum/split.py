@@ -1,15 +1,19 @@
 """Deterministic train/validation split by a hash of the document id.
 
 Each document gets a uniform *split point* in [0, 1) from a hash of (seed, id); it is
-held out for validation when its point is below its slice's *threshold*. The
-threshold is ``shared.val_fraction``, raised for a slice just enough that at least
-``shared.min_val_docs`` of its documents are held out (a small slice would otherwise
-often get none, and could not be evaluated). The thresholds depend only on the ids of
-the deduplicated corpus, so the split is made before training and every stage
-(tokenize, bucket, lora) agrees on it without passing lists of ids around:
+held out for validation when its point is below its partition's *threshold* (a
+partition is a slice, or a language ``<slice>/<language>`` of a slice ingest routed by
+language: each is evaluated on its own). The threshold is ``shared.val_fraction``,
+raised for a partition just enough that at least ``shared.min_val_docs`` of its
+documents are held out (a small one would otherwise often get none, and could not be
+evaluated). A slice always keeps a training document; a language partition may give
+even its only document to validation, since its slice trains on its other languages:
+a language with one document is then scored zero-shot. The thresholds depend only on
+the ids of the deduplicated corpus, so the split is made before training and every
+stage (tokenize, bucket, lora) agrees on it without passing lists of ids around:
 
-    thresholds = split_thresholds(shards, fraction=0.05, seed=1234, min_docs=1)
-    is_validation(doc.id, thresholds[doc.source], seed=1234)
+    thresholds = split_thresholds(shards, fraction=0.05, seed=1234, min_docs=1, root=root)
+    is_validation(doc.id, thresholds[partition_of(shard, root)], seed=1234)
 
 :func:`split_thresholds` never gathers the ids: one :func:`split_partial` task per
 shard returns its document count, how many points fall below ``fraction`` and its
@@ -30,6 +34,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow.parquet as pq
 
+from redrobe.documents import partition_of, split_partition
 from redrobe.errors import InputError
 
 Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
@@ -48,33 +53,41 @@ def is_validation(doc_id: str, threshold: float, seed: int) -> bool:
     return split_point(doc_id, seed) < threshold
 
 
-def slice_threshold(ids: Iterable[str], fraction: float, seed: int, min_docs: int) -> float:
+def slice_threshold(ids: Iterable[str], fraction: float, seed: int, min_docs: int,
+                    keep_training: bool = True) -> float:
     """``fraction``, or just above the ``min_docs``-th smallest split point if that is higher.
 
-    A slice always keeps at least one training document: ``min_docs`` is capped at
-    ``len(ids) - 1``.
+    With ``keep_training`` (a slice) at least one training document stays: ``min_docs``
+    is capped at ``len(ids) - 1``; a language partition is capped at ``len(ids)``.
     """
     points = sorted(split_point(i, seed) for i in ids)
-    k = min(min_docs, len(points) - 1)
+    k = min(min_docs, len(points) - keep_training)
     if k <= 0 or sum(p < fraction for p in points) >= k:
         return fraction
     return math.nextafter(points[k - 1], 1.0)
 
 
+def keeps_training(partition: str) -> bool:
+    """Whether a partition must keep a training document: a slice must, a language
+    partition need not (its slice's other languages train the model)."""
+    return split_partition(partition)[1] is None
+
+
 def thresholds_for(ids_by_slice: Mapping[str, Iterable[str]], fraction: float, seed: int,
                    min_docs: int) -> dict[str, float]:
-    return {name: slice_threshold(ids, fraction, seed, min_docs)
+    return {name: slice_threshold(ids, fraction, seed, min_docs, keeps_training(name))
             for name, ids in sorted(ids_by_slice.items())}
 
 
 @dataclass(frozen=True)
 class SplitTask:
-    """One shard's share of the split thresholds."""
+    """One shard's share of the split thresholds (``partition``: "" for its folder)."""
 
     shard: str
     fraction: float
     seed: int
     min_docs: int
+    partition: str = ""
 
     @property
     def name(self) -> str:
@@ -108,7 +121,7 @@ def split_partial(task: SplitTask) -> SplitPartial:
         docs += len(points)
         below += sum(p < task.fraction for p in points)
         smallest = heapq.nsmallest(task.min_docs, smallest + points)
-    return SplitPartial(Path(task.shard).parent.name, docs, below, tuple(smallest))
+    return SplitPartial(task.partition or Path(task.shard).parent.name, docs, below, tuple(smallest))
 
 
 def merge_thresholds(partials: Iterable[SplitPartial], fraction: float,
@@ -121,16 +134,18 @@ def merge_thresholds(partials: Iterable[SplitPartial], fraction: float,
     for name, parts in sorted(by_slice.items()):
         n, below = sum(p.docs for p in parts), sum(p.below for p in parts)
         smallest = heapq.nsmallest(min_docs, (x for p in parts for x in p.smallest))
-        k = min(min_docs, n - 1)
+        k = min(min_docs, n - keeps_training(name))
         out[name] = fraction if k <= 0 or below >= k else math.nextafter(smallest[k - 1], 1.0)
     return out
 
 
 def split_thresholds(shards: Iterable[Path], fraction: float, seed: int, min_docs: int,
-                     mapper: Mapper | None = None) -> dict[str, float]:
-    """Per-slice thresholds for shards ``<root>/<slice>/part-*.parquet`` (one task per
-    shard, mapped by ``mapper``: an executor's ``map``; in this process when None)."""
-    tasks = [SplitTask(str(s), fraction, seed, min_docs) for s in shards]
+                     mapper: Mapper | None = None, root: str | Path | None = None) -> dict[str, float]:
+    """Per-partition thresholds for shards ``<root>/<partition>/part-*.parquet`` (one task
+    per shard, mapped by ``mapper``: an executor's ``map``; in this process when None).
+    Without ``root`` a shard's partition is its folder's name (a slice)."""
+    tasks = [SplitTask(str(s), fraction, seed, min_docs, partition_of(s, root) if root else "")
+             for s in shards]
     partials = (mapper or _local_map)(split_partial, tasks)
     return merge_thresholds(partials, fraction, min_docs)
 

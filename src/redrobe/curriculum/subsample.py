@@ -88,14 +88,17 @@ def ids_at_point(task: PointsTask) -> list[str]:
 
 
 def partitioned_cutoff(shards: Sequence[Path], thresholds: dict[str, float], seed: int,
-                       cap: int, work: Path, mapper: Mapper) -> Key | None:
+                       cap: int, work: Path, mapper: Mapper,
+                       partitions: Sequence[str] = ()) -> Key | None:
     """:func:`cap_cutoff` over the training documents of ``shards``, as per-shard tasks
-    (sorted point files under ``work``); None when every training document fits."""
+    (sorted point files under ``work``); None when every training document fits.
+    ``partitions``: each shard's key in ``thresholds`` (default: its folder's name)."""
     if cap < 1:
         raise ValueError("cap must be >= 1")
     work.mkdir(parents=True, exist_ok=True)
-    tasks = [PointsTask(str(s), thresholds[s.parent.name], seed, keys=str(work / f"{i:06d}.keys"))
-             for i, s in enumerate(shards)]
+    names = list(partitions) or [s.parent.name for s in shards]
+    tasks = [PointsTask(str(s), thresholds[name], seed, keys=str(work / f"{i:06d}.keys"))
+             for i, (s, name) in enumerate(zip(shards, names))]
     if sum(mapper(training_points, tasks)) <= cap:
         return None
     files = [t.keys for t in tasks]

@@ -60,7 +60,7 @@ def encode_documents(encoder: Tokenizer, docs: Iterable[Document],
 class ShardTask:
     """What a worker needs to tokenize one shard (paths and numbers, no data)."""
     shard: str
-    slice: str
+    slice: str              # its partition: a slice, or <slice>/<language>
     index: int              # position of the shard in the stage's sorted shard list
     tokenizer: str          # path of tokenizer.json
     spill: str              # where this shard's token ids are written
@@ -124,8 +124,10 @@ def tokenized(task: ShardTask, result: ShardTokens) -> Iterator[DocRecord]:
             spill.write(tokens.tobytes())
             if not val:
                 result.counts += np.bincount(tokens, minlength=task.vocab_size)
+            # the partition is the document's source in the buckets' tables: a language
+            # partition's validation documents are found under it (curriculum/layout.py)
             yield DocRecord(
-                id=doc.id, source=doc.source, slice=task.slice,
+                id=doc.id, source=task.slice, slice=task.slice,
                 split=SPLIT_VAL if val else SPLIT_TRAIN, shard=task.index, offset=offset,
                 tokens=len(ids), bytes=len(raw),
                 compression=compression_ratio(raw) if task.compress else math.nan)

@@ -739,12 +739,13 @@ class SemanticLinks:
     encoder: Encoder | None = None
     on_shard: Callable[[int], None] | None = None
     mapper: Mapper = serial_map
+    slices: tuple[str, ...] = ()   # each shard's slice (a language partition's base slice)
 
     def __call__(self, layout: Layout, labels: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
         encoder = self.encoder or Encoder(batch_size=self.params.batch_size, threads=self.params.threads,
                                           device=self.params.device)
         work = join(layout.work, "semantic")
-        slices = [slice_of(p) for p in self.paths]
+        slices = list(self.slices) or [slice_of(p) for p in self.paths]
         files = encode_corpus(self.paths, slices, labels, self.params, work, self.batch_docs, encoder,
                               self.mapper)
         if self.on_shard is not None:
@@ -772,15 +773,20 @@ class PartitionedPlan:
 
 def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Mapper,
                      batch_docs: int = 256, cache: Any = None, rows_hint: Sequence[int] = (),
-                     semantic: SemanticEdges | None = None) -> PartitionedPlan:
+                     semantic: SemanticEdges | None = None,
+                     slices_of: Sequence[str] = ()) -> PartitionedPlan:
     """Cluster the shards ``paths`` (corpus order) with partitioned tasks under ``work``.
 
     ``rows_hint``: documents per shard if known (sizes the partitions; counted otherwise
     from Parquet footers). ``semantic(layout, labels)``, given the label files of the
     exact and MinHash components, returns a file of semantic edges and their statistics.
+    ``slices_of``: each shard's slice (the base slice of a language partition: without
+    ``cross_slice`` the language partitions of a slice are deduplicated together); by
+    default the folder a shard is in.
     """
-    names = sorted({slice_of(p) for p in paths})
-    slices = tuple(names.index(slice_of(p)) for p in paths)
+    shard_slices = list(slices_of) or [slice_of(p) for p in paths]
+    names = sorted(set(shard_slices))
+    slices = tuple(names.index(name) for name in shard_slices)
     scopes = (0,) * len(paths) if params.cross_slice else slices
     rows = list(rows_hint) if rows_hint else shard_rows(paths)
     per_doc = keys_per_doc(params)

@@ -116,6 +116,7 @@ class WriteTask:
     batch_docs: int
     rows: int                                   # documents pass 1 saw in this shard
     removals: dict[int, Removal] = field(default_factory=dict)  # row -> removal
+    partition: str = ""                         # what the ledger counts it under ("": its slice)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ class DedupPlan:
 
 
 def slice_of(path: str | Path) -> str:
-    """The slice of a shard ``<root>/<slice>/part-NNNNN.parquet``."""
+    """The slice of a shard ``<root>/<slice>/part-NNNNN.parquet`` (a language partition's
+    shard, one folder deeper, needs its root: :func:`redrobe.documents.partition_of`)."""
     return Path(path).parent.name
 
 
@@ -455,7 +457,7 @@ def cluster_stats(roots: np.ndarray, slice_idx: np.ndarray, names: Sequence[str]
 
 def write_shard(task: WriteTask) -> Ledger:
     """Split one shard into kept and removed documents; return its accounting."""
-    name = slice_of(task.input)
+    name = task.partition or slice_of(task.input)
     extras = [c for c in pq.ParquetFile(task.input).schema_arrow.names if c not in BASE_COLUMNS]
     removed_extras = list(dict.fromkeys(extras + list(REMOVED_COLUMNS)))
     ledger = Ledger()

@@ -3,8 +3,9 @@
 A stratified random sample of kept and removed documents goes to a reviewer, who marks
 each decision correct or incorrect; the label accuracy's Wilson 95 % score interval
 must have its lower bound at or above ``quality.audit.target`` (0.997: the accuracy the
-project requires of its decisions). Strata are stage × slice × decision, with removed documents split by their
-``reason`` (clean: each rule; dedup: exact_duplicate, near_duplicate, ...).
+project requires of its decisions). Strata are stage × slice × decision, with removed
+documents split by their ``reason`` (clean: each rule; dedup: exact_duplicate,
+near_duplicate, ...); a language partition ``<slice>/<language>`` is a slice of its own.
 
 Sampling is bottom-k by a keyed hash: a document's priority is
 ``blake2b(seed, stage, id)``, and each stratum keeps its k lowest priorities. That is
@@ -40,7 +41,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from redrobe.config import QualityAudit
-from redrobe.documents import Status, atomic_file, list_shards, write_json
+from redrobe.documents import Status, atomic_file, list_shards, partition_of, write_json
 from redrobe.errors import InputError
 
 SAMPLE_CSV, SAMPLE_HTML, STRATA_JSON, RESULT_JSON = ("sample.csv", "sample.html",
@@ -52,7 +53,7 @@ DETAIL_COLUMNS = ("rule_set", "duplicate_of")
 CORRECT = frozenset({"correct", "1", "yes", "true"})
 INCORRECT = frozenset({"incorrect", "0", "no", "false"})
 
-Stratum = tuple[str, str, str, str]  # (stage, slice, decision, reason)
+Stratum = tuple[str, str, str, str]  # (stage, slice or partition, decision, reason)
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,10 @@ def count_strata(sources: Iterable[Source]) -> dict[Stratum, int]:
         for path in list_shards(src.root):
             rows = pq.ParquetFile(path).metadata.num_rows
             if src.decision == Status.KEPT:
-                counts[(src.stage, path.parent.name, Status.KEPT, "")] += rows
+                counts[(src.stage, partition_of(path, src.root), Status.KEPT, "")] += rows
             else:
                 for reason in _reasons(path, rows):
-                    counts[(src.stage, path.parent.name, Status.REMOVED, reason)] += 1
+                    counts[(src.stage, partition_of(path, src.root), Status.REMOVED, reason)] += 1
     return {k: v for k, v in sorted(counts.items()) if v}
 
 
@@ -149,7 +150,7 @@ def _draw(sources: Iterable[Source], quota: dict[Stratum, int], q: QualityAudit,
                 ids = cols["id"].to_pylist()
                 reasons = cols["reason"].to_pylist() if src.decision == Status.REMOVED else [""] * len(ids)
                 for i, doc_id in enumerate(ids):
-                    key = (src.stage, path.parent.name, src.decision, reasons[i] or "")
+                    key = (src.stage, partition_of(path, src.root), src.decision, reasons[i] or "")
                     heap = heaps.get(key)
                     if heap is None or quota[key] == 0:
                         continue

@@ -227,12 +227,14 @@ class StageSummary:
     missing: Counter[str]
     sources: Counter[Any]
     chars: Counter[Any]
+    per_shard: list[tuple[int, int]] = field(default_factory=list)   # (documents, characters)
 
     @classmethod
     def merge(cls, parts: Sequence[ShardSummary], unique: Sequence[tuple[int, list]]) -> StageSummary:
         merged = cls([], 0, False, {}, Counter(), Counter(), Counter())
         for p in parts:
             merged.shards.append(p.schema)
+            merged.per_shard.append((p.rows, sum(p.chars.values())))
             merged.rows += p.rows
             merged.has_signals |= p.has_signals
             for name, f in p.failures.items():

@@ -10,12 +10,13 @@
    rare_word_rate, compression_ratio or reference_ppl: curriculum/difficulty.py)
    fitted on the training split, cut the training scores into ``bucket.num_buckets`` quantile buckets
    (curriculum/buckets.py) and write ``bucket-NN.bin`` in (score, id) order, each
-   slice's validation documents (``is_validation``) to ``val-<slice>.bin`` in id
-   order, ``docs.parquet`` and ``index.json`` (contract: curriculum/layout.py).
+   partition's validation documents (``is_validation``) to ``val-<slice>.bin`` in id
+   order (a language partition ``<slice>/<language>``: ``val-<slice>.<language>.bin``),
+   ``docs.parquet`` and ``index.json`` (contract: curriculum/layout.py).
    Every step is a map of per-shard or per-partition tasks whose files stay in the
    spill dir (curriculum/partitioned.py): no process holds the corpus' documents.
 3. Documents that tokenize to nothing are removed (reason ``empty_after_tokenize``)
-   into ``removed.parquet``. Accounting per slice: in = out (train + val) + removed.
+   into ``removed.parquet``. Accounting per partition: in = out (train + val) + removed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from redrobe.curriculum.partitioned import Work, build_partitioned, tokenize_tas
 from redrobe.curriculum.select import Mapper
 from redrobe.curriculum.split import split_thresholds
 from redrobe.curriculum.tokens import ShardTask
-from redrobe.documents import atomic_dir, count_documents, list_shards
+from redrobe.documents import atomic_dir, count_documents, list_shards, partition_of
 from redrobe.errors import InputError
 from redrobe.parallel import Executor, executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
@@ -67,16 +68,19 @@ def _token_spec(tokenizer_json: Path) -> TokenSpec:
     return TokenSpec(vocab_size=encoder.get_vocab_size(), bos_id=ids["bos"], eos_id=ids["eos"])
 
 
-def _tasks(shards: Sequence[Path], tokenizer_json: Path, spill_dir: Path, spec: TokenSpec,
-           params: Params, executor: Executor) -> list[ShardTask]:
+def _tasks(shards: Sequence[Path], root: str, tokenizer_json: Path, spill_dir: Path,
+           spec: TokenSpec, params: Params, executor: Executor) -> list[ShardTask]:
+    """One task per shard; ``slice`` is its partition (a slice, or ``<slice>/<language>``)."""
     sh = params.shared
-    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map)
-    return [ShardTask(shard=str(s), slice=s.parent.name, index=i, tokenizer=str(tokenizer_json),
+    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map,
+                                  root=root)
+    partitions = [partition_of(s, root) for s in shards]
+    return [ShardTask(shard=str(s), slice=part, index=i, tokenizer=str(tokenizer_json),
                       spill=str(spill_dir / f"{i:05d}.bin"), vocab_size=spec.vocab_size,
-                      val_threshold=thresholds[s.parent.name], seed=sh.seed,
+                      val_threshold=thresholds[part], seed=sh.seed,
                       batch_docs=sh.batch_docs,
                       compress=SCORES[params.bucket.score].needs_text)
-            for i, s in enumerate(shards)]
+            for i, (s, part) in enumerate(zip(shards, partitions))]
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     output = Path(args.output)
     executor = executor_for(params.shared)
     with atomic_dir(output) as tmp:
-        tasks = _tasks(shards, tokenizer_json, tmp / SPILL_DIR, spec, params, executor)
+        tasks = _tasks(shards, args.input, tokenizer_json, tmp / SPILL_DIR, spec, params, executor)
         (tmp / SPILL_DIR).mkdir()
         total_docs = countable_total(count_documents, shards)
         bp = params.bucket

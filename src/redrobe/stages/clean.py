@@ -12,7 +12,10 @@ code rules, store_signals) and ``params.shared`` (batch_docs, workers). Every ra
 ``reason`` and ``rule_set`` columns) and --quarantine (documents whose processing
 raised, as read, with an ``error`` column). With ``clean.store_signals`` kept and
 removed documents also carry ``quality_signals`` (RedPajama-V2 span JSON of the
-normalized text) and ``language``. The metrics hold the per-slice accounting
+normalized text) and ``language``. A language partition ``<slice>/<language>`` (a slice
+ingest routed by language) is cleaned with its slice's rule sets, each document judged
+by the language ingest gave it, whose ``language`` and ``language_score`` columns stay
+on its kept and removed documents. The metrics hold the per-partition accounting
 (removed_by_reason included), characters removed per reason, ``removal_by_rule``
 (docs, chars and their fractions of the slice's input per reason),
 ``removal_by_language`` (documents in, kept, removed and quarantined per identified
@@ -48,14 +51,24 @@ import redrobe.text
 from redrobe import accounting, documents
 from redrobe.accounting import Ledger, SliceCounts
 from redrobe.config import Clean, Params, as_dict
-from redrobe.documents import ShardWriter, Status, atomic_dirs, count_documents, list_shards, read_documents
+from redrobe.documents import (
+    ShardWriter,
+    Status,
+    atomic_dirs,
+    base_slice,
+    count_documents,
+    list_shards,
+    partition_of,
+    read_documents,
+    split_partition,
+)
 from redrobe.errors import InputError
 from redrobe.parallel import executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
 from redrobe.shardcache import ShardCache, code_digest, pack_files, split_files, unpack_files
 from redrobe.stages import common
 from redrobe.storage import location, relative
-from redrobe.text.rules import SIGNAL_COLUMNS, Cleaner, CleanStats
+from redrobe.text.rules import LANGUAGE_COLUMNS, SIGNAL_COLUMNS, Cleaner, CleanStats
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -78,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One raw shard and where its three outputs go (paths and params only: picklable)."""
+    """One raw shard and where its three outputs go (paths and params only: picklable);
+    ``slice`` is its partition (a slice, or ``<slice>/<language>``)."""
 
     slice: str
     input: str
@@ -191,11 +205,13 @@ def _counter(value: Any) -> Counter:
 
 
 def _clean_shard(task: ShardTask) -> tuple[Ledger, CleanStats]:
-    """Stream one raw shard through the slice's Cleaner into its three output shards."""
-    cleaner = Cleaner.for_slice(task.slice, task.clean)
+    """Stream one raw shard through its slice's Cleaner into its three output shards."""
+    cleaner = Cleaner.for_slice(base_slice(task.slice), task.clean)
     ledger, stats = Ledger(), CleanStats()
     stats.start_slice(task.slice, cleaner.rule_set_names)
-    signal_columns = SIGNAL_COLUMNS if cleaner.store_signals else ()
+    signal_columns: tuple[str, ...] = SIGNAL_COLUMNS if cleaner.store_signals else ()
+    if split_partition(task.slice)[1] is not None:   # routed: the language columns stay on
+        signal_columns = tuple(dict.fromkeys(signal_columns + LANGUAGE_COLUMNS))
     with ShardWriter(task.output, task.batch_docs, signal_columns) as kept, \
             ShardWriter(task.removed, task.batch_docs, REMOVED_COLUMNS + signal_columns) as removed, \
             ShardWriter(task.quarantine, task.batch_docs, QUARANTINE_COLUMNS) as quarantine:
@@ -223,7 +239,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     rel = [relative(p, args.input) for p in shards]
     ledger, stats = Ledger(), CleanStats()
     with atomic_dirs(args.output, args.removed, args.quarantine) as (out, removed, quarantine):
-        tasks = [ShardTask(slice=r.parent.name, input=str(p), output=str(out / r),
+        tasks = [ShardTask(slice=partition_of(p, args.input), input=str(p), output=str(out / r),
                            removed=str(removed / r), quarantine=str(quarantine / r),
                            clean=params.clean, batch_docs=params.shared.batch_docs)
                  for p, r in zip(shards, rel)]

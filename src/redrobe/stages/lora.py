@@ -4,8 +4,9 @@
         --output data/models/lora --curve data/metrics/lora_curve.csv \
         --metrics data/metrics/lora.json
 
-Streams the training split of ``params.lora.slice`` from the deduplicated shards
-(``redrobe.curriculum.split.is_validation`` decides the split), tokenizes it with the
+Streams the training split of ``params.lora.slice`` from the deduplicated shards (all its
+language partitions when it is routed; ``redrobe.curriculum.split.is_validation``
+decides the split, per partition), tokenizes it with the
 base model's tokenizer, trains LoRA adapters with the pretraining loop and writes
 ``<output>/adapter`` (peft, adapter only), ``<output>/merged`` (adapter folded into the
 weights, with the tokenizer), ``<output>/task.json`` (what the adapter was trained
@@ -19,16 +20,23 @@ the message ``redrobe.lora.NO_CUDA_FOR_4BIT``.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 
-from redrobe.config import ConfigError, Params, load_params
+from redrobe.config import ConfigError, Params, Shared, load_params
 from redrobe.curriculum.split import is_validation, split_thresholds
-from redrobe.documents import atomic_dir, file_digest, list_shards, read_documents, write_json
+from redrobe.documents import (
+    Document,
+    atomic_dir,
+    file_digest,
+    list_shards,
+    partition_of,
+    read_documents,
+    write_json,
+)
 from redrobe.errors import InputError
 from redrobe.lora import (
     ADAPTER_DIR,
@@ -51,6 +59,8 @@ if TYPE_CHECKING:
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 WEIGHTS_FILE = "model.safetensors"
+#: the mark :func:`split_documents` puts on a held-out validation document
+HELD_OUT = "held_out"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +78,18 @@ def lineage_pairs(shards: Sequence[Path], base: Path, output: Path) -> list[tupl
     return [(i, o) for i in [*shards, base / WEIGHTS_FILE] for o in outputs]
 
 
+def split_documents(shards: Sequence[Path], root: str, shared: Shared) -> Iterator[Document]:
+    """The documents of ``shards``, each marked :data:`HELD_OUT` or not by its partition's
+    split threshold (a routed slice's languages are split one by one). The thresholds
+    come from the whole corpus, so the split is the one tokenize and bucket made."""
+    thresholds = split_thresholds(list_shards(root), shared.val_fraction, shared.seed,
+                                  shared.min_val_docs, root=root)
+    for shard in shards:
+        threshold = thresholds[partition_of(shard, root)]
+        for doc in read_documents(shard, shared.batch_docs):
+            yield doc.with_extra(**{HELD_OUT: is_validation(doc.id, threshold, shared.seed)})
+
+
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     lp, shared = params.lora, params.shared
     shards = list_shards(args.input, lp.slice)
@@ -79,13 +101,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     device, precision = torch_setup(common.torch_threads(lp.threads), lp.precision)
 
     # Enough tokens for one pass over fresh windows; the buffer never holds more.
-    docs = itertools.chain.from_iterable(read_documents(s, shared.batch_docs) for s in shards)
-    # Thresholds from the whole corpus, so the split is the one tokenize and bucket made.
-    threshold = split_thresholds(list_shards(args.input), shared.val_fraction, shared.seed,
-                                 shared.min_val_docs)[lp.slice]
+    docs = split_documents(shards, args.input, shared)
     buffers = token_buffers(
-        docs, tokenizer, tokenizer.eos_token_id,
-        lambda doc_id: is_validation(doc_id, threshold, shared.seed),
+        docs, tokenizer, tokenizer.eos_token_id, lambda doc: doc.extra[HELD_OUT],
         train_tokens=lp.steps * lp.batch_size * seq_len + 1,
         val_tokens=lp.eval_batches * lp.batch_size * (seq_len + 1))
     if len(buffers.train) < seq_len + 1:

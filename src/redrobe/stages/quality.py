@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from redrobe.accounting import Ledger
 from redrobe.config import Params
-from redrobe.documents import atomic_dirs, count_documents, list_shards, write_json
+from redrobe.documents import atomic_dirs, count_documents, list_shards, partition_of, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.parallel import Executor, executor_for
 from redrobe.partfile import join
@@ -90,7 +90,9 @@ def _validate(params: Params, args: argparse.Namespace, docs_dir: Path) -> tuple
             totals = summary.totals(checks)
             suites.update(validator.validate_all(stage_plan, {name: totals for name, _, _ in stage_plan}))
     validator.build_docs()
-    return {"success": all(s["success"] for s in suites.values()), "suites": suites}, _ledger(summary)
+    partitions = [partition_of(p, args.input) for p in shards["dedup"]]
+    return ({"success": all(s["success"] for s in suites.values()), "suites": suites},
+            _ledger(summary, partitions))
 
 
 def _summarize(stage: str, paths: list[Path], checks: Checks, work: str,
@@ -106,15 +108,18 @@ def _summarize(stage: str, paths: list[Path], checks: Checks, work: str,
     return summarize_stage([str(p) for p in paths], checks, work, mapper, docs or 0)
 
 
-def _ledger(summary: StageSummary) -> Ledger:
-    """The dedup output moves on: every document seen and kept, per slice."""
+def _ledger(summary: StageSummary, partitions: Sequence[str]) -> Ledger:
+    """The dedup output moves on: every document seen and kept, per partition (a slice,
+    or ``<slice>/<language>``) of the shards ``summary`` was made of; empty shards add none."""
     ledger = Ledger()
-    for source, docs in summary.sources.items():
-        counts = ledger.slices[str(source)]
+    for partition, (docs, chars) in zip(partitions, summary.per_shard):
+        if not docs:
+            continue
+        counts = ledger.slices[partition]
         counts.docs_in += docs
         counts.docs_out += docs
-        counts.chars_in += summary.chars[source]
-        counts.chars_out += summary.chars[source]
+        counts.chars_in += chars
+        counts.chars_out += chars
     return ledger
 
 

@@ -8,15 +8,16 @@ Refuses to run unless the quality gate passed (``<gate>/validation.json`` with
 ``"success": true``). Streams the training split (``is_validation`` false; at most
 ``tokenize.max_train_docs`` documents, a uniform sample when capped, see
 curriculum/subsample.py) into the BPE trainer, saves HF files into ``--output`` (an
-atomic directory) and measures compression (UTF-8 bytes per token) on each slice's
-validation split, and on the same documents ``fertility``: tokens per word and per
-character for each language of the ``language`` column (redrobe.fertility).
+atomic directory) and measures compression (UTF-8 bytes per token) on each partition's
+validation split (a slice, or ``<slice>/<language>`` of a slice routed by language),
+and on the same documents ``fertility``: tokens per word and per character for each
+language of the ``language`` column (redrobe.fertility).
 
 Every pass over the corpus is a map of per-shard tasks (``redrobe.parallel``,
 ``shared.workers``): the split thresholds (curriculum/split.py), the cap's cutoff
 (curriculum/subsample.py), the sample (each task writes its shard's sampled texts to
 a work file, which the driver then streams to the trainer in shard order) and the
-validation compression. Accounting per slice: in = documents read, out = documents the
+validation compression. Accounting per partition: in = documents read, out = documents the
 tokenizer trained on, removed = held-out validation / over the cap.
 """
 
@@ -43,6 +44,7 @@ from redrobe.documents import (
     count_documents,
     file_digest,
     list_shards,
+    partition_of,
     read_documents,
 )
 from redrobe.errors import GateError, InputError
@@ -92,12 +94,13 @@ class ShardSplit:
     """One shard of the training or validation pass (paths and numbers, no data)."""
 
     shard: str
-    threshold: float          # its slice's split threshold
+    threshold: float          # its partition's split threshold
     seed: int
     batch_docs: int
     cutoff: Key | None = None
     texts: str = ""           # training pass: where its sampled texts go
     tokenizer: str = ""       # validation pass: the trained tokenizer.json
+    partition: str = ""       # its slice or <slice>/<language> ("": its folder's name)
 
     @property
     def name(self) -> str:
@@ -105,7 +108,7 @@ class ShardSplit:
 
     @property
     def slice(self) -> str:
-        return Path(self.shard).parent.name
+        return self.partition or Path(self.shard).parent.name
 
 
 def sample_texts(task: ShardSplit) -> Ledger:
@@ -170,7 +173,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")
     cfg, sh = params.tokenize, params.shared
     executor = executor_for(sh)
-    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map)
+    partitions = [partition_of(s, args.input) for s in shards]
+    thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map,
+                                  root=args.input)
     docs = sum(count_documents(s) for s in shards)  # cheap: footer only
     output = Path(args.output)
     with atomic_dir(output) as tmp:
@@ -178,10 +183,10 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         cutoff = None
         if docs > cfg.max_train_docs:
             cutoff = partitioned_cutoff(shards, thresholds, sh.seed, cfg.max_train_docs,
-                                        work / "points", executor.map)
-        tasks = [ShardSplit(str(s), thresholds[s.parent.name], sh.seed, sh.batch_docs, cutoff,
-                            texts=str(work / "texts" / f"{i:06d}.parquet"))
-                 for i, s in enumerate(shards)]
+                                        work / "points", executor.map, partitions)
+        tasks = [ShardSplit(str(s), thresholds[part], sh.seed, sh.batch_docs, cutoff,
+                            texts=str(work / "texts" / f"{i:06d}.parquet"), partition=part)
+                 for i, (s, part) in enumerate(zip(shards, partitions))]
         with reporter(f"{STAGE} sample", len(tasks), items_total=docs) as progress:
             ledgers = map_tracked(executor, sample_texts, tasks, progress, items=_docs_seen)
         ledger = Ledger()

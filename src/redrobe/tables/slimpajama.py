@@ -54,7 +54,7 @@ from redrobe.config import Dedup, DedupSemantic, MinHashParams
 from redrobe.dedup.exact import normalized_digest
 from redrobe.dedup.minhash import MinHasher, normalized_bytes
 from redrobe.dedup.shards import ShardSketch, default_passes, plan_removals, slice_of
-from redrobe.documents import Document, list_shards, read_documents
+from redrobe.documents import Document, base_slice, list_shards, partition_of, read_documents
 from redrobe.mix64 import fmix64
 from redrobe.tables.spec import (
     CORPUS,
@@ -154,8 +154,9 @@ class ShardScan:
 
 
 def scan_shard(path: Path, settings: Settings, normalization: str, tokenizer: Any,
-               batch_docs: int) -> ShardScan:
-    """Stream one shard: sample, normalize, count bytes/tokens, short-filter, sketch."""
+               batch_docs: int, slice_name: str = "") -> ShardScan:
+    """Stream one shard: sample, normalize, count bytes/tokens, short-filter, sketch
+    (``slice_name``: its slice, by default its folder's name)."""
     hasher = MinHasher.from_params(settings.minhash)
     keyer = first_min_hasher(settings.minhash) if settings.partitions > 1 else None
     docs, chunks = read_documents(path, batch_docs), []
@@ -165,7 +166,8 @@ def scan_shard(path: Path, settings: Settings, normalization: str, tokenizer: An
         chunks.append(_scan_batch(batch, settings, normalization, tokenizer, hasher, keyer))
     chunks = chunks or [_scan_batch([], settings, normalization, tokenizer, hasher, keyer)]
     cat = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    sketch = ShardSketch(path=str(path), slice=slice_of(path), ids=ids, digests=cat["digests"],
+    sketch = ShardSketch(path=str(path), slice=slice_name or slice_of(path), ids=ids,
+                         digests=cat["digests"],
                          has_digest=cat["has_digest"], band_keys=cat["keys"],
                          has_signature=cat["has_sig"])
     return ShardScan(sketch, cat["sampled"], cat["short"], cat["bytes"], cat["tokens"])
@@ -230,7 +232,9 @@ def run_variant(variant: Variant, ctx: Context) -> dict[str, Any]:
     settings: Settings = ctx.settings
     batch = variant.params["batch_docs"]
     assert ctx.corpus is not None  # needs=(CORPUS, ...)
-    scans = [scan_shard(p, settings, variant.params["normalization"], ctx.tokenizer, batch)
+    # a language partition's shards count under their slice: SlimPajama's slices
+    scans = [scan_shard(p, settings, variant.params["normalization"], ctx.tokenizer, batch,
+                        base_slice(partition_of(p, ctx.corpus)))
              for p in list_shards(ctx.corpus)]
     dedup = dedup_params(settings)
     plan = plan_removals([s.sketch for s in scans], dedup, default_passes(dedup, batch))

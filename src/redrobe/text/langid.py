@@ -72,6 +72,9 @@ BACKENDS = ("py3langid", "fasttext", "cld3", "lingua")
 DEFAULT_BACKEND = "py3langid"
 #: the >= 100-language identifier to use for multilingual corpora
 RECOMMENDED_BACKEND = "fasttext"
+#: the stage columns that carry a document's language code and that code's score: ingest
+#: writes them for a slice it routes by language, clean for every document it judges
+LANGUAGE_COLUMN, LANGUAGE_SCORE_COLUMN = "language", "language_score"
 
 Identifier = Callable[[str], "tuple[str, float]"]
 

@@ -22,7 +22,9 @@ and removed documents alike.
 
 Languages (``clean.language_rules``, on by default): the document's language is
 identified once (:mod:`redrobe.text.langid`, the pass that also scores
-``redrobe_lang_score``), and the slice's rule sets and the signals judge it with that
+``redrobe_lang_score``), or taken from its ``language`` and ``language_score`` columns
+when ingest routed it by language (:func:`given_language`: one language per document
+in every stage), and the slice's rule sets and the signals judge it with that
 language's profile (:mod:`redrobe.text.languages`: words, stop words, sentence ends)
 and thresholds (``clean.language_thresholds``, :meth:`redrobe.config.Clean.for_language`).
 English, and every language without a profile or thresholds of its own, run the very
@@ -69,8 +71,19 @@ RULE_SETS: dict[str, type[FailureChecks]] = {
 #: an outcome's status (:class:`redrobe.documents.Status`)
 KEPT, REMOVED, QUARANTINED = Status.KEPT, Status.REMOVED, Status.QUARANTINED
 #: the columns ``store_signals`` adds to kept and removed documents
-SIGNALS_COLUMN, LANGUAGE_COLUMN = "quality_signals", "language"
+SIGNALS_COLUMN, LANGUAGE_COLUMN = "quality_signals", langid.LANGUAGE_COLUMN
 SIGNAL_COLUMNS = (SIGNALS_COLUMN, LANGUAGE_COLUMN)
+#: the columns a document routed by language brings from ingest (kept through clean)
+LANGUAGE_COLUMNS = (LANGUAGE_COLUMN, langid.LANGUAGE_SCORE_COLUMN)
+
+
+def given_language(doc: Document) -> tuple[str, float] | None:
+    """(code, score) of the language ingest routed ``doc`` by (its ``language`` and
+    ``language_score`` columns), or None for a document that was not routed."""
+    code = doc.extra.get(LANGUAGE_COLUMN)
+    if not isinstance(code, str) or not code:
+        return None
+    return code, float(doc.extra.get(langid.LANGUAGE_SCORE_COLUMN) or 0.0)
 
 Rule = RuleSet | SignalRule
 
@@ -179,7 +192,14 @@ class Cleaner:
         """Normalize one document and run the rule sets on it (may raise)."""
         chars = len(doc.text)
         current = doc.with_text(normalize_unicode(doc.text, self.normalization))
-        language, score = langid.identify(current.text) if self.needs_language else (None, 0.0)
+        given = given_language(doc)
+        language: str | None
+        if given is not None:
+            language, score = given
+        elif self.needs_language:
+            language, score = langid.identify(current.text)
+        else:
+            language, score = None, 0.0
         signals, columns = self.signals(current.text, language, score)
         edited: dict[str, int] = {}
         for rule_set in self.rules_for(language):
