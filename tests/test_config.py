@@ -120,3 +120,45 @@ def test_an_over_deep_expression_is_a_config_error_naming_the_key(source):
     (problem,) = err.value.problems
     assert problem.startswith("clean.expressions.deep: ")
     assert any(word in problem for word in ("deeper", "deeply", "longer", "nested"))
+
+
+# ----------------------------------------------------------------------------- routing by language
+
+def test_routing_params_report_each_problem_with_its_key_path():
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"ingest": {
+            "language_id": "guess",
+            "languages": {"wikipedia": {"keep": ["en", "German", "en"], "min_score": 1.5},
+                          "books": {"keep": []},
+                          "arxiv": {"keep": ["en"], "bogus": 1}}}})
+    problems = err.value.problems
+    assert any(p.startswith("ingest.language_id: must be one of") for p in problems)
+    assert "ingest.languages.arxiv.bogus: unknown key (known: keep, min_score)" in problems
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"ingest": {"languages": {
+            "wikipedia": {"keep": ["en", "German", "en"], "min_score": 1.5},
+            "books": {"keep": []}, "arxiv": {"keep": ["en"]}, "Wiki": {"keep": ["de"]}}}})
+    problems = err.value.problems
+    assert "ingest.languages.wikipedia.min_score: must be in [0, 1]" in problems
+    assert any(p.startswith("ingest.languages.wikipedia.keep[1]: must be an ISO 639 language code")
+               for p in problems)
+    assert "ingest.languages.wikipedia.keep: lists a language twice" in problems
+    assert "ingest.languages.books.keep: must list at least one language code" in problems
+    assert any(p.startswith("ingest.languages.Wiki: must be a slice name") for p in problems)
+    assert len(problems) == 5   # a routed slice outside shared.slices is simply not ingested
+
+
+def test_routing_is_per_slice_and_off_when_no_slice_is_listed():
+    params = params_from_dict({"ingest": {"languages": {}, "sample": {"multilingual": 0}}})
+    assert params.ingest.languages == {} and params.ingest.sample.multilingual == 0
+    routing = Params().ingest.languages["wikipedia"]
+    assert "en" in routing.keep and 0 <= routing.min_score <= 1
+
+
+def test_language_id_choices_are_the_identifier_backends():
+    import typing
+
+    from redrobe.config import Ingest
+    from redrobe.text.langid import BACKENDS
+
+    assert typing.get_args(typing.get_type_hints(Ingest)["language_id"]) == BACKENDS

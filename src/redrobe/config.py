@@ -176,6 +176,27 @@ class IngestSample(Validated):
     c4: int = bounded(at_least(0), default=300)
     common_crawl: int = bounded(at_least(0), default=200)
     github: int = bounded(at_least(0), default=300)
+    # documents of the labelled multilingual text (redrobe.sources.multilingual) added to
+    # the wikipedia slice, where RedPajama-1T has its non-English text; 0: none
+    multilingual: int = bounded(at_least(0), default=100)
+
+
+@dataclass(frozen=True)
+class IngestRouting(Validated):
+    """One routed slice (``ingest.languages.<slice>``): its documents go to per-language
+    partitions ``<slice>/<language>``; a language not in ``keep``, or identified with a
+    probability below ``min_score``, is removed with a named reason."""
+    keep: list[str] = bounded(not_empty("must list at least one language code"),
+                              factory=list)
+    # the identifier's probability a document needs (a source's own label counts as 1.0)
+    min_score: float = bounded(PROBABILITY, default=0.0)
+
+    def cross_checks(self) -> list[str]:
+        problems = [f"keep[{i}]: must be an ISO 639 language code (2 or 3 lower-case letters, "
+                    f"e.g. de, zh, grc), got {code!r}"
+                    for i, code in enumerate(self.keep) if not _is_language_code(code)]
+        return problems + _check(len(set(self.keep)) == len(self.keep), "keep",
+                                 "lists a language twice")
 
 
 @dataclass(frozen=True)
@@ -189,6 +210,14 @@ class IngestInput(Validated):
     slice: str = bounded(Bound(lambda s: s == "" or _is_slice_name(s),
                                SLICE_NAME.message + " or empty"), default="")
     site: str = ""                       # stackexchange: site domain for question URLs
+
+
+def _default_routing() -> dict[str, IngestRouting]:
+    """The wikipedia slice by language: RedPajama-1T's Wikipedia languages whose sample text
+    is long enough for the slice's rules, and Arabic, Greek, Hebrew, Hindi and Chinese for
+    their scripts; cc_net's language-score threshold (docs/languages.md)."""
+    keep = ["en", "bg", "cs", "es", "pl", "ru", "sl", "uk", "ar", "el", "he", "hi", "zh"]
+    return {"wikipedia": IngestRouting(keep=keep, min_score=0.5)}
 
 
 @dataclass(frozen=True)
@@ -205,13 +234,22 @@ class Ingest(Validated):
     # quarantined at that point, naming the file
     max_input_bytes: int = bounded(at_least(1), default=64 * 2**30)
     sample: IngestSample = field(default_factory=IngestSample)
+    # slice -> its routing by language (docs/languages.md); slices not listed are not routed
+    languages: dict[str, IngestRouting] = field(default_factory=_default_routing)
+    # identifier for routed documents without a source label (redrobe.text.langid.BACKENDS;
+    # fasttext: lid.176, the model family of RedPajama's own language field)
+    language_id: Literal["py3langid", "fasttext", "cld3", "lingua"] = "fasttext"
 
     def cross_checks(self) -> list[str]:
         inputs = [f"inputs[{i}].{p}" for i, item in enumerate(self.inputs)
                   for p in item.validate()]  # list items are not walked by _validate_tree
+        routed = [f"languages.{name}.{p}" for name, routing in self.languages.items()
+                  for p in routing.validate()]  # mapping values are not walked either
+        routed += [f"languages.{name}: {SLICE_NAME.message}"
+                   for name in self.languages if not _is_slice_name(name)]
         return (_check(self.mode == "sample" or bool(self.paths or self.inputs), "paths",
                        "must list at least one file or glob (or ingest.inputs) when mode is 'files'")
-                + inputs)
+                + inputs + routed)
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def test_plots_show_renders_the_four_plots(repo):
     assert sorted(plots) == ["data_funnel", "eval_bits_per_byte", "lora_loss", "pretrain_loss"]
     rows = plots["data_funnel"][0]["content"]["data"]["values"]
     slices = {r["slice"] for r in rows}
-    assert {"books", "c4", "common_crawl", "github", "wikipedia"} <= slices
+    assert {"books", "c4", "common_crawl", "github", "wikipedia/en", "wikipedia/zh"} <= slices
     assert len(rows) == 5 * len(slices)
     fields = {r["field"] for r in plots["pretrain_loss"][0]["content"]["data"]["values"]}
     assert fields == {"loss", "val_loss"}

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from pipeline_repo import REPO, STAGES, clone, dvc, repo_env, set_params
 
 from redrobe.accounting import check_accounting
-from redrobe.documents import file_digest, list_shards
+from redrobe.documents import file_digest, list_shards, read_documents
 
 pytestmark = pytest.mark.e2e
 
@@ -49,19 +50,34 @@ def test_every_stage_ran_and_accounting_holds(pipeline):
         metrics = json.loads((root / "data" / "metrics" / f"{stage}.json").read_text())
         assert metrics["accounting"]["slices"], stage
         assert check_accounting(metrics) == [], stage
-    slices = set(json.loads((root / "data/metrics/ingest.json").read_text())["accounting"]["slices"])
-    assert {"books", "wikipedia", "c4", "common_crawl", "github"} <= slices
+    partitions = set(json.loads((root / "data/metrics/ingest.json").read_text())["accounting"]["slices"])
+    # wikipedia is routed by language: a partition per language, kept or not
+    assert {"books", "c4", "common_crawl", "github"} | wikipedia_languages(root) <= partitions
+
+
+def wikipedia_languages(root: Path) -> set[str]:
+    """The partitions of the languages the run's params keep in the wikipedia slice."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    return {f"wikipedia/{code}" for code in params["ingest"]["languages"]["wikipedia"]["keep"]}
 
 
 def test_eval_has_per_slice_perplexity_for_base_and_lora(pipeline):
     root, _ = pipeline
     evaluation = json.loads((root / "data/metrics/eval.json").read_text())
+    languages = wikipedia_languages(root)
     for model in ("base", "lora"):
         per_slice = evaluation["models"][model]["slices"]
-        assert set(per_slice) == {"books", "wikipedia", "c4", "common_crawl", "github"}
+        assert set(per_slice) == {"books", "c4", "common_crawl", "github"} | languages
         for values in per_slice.values():
             assert values["perplexity"] > 1.0 and values["bits_per_byte"] > 0.0
-    assert (root / "data/reports/report.md").read_text().startswith("# redrobe pipeline report")
+    # the multilingual sample's languages reach evaluation: at least 12, in at least 5 scripts
+    scripts = {doc.meta.get("script", "Latn")   # the enwiki articles carry no script: Latin
+               for partition in languages for shard in list_shards(root / "data/interim/dedup", partition)
+               for doc in read_documents(shard)}
+    assert len(languages) >= 12 and len(scripts) >= 5
+    report = (root / "data/reports/report.md").read_text()
+    assert report.startswith("# redrobe pipeline report")
+    assert all(f"| {partition} |" in report for partition in languages)
     assert (root / "data/reports/pretrain_curve.png").stat().st_size > 1000
 
 
@@ -87,7 +103,7 @@ def test_mlflow_parent_with_a_child_per_stage_and_raw_shard_inputs(pipeline):
     shards = list_shards(root / "data" / "raw")
     assert shards
     for shard in shards:
-        name = f"{shard.parent.name}/{shard.stem}"
+        name = shard.relative_to(root / "data" / "raw").with_suffix("").as_posix()
         assert logged[name] == file_digest(shard, "md5")
     pretrain = next(r for r in children if r.info.run_name == "pretrain")
     assert client.search_logged_models([pretrain.info.experiment_id],

@@ -134,8 +134,11 @@ def test_refresh_deployment_runs_ingest_through_quality(deployed):
     found = artifacts(deployed["url"], run.id)
     assert parent.info.run_id in found["redrobe-refresh-summary"]
     funnel = found["redrobe-refresh-funnel"]
-    assert {"books", "wikipedia", "c4", "common_crawl", "github"} <= {r["slice"] for r in funnel}
+    assert {"books", "wikipedia/en", "c4", "common_crawl", "github"} <= {r["slice"] for r in funnel}
     for row in funnel:
-        assert row["read"] >= row["ingest"] >= row["clean"] >= row["dedup"] > 0
+        assert row["read"] >= row["ingest"] >= row["clean"] >= row["dedup"]
+        # only a language the routed wikipedia slice does not keep (or `und`: redirects)
+        # stops at ingest; every partition that holds documents reaches dedup
+        assert row["dedup"] > 0 or (row["ingest"] == 0 and row["slice"].startswith("wikipedia/"))
     assert (deployed["root"] / "data" / "metrics" / "quality.json").exists()
     assert not (deployed["root"] / "data" / "models").exists()  # training is the weekly run's

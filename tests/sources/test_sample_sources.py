@@ -1,11 +1,15 @@
-"""Sample builders (books, c4) on crafted archives, and the per-slice cap and determinism."""
+"""Sample builders (books, c4) on crafted archives, the per-slice cap and determinism, and
+an extra source joining a routed slice."""
 
 from dataclasses import fields
 
+from sources.test_multilingual import crafted  # tests/ is on sys.path (its conftest)
+
 from redrobe.config import IngestSample
 from redrobe.documents import read_documents
-from redrobe.sources import sample
-from redrobe.sources.base import KEPT, QUARANTINED, route
+from redrobe.sources import multilingual, sample
+from redrobe.sources.base import KEPT, LANGUAGE_NOT_KEPT, QUARANTINED, route
+from redrobe.sources.routing import Router
 from redrobe.sources.sink import OutputDirs
 
 CATALOG = b"""[hamlet_gut]
@@ -78,13 +82,13 @@ def _task(archives, cap, tmp_path, name):
 
 def test_ingest_slice_stops_at_the_cap_and_is_byte_identical(make_archive, tmp_path):
     archives = news_wheel(make_archive, [f"Story number {i}.".encode() for i in range(10)])
-    report = sample.ingest_slice(_task(archives, 5, tmp_path, "a"))
+    (report,) = sample.ingest_slice(_task(archives, 5, tmp_path, "a"))
     counts = report.ledger.as_dict()["slices"]["c4"]
     assert counts["in"] == counts["out"] == 5
     assert [(s.path, s.docs) for s in report.raw] == [
         ("c4/part-00000.parquet", 2), ("c4/part-00001.parquet", 2), ("c4/part-00002.parquet", 1)]
     assert report.raw[0].inputs == (str(archives["gensim"].path),)
-    again = sample.ingest_slice(_task(archives, 5, tmp_path, "b"))
+    (again,) = sample.ingest_slice(_task(archives, 5, tmp_path, "b"))
     for shard in again.raw:
         assert (tmp_path / "a" / "raw" / shard.path).read_bytes() == \
             (tmp_path / "b" / "raw" / shard.path).read_bytes()
@@ -94,11 +98,35 @@ def test_ingest_slice_stops_at_the_cap_and_is_byte_identical(make_archive, tmp_p
 
 def test_cap_zero_writes_an_empty_slice(make_archive, tmp_path):
     archives = news_wheel(make_archive, [b"Story."])
-    report = sample.ingest_slice(_task(archives, 0, tmp_path, "zero"))
+    (report,) = sample.ingest_slice(_task(archives, 0, tmp_path, "zero"))
     assert [s.docs for s in report.raw] == [0]
     assert report.ledger.as_dict()["slices"]["c4"]["in"] == 0
 
 
-def test_every_sample_slice_has_a_cap_in_params():
-    assert set(sample.SAMPLE_SLICES) == {f.name for f in fields(IngestSample)}
+def test_every_sample_slice_and_extra_source_has_a_cap_in_params():
+    assert set(sample.SAMPLE_SLICES) | set(sample.EXTRA_SOURCES) == {f.name for f in fields(IngestSample)}
     assert set(sample.BUILDERS) == set(sample.SAMPLE_SLICES)
+    assert {s.slice for s in sample.EXTRA_SOURCES.values()} <= set(sample.SAMPLE_SLICES)
+
+
+def test_an_extra_source_joins_a_routed_slice_with_a_cap_of_its_own(make_archive, tmp_path,
+                                                                   monkeypatch):
+    # the multilingual text joins c4 here (wikipedia in the sample): crafted archives
+    labelled = crafted(make_archive)        # el, fr, de, ja documents, each with its label
+    monkeypatch.setitem(sample.EXTRA_SOURCES, "multilingual", sample.ExtraSource(
+        "c4", multilingual.PINS, lambda a: multilingual.documents(a, "c4")))
+    news = news_wheel(make_archive, [b"First story of the day, told in plain English words."] * 2)
+    pins = tuple((a.pin, str(a.path)) for a in [*news.values(), *labelled.values()])
+    dirs = OutputDirs(tmp_path / "raw", tmp_path / "rm", tmp_path / "q")
+    routing = Router(frozenset({"en", "el", "de"}), 0.0, "fasttext")
+    reports = sample.ingest_slice(sample.SampleTask("c4", pins, 1, dirs, shard_docs=5, batch_docs=5,
+                                                    max_chars=1000, extra=(("multilingual", 2),),
+                                                    routing=routing))
+    counts = {r.slice: r.ledger.as_dict()["slices"][r.slice] for r in reports}
+    # c4's own cap (1) stops its stream; the extra source stops once 2 of its own are kept
+    # (el kept, fr not kept, de kept): ja is never read
+    assert {name: (c["in"], c["out"]) for name, c in counts.items()} == {
+        "c4/de": (1, 1), "c4/el": (1, 1), "c4/en": (1, 1), "c4/fr": (1, 0)}
+    assert counts["c4/fr"]["removed_by_reason"] == {LANGUAGE_NOT_KEPT: 1}
+    assert {r.slice: [s.path for s in r.raw] for r in reports if r.raw} == {
+        name: [f"{name}/part-00000.parquet"] for name in ("c4/de", "c4/el", "c4/en")}

@@ -39,8 +39,11 @@ NOT_CODE = "not_code"            # a text file of a code tree whose extension is
 LICENSE_NOT_PERMISSIVE = "license_not_permissive"  # code tree not MIT/BSD/Apache (RedPajama-1T)
 LATEX_NO_SECTION = "latex_no_section"  # a LaTeX paper with no section-like command
 SYMLINK = "symlink"              # a symbolic link in a code tree (never followed)
+LANGUAGE_NOT_KEPT = "language_not_kept"  # a routed slice's document in a language it does not keep
+LANGUAGE_SCORE_BELOW_MIN = "language_score_below_min"  # identified below ingest.languages.*.min_score
 REASONS = (EMPTY_TEXT, TOO_LONG, WIKI_REDIRECT, WIKI_NON_ARTICLE, BINARY, HTTP_NOT_OK, VENDORED,
-           NOT_CODE, LICENSE_NOT_PERMISSIVE, LATEX_NO_SECTION, SYMLINK)
+           NOT_CODE, LICENSE_NOT_PERMISSIVE, LATEX_NO_SECTION, SYMLINK, LANGUAGE_NOT_KEPT,
+           LANGUAGE_SCORE_BELOW_MIN)
 
 #: the fates :func:`route` returns (:class:`redrobe.documents.Status`)
 KEPT, REMOVED, QUARANTINED = Status.KEPT, Status.REMOVED, Status.QUARANTINED

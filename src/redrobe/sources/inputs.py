@@ -65,7 +65,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, ContextManager, Iterator, Sequence
+from typing import IO, Callable, ContextManager, Iterator, Mapping, Sequence
 
 import zstandard
 from mwxml.errors import MalformedXML
@@ -79,6 +79,7 @@ from redrobe.progress import Progress, documents_seen, map_tracked
 from redrobe.sources import codetree, gutenberg, latex, mediawiki, redpajama, stackexchange, warc
 from redrobe.sources.base import PENDING_SHA256, Limits, Origin, quarantined, stable_id, with_digest
 from redrobe.sources.fileio import Budget, Source, expand
+from redrobe.sources.routing import LANGUAGE_COLUMNS, Router
 from redrobe.sources.sink import OutputDirs, ShardRecord, SliceReport, SliceSink
 from redrobe.storage import location, move_file, relative
 
@@ -311,6 +312,8 @@ def _guarded(source: Source, fmt: str, slice_name: str, spec: InputSpec, origin:
 TREES = ("raw", "removed", "quarantine")
 #: the extra column each tree's shards carry (as :class:`SliceSink` writes them)
 TREE_COLUMNS = {"raw": (), "removed": ("reason",), "quarantine": ("error",)}
+#: ... and those a language partition's shards add
+ROUTED_COLUMNS = {"raw": LANGUAGE_COLUMNS, "removed": LANGUAGE_COLUMNS, "quarantine": ()}
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,7 @@ class InputTask:
     batch_size: int
     max_chars: int
     max_input_bytes: int
+    routers: tuple[tuple[str, Router], ...] = ()   # routed slices (ingest.languages)
 
 
 @dataclass(frozen=True)
@@ -345,11 +349,12 @@ def read_input_task(task: InputTask) -> InputResult:
     reading = read_input(task.source, task.spec, task.default_slice, task.batch_size, limits)
     dirs = OutputDirs(*(location(task.work) / tree for tree in TREES))
     sinks: dict[str, SliceSink] = {}
+    routers = dict(task.routers)
 
     def sink_for(slice_name: str) -> SliceSink:
         if slice_name not in sinks:
             sinks[slice_name] = SliceSink(dirs, slice_name, task.shard_docs, task.batch_size,
-                                          task.max_chars)
+                                          task.max_chars, routers.get(slice_name))
         return sinks[slice_name]
 
     digest = reading.origin.sha256
@@ -360,7 +365,7 @@ def read_input_task(task: InputTask) -> InputResult:
         sink.input_digests[task.input] = digest
         sink.add(doc, task.input)
     return InputResult(task.input, digest, task.work,
-                       tuple(sinks[name].close() for name in sorted(sinks)))
+                       tuple(report for name in sorted(sinks) for report in sinks[name].close()))
 
 
 @dataclass(frozen=True)
@@ -403,20 +408,23 @@ def write_shard_task(task: ShardTask) -> int:
 
 def plan_shards(results: Sequence[InputResult], dirs: OutputDirs, shard_docs: int,
                 batch_size: int) -> tuple[list[SliceReport], list[ShardTask]]:
-    """The per-slice reports and the shard tasks that lay the inputs' partial shards end to
-    end, in input order, cut every ``shard_docs`` documents: the shards one sink fed by
-    every input in turn writes (``part-00000`` empty when a tree got nothing)."""
+    """The per-partition reports and the shard tasks that lay the inputs' partial shards
+    end to end, in input order, cut every ``shard_docs`` documents: the shards one sink fed
+    by every input in turn writes (``part-00000`` empty when a tree got nothing, except in
+    a language partition)."""
     slices = sorted({r.slice for result in results for r in result.reports})
     reports, tasks = [], []
     for name in slices:
         parts = [(result, r) for result in results for r in result.reports if r.slice == name]
+        routed = any(r.routed for _, r in parts)
         trees = {}
         for tree in TREES:
             spans = [Span(str(location(result.work) / tree / shard.path), 0, shard.docs, shard.docs,
                           result.input)
                      for result, r in parts for shard in getattr(r, tree) if shard.docs]
+            columns = TREE_COLUMNS[tree] + (ROUTED_COLUMNS[tree] if routed else ())
             shard_tasks = _cut(spans, location(getattr(dirs, tree)), name, shard_docs, batch_size,
-                               TREE_COLUMNS[tree])
+                               columns, placeholder=not routed)
             trees[tree] = [_record(t, location(getattr(dirs, tree))) for t in shard_tasks]
             tasks += shard_tasks
         ledger = Ledger()
@@ -426,14 +434,17 @@ def plan_shards(results: Sequence[InputResult], dirs: OutputDirs, shard_docs: in
             digests.update(r.input_digests)
         reports.append(SliceReport(name, ledger, trees["raw"], trees["removed"],
                                    trees["quarantine"], sum(r.kept_bytes for _, r in parts),
-                                   digests, sum(r.control_chars for _, r in parts)))
+                                   digests, sum(r.control_chars for _, r in parts), routed))
     return reports, tasks
 
 
 def _cut(spans: Sequence[Span], root: Path, slice_name: str, shard_docs: int, batch_size: int,
-         columns: tuple[str, ...]) -> list[ShardTask]:
+         columns: tuple[str, ...], placeholder: bool = True) -> list[ShardTask]:
     """Group ``spans`` into shards of ``shard_docs`` documents (the last one may be short;
-    one empty shard when there are none), splitting a span across a shard boundary."""
+    one empty shard when there are none, unless not ``placeholder``), splitting a span
+    across a shard boundary."""
+    if not spans and not placeholder:
+        return []
     shards: list[list[Span]] = [[]]
     room = shard_docs
     for span in spans:
@@ -459,13 +470,15 @@ def _record(task: ShardTask, root: Path) -> ShardRecord:
 def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: str,
                   shard_docs: int, batch_size: int, max_chars: int, max_input_bytes: int,
                   executor: Executor | None = None, progress: Progress | None = None,
+                  routers: Mapping[str, Router] | None = None,
                   ) -> tuple[list[SliceReport], dict[str, str]]:
     """Stream every input into per-slice shards: (one report per slice, input -> sha256).
 
     One task per input (:func:`read_input_task`) on ``executor`` (default: this process)
     writes partial shards to a scratch directory beside ``dirs.raw``; then one task per
     output shard (:func:`write_shard_task`) lays them end to end in input order. The
-    shards, reports and digests are those of reading the inputs one after another."""
+    shards, reports and digests are those of reading the inputs one after another.
+    ``routers``: the slices routed by language (one report per partition)."""
     executor = executor or LocalExecutor(1)
     sources = [(spec, source) for spec in specs for source in expand(spec.path)]  # fail early
     unique: dict[str, tuple[InputSpec, Source]] = {}
@@ -473,7 +486,8 @@ def ingest_inputs(specs: Sequence[InputSpec], dirs: OutputDirs, default_slice: s
         unique.setdefault(source.name, (spec, source))  # the same input named twice is read once
     with scratch_dir(dirs.raw) as work:
         tasks = [InputTask(name, source, spec, str(work / f"{i:06d}"), default_slice,
-                           shard_docs, batch_size, max_chars, max_input_bytes)
+                           shard_docs, batch_size, max_chars, max_input_bytes,
+                           tuple(sorted((routers or {}).items())))
                  for i, (name, (spec, source)) in enumerate(unique.items())]
         if progress is None:
             results = executor.map(read_input_task, tasks)

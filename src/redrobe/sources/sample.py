@@ -24,8 +24,15 @@ same list with links: docs/references.md, "Real text available offline"):
   removed (``binary``). The packages are interleaved file by file so a cap takes
   code from every package.
 
-A slice stops once ``cap`` documents are kept; records are taken in archive order
-(fixed by the pinned sha256), so the same params give byte-identical shards.
+Other sources join a slice after its own (:data:`EXTRA_SOURCES`): ``multilingual``, the
+labelled text in 67 languages of :mod:`redrobe.sources.multilingual` (charset-normalizer's
+Wikipedia paragraphs, spaCy's example sentences), joins ``wikipedia``, where RedPajama-1T
+keeps its non-English text; ``ingest.sample.multilingual`` caps it (0: not fetched).
+
+A slice's own source stops once ``cap`` documents are kept, an extra source once its
+own cap is; records are taken in archive order (fixed by the pinned sha256), so the
+same params give byte-identical shards. A routed slice (``routing``,
+:mod:`redrobe.sources.routing`) writes one partition per language.
 Document ids hash (slice, distribution, member, offset); ``meta.provenance`` holds
 the same fields plus the archive's sha256.
 """
@@ -44,11 +51,13 @@ from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Sequen
 
 from redrobe.documents import Document
 from redrobe.errors import InputError
+from redrobe.sources import multilingual
 from redrobe.sources.archive import SDIST, WHEEL, Archive, Pin, Runner, fetch, is_permissive
 from redrobe.sources.base import BINARY, quarantined, removed, stable_id
 from redrobe.sources.code import decode_source, is_vendored, language_of
 from redrobe.sources.gutenberg import strip_gutenberg
 from redrobe.sources.mediawiki import SiteInfo, WikiPage, page_document, page_meta, read_dump
+from redrobe.sources.routing import Router
 from redrobe.sources.sink import OutputDirs, SliceReport, SliceSink
 from redrobe.sources.warc import WarcResponse, iter_html_responses, response_document, response_meta
 from redrobe.sources.webpage import extract_page
@@ -112,25 +121,32 @@ CONTENT_LICENSE = {
 
 # ----------------------------------------------------------------------------- fetching
 
-def fetch_all(slices: Iterable[str], cache_dir: str | Path,
-              runner: Runner = subprocess.run) -> dict[str, Path]:
-    """Download (when missing) and verify every archive the slices need: spec -> path."""
+def fetch_all(slices: Iterable[str], cache_dir: str | Path, runner: Runner = subprocess.run,
+              extra: Iterable[str] = ()) -> dict[str, Path]:
+    """Download (when missing) and verify every archive the slices and the ``extra``
+    sources (:data:`EXTRA_SOURCES` names) need: spec -> path."""
+    pins = [pin for name in slices for pin in SLICE_PINS[name]]
+    pins += [pin for name in extra for pin in EXTRA_SOURCES[name].pins]
     paths: dict[str, Path] = {}
-    for slice_name in slices:
-        for pin in SLICE_PINS[slice_name]:
-            if pin.spec not in paths:
-                paths[pin.spec] = fetch(pin, cache_dir, runner)
+    for pin in pins:
+        if pin.spec not in paths:
+            paths[pin.spec] = fetch(pin, cache_dir, runner)
     return paths
 
 
-def archives_for(slice_name: str, paths: Mapping[str, Path]) -> tuple[tuple[Pin, str], ...]:
-    """The (pin, path) pairs of one slice, as a picklable task field."""
-    return tuple((pin, str(paths[pin.spec])) for pin in SLICE_PINS[slice_name])
+def archives_for(slice_name: str, paths: Mapping[str, Path],
+                 extra: Iterable[str] = ()) -> tuple[tuple[Pin, str], ...]:
+    """The (pin, path) pairs of one slice and its ``extra`` sources, as a picklable task field."""
+    pins = dict.fromkeys([*SLICE_PINS[slice_name],
+                          *(pin for name in extra for pin in EXTRA_SOURCES[name].pins)])
+    return tuple((pin, str(paths[pin.spec])) for pin in pins)
 
 
 @dataclass(frozen=True)
 class SampleTask:
-    """Everything a worker needs to ingest one sample slice (small and picklable)."""
+    """Everything a worker needs to ingest one sample slice (small and picklable):
+    ``cap`` for the slice's own source, ``extra`` (source name, cap) for the sources
+    that join it, ``routing`` when the slice is routed by language."""
 
     slice: str
     archives: tuple[tuple[Pin, str], ...]
@@ -139,20 +155,28 @@ class SampleTask:
     shard_docs: int
     batch_docs: int
     max_chars: int
+    extra: tuple[tuple[str, int], ...] = ()
+    routing: Router | None = None
 
 
-def ingest_slice(task: SampleTask) -> SliceReport:
-    """Write one sample slice's shards; stop once ``task.cap`` documents are kept."""
+def ingest_slice(task: SampleTask) -> list[SliceReport]:
+    """Write one sample slice's shards (one report per partition): each source in turn,
+    until ``cap`` of its documents are kept."""
     archives = {pin.name: Archive(pin, Path(path)) for pin, path in task.archives}
     origins = {a.pin.spec: str(a.path) for a in archives.values()}
-    sink = SliceSink(task.dirs, task.slice, task.shard_docs, task.batch_docs, task.max_chars)
+    sink = SliceSink(task.dirs, task.slice, task.shard_docs, task.batch_docs, task.max_chars,
+                     task.routing)
     sink.input_digests.update({str(a.path): a.pin.sha256 for a in archives.values()})
-    if task.cap > 0:
-        with contextlib.closing(BUILDERS[task.slice](archives)) as docs:
-            for doc in docs:
-                sink.add(doc, origins[doc.meta["provenance"]["distribution"]])
-                if sink.kept >= task.cap:
-                    break
+    sources = [(BUILDERS[task.slice], task.cap)]
+    sources += [(EXTRA_SOURCES[name].builder, cap) for name, cap in task.extra]
+    for builder, cap in sources:
+        kept = sink.kept + cap
+        if cap > 0:
+            with contextlib.closing(builder(archives)) as docs:
+                for doc in docs:
+                    sink.add(doc, origins[doc.meta["provenance"]["distribution"]])
+                    if sink.kept >= kept:
+                        break
     return sink.close()
 
 
@@ -335,10 +359,33 @@ def _round_robin(streams: Sequence[Iterator[Document]]) -> Generator[Document, N
                 close()
 
 
-BUILDERS: dict[str, Callable[[Mapping[str, Archive]], Generator[Document, None, None]]] = {
+Builder = Callable[[Mapping[str, Archive]], Generator[Document, None, None]]
+
+BUILDERS: dict[str, Builder] = {
     "books": books,
     "wikipedia": wikipedia,
     "c4": c4,
     "common_crawl": common_crawl,
     "github": github,
+}
+
+
+# extra sources -------------------------------------------------------------------
+
+def multilingual_wikipedia(archives: Mapping[str, Archive]) -> Generator[Document, None, None]:
+    """The labelled multilingual documents as documents of the wikipedia slice."""
+    return multilingual.documents(archives, "wikipedia")
+
+
+@dataclass(frozen=True)
+class ExtraSource:
+    """A source that joins a slice after the slice's own (``ingest.sample.<name>``)."""
+
+    slice: str
+    pins: tuple[Pin, ...]
+    builder: Builder
+
+
+EXTRA_SOURCES: dict[str, ExtraSource] = {
+    "multilingual": ExtraSource("wikipedia", multilingual.PINS, multilingual_wikipedia),
 }

