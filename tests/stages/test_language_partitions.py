@@ -11,6 +11,7 @@ slice is run through the data stages' ``main`` on tmp dirs, once for the module:
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from redrobe.config import Params, as_dict
 from redrobe.curriculum.layout import DOCS_FILE, read_index, val_file
 from redrobe.documents import Document, ShardWriter, list_shards, partition_of, read_documents, shard_path
 from redrobe.evaluate import evaluate_model
+from redrobe.evaluate.report import slice_bits_per_byte
 from redrobe.lora import load_model
 from redrobe.reporting import eval_table
 from redrobe.stages import bucket, clean, dedup, pretrain, quality, tokenize
@@ -208,6 +210,13 @@ def test_pretrain_and_evaluate_report_each_partition(out):
                            max_tokens=200, batch_size=2, prompt="The", gen_tokens=2)
     assert set(entry["slices"]) == PARTITIONS
     assert all(row["bits_per_byte"] > 0 for row in entry["slices"].values())
+    # the mean counts each slice once: wikipedia's languages pooled by their bytes
+    rows = entry["slices"]
+    wiki = [rows[p] for p in PARTITIONS if p.startswith("wikipedia/")]
+    pooled = sum(r["nll"] for r in wiki) / math.log(2) / sum(r["bytes"] for r in wiki)
+    assert slice_bits_per_byte(rows) == {"books": rows["books"]["bits_per_byte"],
+                                         "wikipedia": pytest.approx(pooled)}
+    assert entry["mean_bits_per_byte"] == pytest.approx((rows["books"]["bits_per_byte"] + pooled) / 2)
     names = eval_metrics({"base": entry}, {})["base"]
     assert "eval.base.wikipedia/de.bits_per_byte" in names
     rows = eval_table({"eval": {"models": {"base": entry}}})

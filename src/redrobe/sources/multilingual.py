@@ -37,9 +37,10 @@ list with links: docs/references.md, "Real multilingual text available offline")
 sha256; ``meta.license`` the text's license as the distribution states it.
 
 The pins are fetched by the same machinery as the sample corpus
-(:func:`redrobe.sources.archive.fetch`), and :func:`documents` has the signature of
-:data:`redrobe.sources.sample.BUILDERS`' entries, so wiring a ``multilingual`` slice into
-``ingest.mode: sample`` is a pin-table entry, a builder entry and a params key.
+(:func:`redrobe.sources.archive.fetch`). With ``ingest.mode: sample`` the documents join
+the wikipedia slice (:data:`redrobe.sources.sample.EXTRA_SOURCES`,
+``ingest.sample.multilingual``), where their labels route them by language
+(:mod:`redrobe.sources.routing`).
 """
 
 from __future__ import annotations
