@@ -195,7 +195,7 @@ def _stage_entry(run: Run, path: Walk) -> dict[str, Any]:
 
 def _raw_entry(run: Run, shard: FileRef, path: Walk) -> dict[str, Any]:
     datasets = run.record.get("datasets") or []
-    raw = _dataset(datasets, "raw", shard.sha256, _relpath_stem(shard.path))
+    raw = _dataset(datasets, "raw", shard.sha256, _relpath_stems(shard.path))
     sources = []
     for src in run.inputs_of[shard]:
         ds = _dataset(datasets, "source", src.sha256)
@@ -210,17 +210,18 @@ def _raw_entry(run: Run, shard: FileRef, path: Walk) -> dict[str, Any]:
 
 
 def _dataset(datasets: Sequence[Mapping[str, Any]], context: str, sha256: str,
-             name_hint: str | None = None) -> Mapping[str, Any] | None:
-    """The dataset input of ``context`` with this sha256 (its name breaking ties)."""
+             names: Sequence[str] = ()) -> Mapping[str, Any] | None:
+    """The dataset input of ``context`` with this sha256 (one of ``names`` breaking ties)."""
     found = [d for d in datasets if d.get("context") == context and d.get("sha256") == sha256]
-    named = [d for d in found if name_hint is not None and d.get("name") == name_hint]
+    named = [d for d in found if d.get("name") in names]
     return named[0] if named else found[0] if found else None
 
 
-def _relpath_stem(path: str) -> str:
-    """``data/raw/c4/part-00000.parquet`` -> ``c4/part-00000`` (ingest's dataset name)."""
-    parts = path.replace("\\", "/").split("/")
-    return "/".join(parts[-2:]).removesuffix(".parquet")
+def _relpath_stems(path: str) -> tuple[str, str]:
+    """The names ingest may have given a raw shard: ``data/raw/c4/part-00000.parquet`` ->
+    ``c4/part-00000``, or for a language partition ``wikipedia/de/part-00000``."""
+    parts = path.replace("\\", "/").removesuffix(".parquet").split("/")
+    return "/".join(parts[-2:]), "/".join(parts[-3:])
 
 
 def _iso(ms: int) -> str | None:
