@@ -28,6 +28,7 @@ from redrobe.documents import Document, ShardWriter, list_shards, partition_of, 
 from redrobe.evaluate import evaluate_model
 from redrobe.evaluate.report import slice_bits_per_byte
 from redrobe.lora import load_model
+from redrobe.quality.suite import removal_rates
 from redrobe.reporting import eval_table
 from redrobe.stages import bucket, clean, dedup, pretrain, quality, tokenize
 from redrobe.stages.evaluate import eval_metrics, validation_arrays
@@ -43,6 +44,7 @@ WORDS = {language: phrase.split() for language, phrase in PHRASES.items()}
 LAYOUT = {"books": ("en", 12), "wikipedia/en": ("en", 12), "wikipedia/de": ("de", 6),
           "wikipedia/fr": ("fr", 1)}
 SCORES = {"en": 0.93, "de": 1.0, "fr": 1.0}
+REPEATED = "Ista vrstica se ponavlja znova in znova."   # Slovenian, one line eight times
 ROUTED = ("language", "language_score")
 
 
@@ -68,6 +70,9 @@ def corpus() -> dict[str, list[Document]]:
                                          {"language": "en", "language_score": 0.6}))
     # ... and across slices: not a duplicate with cross_slice off
     docs["books"].append(Document("books/twin", docs["wikipedia/en"][1].text, "books"))
+    # a language whose one document the rules remove: the partition ends at clean
+    docs["wikipedia/sl"] = [Document("wikipedia/sl/0", "\n".join([REPEATED] * 8), "wikipedia", {},
+                                     {"language": "sl", "language_score": 1.0})]
     return docs
 
 
@@ -135,21 +140,25 @@ def metrics(out: Path, stage: str) -> dict:
 
 
 PARTITIONS = {"books", "wikipedia/de", "wikipedia/en", "wikipedia/fr"}
+EMPTIED = "wikipedia/sl"    # every document removed by clean
 
 
 def test_every_data_stage_counts_per_partition_and_adds_up(out):
     for stage in ("clean", "dedup", "quality", "tokenize", "bucket"):
         m = metrics(out, stage)
-        assert set(m["accounting"]["slices"]) == PARTITIONS, stage
+        # a partition clean empties is counted by clean, then holds no document to count
+        counted = PARTITIONS | ({EMPTIED} if stage == "clean" else set())
+        assert set(m["accounting"]["slices"]) == counted, stage
         assert check_accounting(m) == [], stage
+    assert metrics(out, "clean")["accounting"]["slices"][EMPTIED]["removed"] == 1
 
 
 def test_partition_layout_is_read_back_at_both_depths(out):
     for tree in ("raw", "clean", "dedup"):
         shards = list_shards(out / tree)
-        assert {partition_of(s, out / tree) for s in shards} == PARTITIONS, tree
+        assert {partition_of(s, out / tree) for s in shards} == PARTITIONS | {EMPTIED}, tree
         assert [s.relative_to(out / tree).as_posix() for s in list_shards(out / tree, "wikipedia")] == [
-            f"wikipedia/{lang}/part-00000.parquet" for lang in ("de", "en", "fr")]
+            f"wikipedia/{lang}/part-00000.parquet" for lang in ("de", "en", "fr", "sl")]
 
 
 def test_clean_judges_by_the_routed_language_and_keeps_its_columns(out):
@@ -175,18 +184,22 @@ def test_dedup_groups_language_partitions_by_slice(out):
     assert (removed.id, removed.extra["duplicate_of"]) == ("wikipedia/en/twin", "wikipedia/de/0")
 
 
-def test_quality_gate_passes_on_partitions(out):
+def test_quality_gate_passes_on_partitions_with_removal_rates_per_slice(out):
     gate = json.loads((out / "gate" / "validation.json").read_text())
-    assert gate["success"] is True
-    rates = gate["suites"]["clean.removal_rates"]
-    assert rates["success"] is True
+    assert gate["success"] is True and gate["suites"]["clean.removal_rates"]["success"] is True
+    # the emptied language (rate 1.0) counts in its slice's rate, not as a gate of its own
+    rates = removal_rates(metrics(out, "clean"), "clean", Params().quality)
+    assert rates["slice"].tolist() == ["books", "wikipedia"]
+    wiki = rates.set_index("slice").loc["wikipedia"]
+    assert (wiki["removed"], wiki["in"]) == (1, 21)
 
 
 def test_tokenize_holds_out_per_partition_even_a_partition_of_one(out):
     m = metrics(out, "tokenize")
     assert m["accounting"]["slices"]["wikipedia/fr"]["removed_by_reason"] == {"heldout_validation": 1}
     assert m["accounting"]["slices"]["books"]["out"] >= 1   # a slice keeps a training document
-    assert set(m["validation"]) == PARTITIONS
+    assert set(m["validation"]) == PARTITIONS | {EMPTIED}   # a row per shard's partition
+    assert m["validation"][EMPTIED] == {"docs": 0, "bytes": 0, "tokens": 0, "bytes_per_token": None}
 
 
 def test_bucket_writes_a_validation_array_per_partition(out):

@@ -314,7 +314,9 @@ def shuffle_task(task: ShuffleTask) -> list[int]:
         rec[c] = table[c].to_numpy()
     lookup = {s: i for i, s in enumerate(task.sources)}
     rec["source"] = [lookup[s] for s in table["source"].to_pylist()]
-    rec["slice"] = task.parts.slices.index(task.shard.slice)
+    # an empty shard (a partition clean or dedup emptied) counts under no slice: it has
+    # no record to place, and its slice may be in no ledger
+    rec["slice"] = task.parts.slices.index(task.shard.slice) if len(rec) else 0
     rec["id_len"] = [len(i) for i in ids]
     rec["id"] = ids
     train = np.asarray(table["split"].to_pylist(), dtype=object) == SPLIT_TRAIN

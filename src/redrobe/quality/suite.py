@@ -15,8 +15,9 @@ Each stage output (``ingest`` → data/raw, ``clean`` → data/interim/clean, ``
 - ``signals`` (when the shards carry a ``quality_signals`` JSON column, as the clean
   stage writes it in RedPajama-V2's span-list form): each signal named in
   ``quality.signal_ranges`` lies within its [low, high] (fractions within [0, 1]);
-- ``removal_rates`` (clean, dedup): per slice, the share of documents the stage
-  removed (from its metrics JSON) is at most ``quality.max_removal_rate[stage]``.
+- ``removal_rates`` (clean, dedup): per slice (a routed slice's languages added up), the
+  share of documents the stage removed (from its metrics JSON) is at most
+  ``quality.max_removal_rate[stage]``.
 
     validator = Validator(docs_dir)            # docs_dir=None: no Data Docs
     docs, shards = summarize_shards(list_shards("data/raw"), 256, signal_names)
@@ -38,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from redrobe.config import Quality
-from redrobe.documents import BASE_COLUMNS
+from redrobe.documents import BASE_COLUMNS, base_slice
 
 SIGNALS_COLUMN = "quality_signals"
 BASE_TYPES = ",".join(f"{c}:string" for c in sorted(BASE_COLUMNS))
@@ -155,14 +156,23 @@ def shards_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def removal_rates(metrics: dict[str, Any], stage: str, q: Quality) -> pd.DataFrame:
     """Rows (slice, removed, in, rate, max_rate) from one stage's metrics accounting.
 
-    A stage without a configured bound gets max_rate 1.0 (any rate passes).
+    A slice routed by language is one row, its language partitions added up: the gate
+    is on a slice's rules, and a language of one or two documents that a rule removes
+    whole says little about them (each language's share is in the stage's accounting and
+    clean's ``removal_by_language``). A stage without a configured bound gets max_rate
+    1.0 (any rate passes).
     """
     bound = q.max_removal_rate.get(stage, 1.0)
-    rows = []
+    totals: dict[str, list[int]] = {}
     for name, counts in sorted(metrics["accounting"]["slices"].items()):
-        rate = counts["removed"] / counts["in"] if counts["in"] else 0.0
-        rows.append({"slice": name, "removed": counts["removed"], "in": counts["in"],
-                     "rate": rate, "max_rate": bound})
+        total = totals.setdefault(base_slice(name), [0, 0])
+        total[0] += counts["removed"]
+        total[1] += counts["in"]
+    rows = []
+    for name, (removed, docs_in) in sorted(totals.items()):
+        rate = removed / docs_in if docs_in else 0.0
+        rows.append({"slice": name, "removed": removed, "in": docs_in, "rate": rate,
+                     "max_rate": bound})
     return pd.DataFrame(rows, columns=["slice", "removed", "in", "rate", "max_rate"])
 
 
