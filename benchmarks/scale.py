@@ -25,17 +25,26 @@ it is reaped; CPU of tasks that ran inside the driver is counted once, as task C
 A single-task map runs in the driver, whose high-water mark it resets: the driver's
 peak is then the largest value the 0.1 s samples saw.
 
-Per task function: tasks, max peak RSS, fds, maps, max and total result bytes, total
-CPU and docs/s per core (rung docs / that CPU); overall docs/s per core = docs /
-(driver CPU + all task CPU). Quality: the cluster of a document is its
+Per task function: tasks, max peak RSS, the most one task added to its worker's RSS,
+the max peak less the shared libraries' pages mapped when the task ended (a worker forked
+from the driver starts without the driver's mapped code and faults it back in during its
+first task, so a map that runs one task per worker, as the components maps do on the
+smallest rung, peaks a few MB lower than its warm tasks would; information, not a
+target), fds, maps, max and total result bytes, total CPU and docs/s per core (rung docs /
+that CPU); overall docs/s per core = docs / (driver CPU + all task CPU). The load average
+is recorded when the run starts and when it ends (other processes on the machine compete
+with the stage for its cores). Quality: the cluster of a document is its
 ``duplicate_of`` (removed) or itself (kept); recall = share of planted pairs with
 Jaccard >= 0.85 whose documents share a cluster (also 0.8..0.85 and below 0.7, for
 information); precision = share of removals that are right: the removed document is in
 the planted family of its ``duplicate_of``, or really is a duplicate (same normalized text,
 or exact Jaccard >= the dedup threshold) of some member of its cluster (clusters are
 connected components, so a document can be removed through a chain of such links), and
-precision by family counts only the first kind. On the smallest rung the one-process plan
-(``sketch_shard`` + ``plan_removals``) runs in-process and its removals must equal the
+precision by family counts only the first kind. Recall comes with what LSH banding alone
+gives the same pairs (the mean of 1 - (1 - J^rows)^bands) and, for each missed pair, how
+many band keys its two documents share (none: banding never made them candidates, an LSH
+miss; the planted Jaccard is measured on the stage's own shingles). On the smallest rung
+the one-process plan (``sketch_shard`` + ``plan_removals``) runs in-process and its removals must equal the
 stage's. Targets (stored with value, limit, ok; a failed target is a finding, the exit
 code stays 0): every function's peak RSS at the largest rung <= 1.1x the smallest; the
 driver's <= 1.1x + 1 KB per shard of the largest; the stage's docs/s per core at the
@@ -207,6 +216,9 @@ def function_row(records: list[dict[str, Any]], docs: int) -> dict[str, Any]:
             # what the task itself added to the worker it ran in (a forked worker starts
             # with the driver's pages, which the peak counts too)
             "task_growth_mb": round(max(r["peak_rss_mb"] - r.get("start_rss_mb", 0.0) for r in records), 1),
+            # the peak less the shared libraries' pages mapped when the task ended: a worker's
+            # first task faults those back in, later ones start with them (parallel.Profiled)
+            "peak_private_mb": round(max(r["peak_rss_mb"] - r.get("file_rss_mb", 0.0) for r in records), 1),
             "fds": max(r["fds"] for r in records), "maps": max(r["maps"] for r in records),
             "result_bytes_max": max(r["result_bytes"] for r in records),
             "result_bytes_total": sum(r["result_bytes"] for r in records),
@@ -230,7 +242,10 @@ def removed_map(removed: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def quality(corpus_dir: Path, removed: dict[str, tuple[str, str]], threshold: float) -> dict[str, Any]:
+def quality(corpus_dir: Path, removed: dict[str, tuple[str, str]], threshold: float,
+            minhash: Any = None) -> dict[str, Any]:
+    """Recall and precision against the planted truth; with ``minhash`` (the stage's
+    MinHash params) also what the banding alone gives and why each pair was missed."""
     truth = pq.read_table(corpus_dir / "truth.parquet", columns=["family", "id_a", "id_b", "jaccard"])
     cols = truth.to_pydict()
     family = dict(zip(cols["id_a"], cols["family"])) | dict(zip(cols["id_b"], cols["family"]))
@@ -239,42 +254,86 @@ def quality(corpus_dir: Path, removed: dict[str, tuple[str, str]], threshold: fl
         return removed[doc][1] if doc in removed else doc
 
     together: dict[str, list[bool]] = {"high": [], "loose": [], "far": []}
+    missed = []
     for a, b, j in zip(cols["id_a"], cols["id_b"], cols["jaccard"]):
         band = "high" if j >= RECALL_AT else "loose" if j >= LOOSE_AT else "far" if j < FAR_BELOW else ""
         if band:
             together[band].append(cluster(a) == cluster(b))
+        if band == "high" and not together[band][-1]:
+            missed.append((a, b, j))
     outside = {d: kept for d, (_, kept) in removed.items() if family.get(d, -1) != family.get(kept, -2)}
     members: dict[str, list[str]] = {}
     for doc, (_, kept) in removed.items():
         members.setdefault(kept, [kept]).append(doc)
-    chance = chance_duplicates(corpus_dir, {d: members[kept] for d, kept in outside.items()}, threshold)
+    clusters = {d: members[kept] for d, kept in outside.items()}
+    texts = corpus_texts(corpus_dir, {m for ms in clusters.values() for m in ms} | set(clusters)
+                         | {d for a, b, _ in missed for d in (a, b)})
+    chance = chance_duplicates(texts, clusters, threshold)
     wrong = sorted(set(outside) - chance)
-    return {"pairs_j_ge_085": len(together["high"]), "recall_j_ge_085": share(together["high"]),
-            "pairs_j_080_085": len(together["loose"]), "recall_j_080_085": share(together["loose"]),
-            "pairs_j_lt_070": len(together["far"]), "linked_j_lt_070": share(together["far"]),
-            "removed": len(removed), "outside_planted_family": len(outside),
-            "chance_duplicates": len(chance), "wrong_removals": len(wrong), "wrong_examples": wrong[:5],
-            "precision_by_family": ratio(len(removed) - len(outside), len(removed)),
-            "precision": ratio(len(removed) - len(wrong), len(removed))}
+    out = {"pairs_j_ge_085": len(together["high"]), "recall_j_ge_085": share(together["high"]),
+           "pairs_j_080_085": len(together["loose"]), "recall_j_080_085": share(together["loose"]),
+           "pairs_j_lt_070": len(together["far"]), "linked_j_lt_070": share(together["far"]),
+           "removed": len(removed), "outside_planted_family": len(outside),
+           "chance_duplicates": len(chance), "wrong_removals": len(wrong), "wrong_examples": wrong[:5],
+           "precision_by_family": ratio(len(removed) - len(outside), len(removed)),
+           "precision": ratio(len(removed) - len(wrong), len(removed))}
+    if minhash is not None:
+        high = [j for j in cols["jaccard"] if j >= RECALL_AT]
+        out.update(missed_pairs(texts, missed, minhash, high))
+    return out
 
 
-def chance_duplicates(corpus_dir: Path, clusters: dict[str, list[str]], threshold: float) -> set[str]:
-    """The removed documents outside any planted family (id -> every document of its
-    cluster, the kept one first) that really are duplicates of some member of their cluster:
-    same normalized text, or an exact 13-gram Jaccard >= ``threshold``. A small sentence pool
-    makes a few by chance (short documents sharing one long sentence), and clusters are
-    connected components (RedPajama-V2's), so a document may be removed through a chain of
-    such links rather than a link to the kept document itself: that removal is right too."""
-    from redrobe.dedup.minhash import MinHasher, exact_jaccard, normalized_bytes
+def missed_pairs(texts: dict[str, str], missed: list[tuple[str, str, float]], minhash: Any,
+                 high: list[float]) -> dict[str, Any]:
+    """The missed J >= 0.85 pairs against what LSH banding gives.
+
+    ``banding_recall_j_ge_085``: the mean over the planted J >= 0.85 pairs of the chance
+    that ``bands`` x ``rows`` banding puts the two documents in one bucket, 1 - (1 -
+    J^rows)^bands (RedPajama-V2's 14 x 9 gives a J = 0.85 pair 0.975); a pair it misses can
+    still be joined through other members of its family, so the measured recall may be
+    higher. For each missed pair: its Jaccard (measured on the stage's own shingles, word
+    13-grams of the normalized text) and how many band keys the two documents share, from
+    their signatures: none means banding never made them candidates (an LSH miss, not a
+    verification or clustering error)."""
+    from redrobe.dedup.minhash import MinHasher
+
+    hasher = MinHasher.from_params(minhash)
+    shared = []
+    for a, b, _ in missed:
+        sigs, _ = hasher.signatures([texts[a], texts[b]])
+        keys = hasher.band_keys(sigs)
+        shared.append(int((keys[0] == keys[1]).sum()))
+    chance = [1 - (1 - j ** minhash.rows) ** minhash.bands for j in high]
+    return {"banding": f"{minhash.bands} x {minhash.rows}",
+            "banding_recall_j_ge_085": round(sum(chance) / len(chance), 6) if chance else None,
+            "missed_j_ge_085": len(missed), "missed_sharing_no_band": shared.count(0),
+            "missed_examples": [{"a": a, "b": b, "jaccard": round(j, 4), "bands_shared": n}
+                                for (a, b, j), n in list(zip(missed, shared))[:10]]}
+
+
+def corpus_texts(corpus_dir: Path, wanted: set[str]) -> dict[str, str]:
+    """id -> text of the ``wanted`` documents (one pass over the shards; none when empty)."""
     from redrobe.documents import list_shards
 
-    if not clusters:
-        return set()
-    wanted = {m for members in clusters.values() for m in members} | set(clusters)
     texts: dict[str, str] = {}
+    if not wanted:
+        return texts
     for shard in list_shards(corpus_dir):
         table = pq.read_table(shard, columns=["id", "text"]).to_pydict()
         texts.update((i, t) for i, t in zip(table["id"], table["text"]) if i in wanted)
+    return texts
+
+
+def chance_duplicates(texts: dict[str, str], clusters: dict[str, list[str]], threshold: float) -> set[str]:
+    """The removed documents outside any planted family (id -> every document of its
+    cluster, the kept one first; ``texts`` holds theirs) that really are duplicates of some
+    member of their cluster: same normalized text, or an exact 13-gram Jaccard >=
+    ``threshold``. A small sentence pool makes a few by chance (short documents sharing one
+    long sentence), and clusters are connected components (RedPajama-V2's), so a document
+    may be removed through a chain of such links rather than a link to the kept document
+    itself: that removal is right too."""
+    from redrobe.dedup.minhash import MinHasher, exact_jaccard, normalized_bytes
+
     hasher = MinHasher(ngram=scale_corpus.NGRAM)
 
     def duplicates(a: str, b: str) -> bool:
@@ -327,7 +386,8 @@ def rung(args: argparse.Namespace, work: Path, pool: list[str], docs: int, ident
            "task_cpu_s": round(task_cpu, 3),
            "docs_per_s_per_core": per_core(docs, driver["own_cpu_s"] + task_cpu),
            "functions": per_function(records, docs),
-           "quality": quality(corpus_dir, removed, load_params(params).dedup.minhash.threshold),
+           "quality": quality(corpus_dir, removed, load_params(params).dedup.minhash.threshold,
+                              load_params(params).dedup.minhash),
            "stage_metrics": {k: metrics.get(k) for k in ("clusters", "partitions", "wall_seconds")}}
     if identity:
         out["identical_to_one_process"] = one_process(corpus_dir, params) == removed
@@ -455,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "machine": machine(), "commit": commit(), "load_average_at_start": load,
               "workers": args.workers, "seed": args.seed, "shard_docs": args.shard_docs,
               "partition_keys": args.partition_keys,
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "rungs": rungs, "identical_to_one_process": identical,
               "targets": targets(rungs, identical), "function_rates": function_rates(rungs),
               "cluster_command": CLUSTER_COMMAND}

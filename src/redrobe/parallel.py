@@ -271,9 +271,16 @@ def profile_tasks(folder: str) -> None:
 class Profiled:
     """``fn`` that also appends one JSON line per task to ``<folder>/<pid>.jsonl``: the
     function, the task, wall and CPU seconds, the peak RSS during the task (the kernel's
-    high-water mark, reset before it starts) and the RSS it started from, open file
-    descriptors, memory maps and the pickled result's size. ``benchmarks/scale.py`` sets
-    :data:`PROFILE_ENV` for the stages it measures; costs a few syscalls per task."""
+    high-water mark, reset before it starts) and the RSS it started from, the file-backed
+    and shared pages of the RSS when it ends, open file descriptors, memory maps and the
+    pickled result's size. ``benchmarks/scale.py`` sets :data:`PROFILE_ENV` for the stages
+    it measures; costs a few syscalls per task.
+
+    Why the file-backed pages: a forked worker starts with the driver's anonymous pages
+    but not with its mapped code (the kernel copies no page-table entries for read-only
+    file mappings), so a worker's first task faults the shared libraries' pages it runs
+    back in (a few MB, shared with every process on the machine) and later tasks start
+    with them: the peak less them compares a worker's first task with its later ones."""
 
     fn: Callable[[Any], Any]
     folder: str
@@ -288,6 +295,7 @@ class Profiled:
                   "cpu_s": round(time.process_time() - cpu, 4),
                   "peak_rss_mb": round(_proc_status("VmHWM") / 1024, 1),
                   "start_rss_mb": round(start / 1024, 1),
+                  "file_rss_mb": round((_proc_status("RssFile") + _proc_status("RssShmem")) / 1024, 1),
                   "fds": len(os.listdir("/proc/self/fd")), "maps": _count_lines("/proc/self/maps"),
                   "result_bytes": len(pickle.dumps(result))}
         os.makedirs(self.folder, exist_ok=True)

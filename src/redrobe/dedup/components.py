@@ -47,6 +47,8 @@ from redrobe.partfile import join, partition_of, read_partition, read_partitions
 EDGES = np.dtype([("a", "<i8"), ("b", "<i8")])
 LABELS = np.dtype([("node", "<i8"), ("root", "<i8")])
 OWNER_SHIFT = 32
+#: input records a scatter task reads before it drops the copies among them
+SCATTER_BATCH = 1 << 13
 # Far above what any graph needs (a shuffled chain of 10^6 nodes takes 33 steps): a safety
 # net against a bug looping forever, not a tuning knob.
 MAX_ROUNDS = 400
@@ -190,13 +192,45 @@ def _runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _scatter(task: _Task) -> _Counts:
     """Input edges (any partitioning) -> both directions keyed by node, for a large-star."""
-    edges = _read(task)
+    low, high, records = _distinct_links(task)
+    _write(task, np.concatenate([low, high]), np.concatenate([high, low]))
+    return _Counts(records, 0, 0, 0)
+
+
+def _distinct_links(task: _Task) -> tuple[np.ndarray, np.ndarray, int]:
+    """The task's distinct undirected edges as (smaller, larger) node pairs, without
+    self-loops (a self-loop links nothing: its node is alone unless another edge says
+    so), and how many records it read.
+
+    The inputs are read a file at a time and reduced to distinct edges every
+    :data:`SCATTER_BATCH` records. An input holds many copies of some edges (a pair of
+    near copies is linked once per band bucket it shares, in up to ``bands`` files), and
+    they concentrate: a template family of thousands of members is one hub node whose
+    whole star lands in one partition. Reducing as they come keeps the task's memory at
+    its distinct edges, not at the copies, which grow with the family."""
+    lo, hi = task.read
+    low, high = np.empty(0, np.int64), np.empty(0, np.int64)
+    batch: list[np.ndarray] = []
+    pending = records = 0
+    for url in task.inputs if hi > lo else ():
+        edges = read_partitions(url, EDGES, lo, hi)
+        _check_nodes(task, edges["a"])
+        _check_nodes(task, edges["b"])
+        records += len(edges)
+        batch.append(edges[edges["a"] != edges["b"]])
+        pending += len(batch[-1])
+        if pending >= SCATTER_BATCH:
+            low, high = _add_links(low, high, batch)
+            batch, pending = [], 0
+    low, high = _add_links(low, high, batch)
+    return low, high, records
+
+
+def _add_links(low: np.ndarray, high: np.ndarray, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (smaller, larger) pairs of ``low``/``high`` and of the EDGES in ``batch``."""
+    edges = np.concatenate(batch + [np.empty(0, EDGES)])
     a, b = edges["a"], edges["b"]
-    _check_nodes(task, a)
-    _check_nodes(task, b)
-    link = a != b   # a self-loop links nothing: its node is alone unless another edge says so
-    _write(task, np.concatenate([a[link], b[link]]), np.concatenate([b[link], a[link]]))
-    return _Counts(len(edges), 0, 0, 0)
+    return _sorted_unique(np.concatenate([low, np.minimum(a, b)]), np.concatenate([high, np.maximum(a, b)]))
 
 
 def _check_nodes(task: _Task, nodes: np.ndarray) -> None:

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +78,7 @@ from redrobe.partfile import (
     record_size,
     write_partitioned,
 )
+from redrobe.storage import local_path
 
 Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
 #: semantic(layout, label files of the first components) -> (edge file, statistics)
@@ -93,6 +96,8 @@ SHINGLES = np.dtype([("doc", "<i8"), ("hash", "<u8")])
 #: a pair of texts (digests in ascending order, a document of each) a key partition asks about
 PAIRS = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8"),
                   ("doc_a", "<i8"), ("doc_b", "<i8"), ("part", "<i8")])
+#: a pair of texts: the digests of both, the smaller first
+PAIR = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8")])
 #: the verdict on a pair of texts: exact Jaccard >= threshold
 VERDICTS = np.dtype([("a0", "<u8"), ("a1", "<u8"), ("b0", "<u8"), ("b1", "<u8"), ("ok", "<u8")])
 #: a removed document, its final root, its text digest and how it was linked
@@ -479,27 +484,71 @@ class VerifyTask:
 def verify_task(task: VerifyTask) -> dict[str, int]:
     layout = task.layout
     buckets = read_partition(layout.buckets(task.part), BUCKETS, 0)
+    buckets = buckets[np.lexsort((buckets["doc"], buckets["bucket"]))]   # each bucket in corpus order
     store = ShingleStore(layout)
-    known = _known_verdicts(layout, task.part)
-    verdicts = dict(known)
-    a, b = [], []
+    verdicts = Verdicts(_known_verdicts(layout, task.part))
+    star = verdicts.many(_with_first(buckets))
+    a, b = array("q"), array("q")
     for lo, hi in _bucket_bounds(buckets["bucket"]):
-        for i, j in _verified_links(buckets[lo:hi], store.get, verdicts, task.threshold):
-            a.append(i)
-            b.append(j)
-    _write_edges(layout.edges("verify", task.part), _pairs(np.array(a, np.int64), np.array(b, np.int64)),
-                 layout.parts)
-    checked = {pair: ok for pair, ok in verdicts.items() if pair not in known}
-    return {"pairs_checked": len(checked), "pairs_accepted": sum(checked.values()),
+        _verified_links(buckets[lo:hi], star[lo:hi].tolist(), store.get, verdicts, task.threshold, (a, b))
+    edges = _pairs(np.frombuffer(a, np.int64), np.frombuffer(b, np.int64))
+    _write_edges(layout.edges("verify", task.part), edges, layout.parts)
+    return {"pairs_checked": len(verdicts.checked), "pairs_accepted": sum(verdicts.checked.values()),
             "documents_read": len(store.read)}
 
 
-def _known_verdicts(layout: Layout, part: int) -> dict[tuple[int, int, int, int], bool]:
-    """The pair tasks' verdicts on this partition's first-text pairs."""
-    found = np.concatenate([read_partition(layout.verdicts(q), VERDICTS, part) for q in range(layout.parts)]
-                           + [np.empty(0, VERDICTS)])
-    return dict(zip(zip(found["a0"].tolist(), found["a1"].tolist(), found["b0"].tolist(),
-                        found["b1"].tolist()), (found["ok"] != 0).tolist()))
+def _with_first(buckets: np.ndarray) -> np.ndarray:
+    """PAIR of each text (BUCKETS sorted by bucket, then corpus order) with its bucket's
+    first text: the pairs verification starts with, which :func:`_star_pairs` asked about."""
+    first = np.ones(len(buckets), dtype=bool)
+    first[1:] = buckets["bucket"][1:] != buckets["bucket"][:-1]
+    lead = np.flatnonzero(first)[np.cumsum(first) - 1]
+    d0, d1 = buckets["d0"], buckets["d1"]
+    own = np.arange(len(buckets))
+    swap = (d0[lead] > d0) | ((d0[lead] == d0) & (d1[lead] > d1))
+    lo, hi = np.where(swap, own, lead), np.where(swap, lead, own)
+    pairs = np.empty(len(buckets), PAIR)
+    pairs["a0"], pairs["a1"], pairs["b0"], pairs["b1"] = d0[lo], d1[lo], d0[hi], d1[hi]
+    return pairs
+
+
+def _known_verdicts(layout: Layout, part: int) -> np.ndarray:
+    """The pair tasks' verdicts on this partition's first-text pairs (VERDICTS records)."""
+    return np.concatenate([read_partition(layout.verdicts(q), VERDICTS, part) for q in range(layout.parts)]
+                          + [np.empty(0, VERDICTS)])
+
+
+class Verdicts:
+    """Verdicts on pairs of texts ``(a0, a1, b0, b1)``: the pair tasks' (``known``
+    VERDICTS records) and the ones this task computes (:attr:`checked`).
+
+    The known ones stay numpy records, sorted and looked up by binary search: a bucket
+    of thousands of near copies (a template family, a share of the corpus) brings a
+    verdict per member, and as Python tuples in a dict each would cost ~300 bytes
+    instead of 40, so a verify task's memory would grow with the largest family. The
+    computed ones are few (pairs beyond each bucket's first text) and stay a dict."""
+
+    def __init__(self, known: np.ndarray) -> None:
+        known = known[np.lexsort((known["b1"], known["b0"], known["a1"], known["a0"]))]
+        self.pairs = np.empty(len(known), PAIR)
+        for name in ("a0", "a1", "b0", "b1"):
+            self.pairs[name] = known[name]
+        self.ok = known["ok"] != 0
+        self.checked: dict[tuple[int, int, int, int], bool] = {}
+
+    def many(self, pairs: np.ndarray) -> np.ndarray:
+        """int8 per PAIR record: 1 or 0 for a known verdict, -1 for a pair not known."""
+        if not len(self.pairs):
+            return np.full(len(pairs), -1, np.int8)
+        at = np.minimum(np.searchsorted(self.pairs, pairs), len(self.pairs) - 1)
+        return np.where(self.pairs[at] == pairs, self.ok[at], -1).astype(np.int8)
+
+    def get(self, pair: tuple[int, int, int, int]) -> bool | None:
+        """The verdict on ``pair`` if known or checked here, else None."""
+        at = int(np.searchsorted(self.pairs, np.array(pair, PAIR)))
+        if at < len(self.pairs) and self.pairs[at].tolist() == pair:
+            return bool(self.ok[at])
+        return self.checked.get(pair)
 
 
 class ShingleStore:
@@ -539,43 +588,47 @@ def _bucket_bounds(bucket: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(bucket)]]).tolist()))
 
 
-def _verified_links(texts: np.ndarray, shingles: Callable[[int], np.ndarray],
-                    verdicts: dict[tuple[int, int, int, int], bool], threshold: float,
-                    ) -> list[tuple[int, int]]:
-    """Links among one bucket's texts whose exact Jaccard reaches the threshold.
+def _verified_links(texts: np.ndarray, star: list[int], shingles: Callable[[int], np.ndarray],
+                    verdicts: Verdicts, threshold: float, out: tuple[array, array]) -> None:
+    """Links among one bucket's texts (in corpus order) whose exact Jaccard reaches the
+    threshold, appended to ``out`` (the linked documents' numbers: first ends, second ends).
+    ``star[k]``: the known verdict on text k with the first text (-1: not known).
 
     Texts are taken in corpus order; each is compared with the members of every earlier
     cluster until one matches (then the clusters merge), so it joins every cluster the
     all-pairs graph would join it to, while a bucket of near-identical texts costs one
-    comparison per text (with the first member), not one per pair.
+    comparison per text (with the first member), not one per pair. Members are kept as
+    machine integers (``array``), so a bucket of thousands costs bytes per text.
     """
-    texts = texts[np.argsort(texts["doc"], kind="stable")]
-    docs = texts["doc"].tolist()
-    keys = list(zip(texts["d0"].tolist(), texts["d1"].tolist()))
+    docs, d0, d1 = texts["doc"], texts["d0"], texts["d1"]
 
     def verdict(i: int, k: int) -> bool:
-        pair = (*min(keys[i], keys[k]), *max(keys[i], keys[k]))
-        if pair not in verdicts:
-            verdicts[pair] = exact_jaccard(shingles(docs[i]), shingles(docs[k])) >= threshold
-        return verdicts[pair]
+        if i == 0 and star[k] >= 0:
+            return star[k] == 1
+        x, y = (int(d0[i]), int(d1[i])), (int(d0[k]), int(d1[k]))
+        pair = (*min(x, y), *max(x, y))
+        ok = verdicts.get(pair)
+        if ok is None:
+            ok = exact_jaccard(shingles(int(docs[i])), shingles(int(docs[k]))) >= threshold
+            verdicts.checked[pair] = ok
+        return ok
 
-    clusters: dict[int, list[int]] = {}
-    links = []
+    clusters: dict[int, array] = {}
     for k in range(len(docs)):
         joined = None
         for c in list(clusters):
             match = next((i for i in clusters[c] if verdict(i, k)), None)
             if match is None:
                 continue
-            links.append((docs[match], docs[k]))
+            out[0].append(int(docs[match]))
+            out[1].append(int(docs[k]))
             if joined is None:
                 clusters[c].append(k)
                 joined = c
             else:
                 clusters[joined].extend(clusters.pop(c))
         if joined is None:
-            clusters[k] = [k]
-    return links
+            clusters[k] = array("q", [k])
 
 
 # ----------------------------------------------------------------------------- 6. reasons
@@ -793,9 +846,11 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
     spans = shard_groups(rows, max(1, params.partition_keys // per_doc))
     layout = Layout(work, len(paths), max(1, math.ceil(sum(rows) * per_doc / params.partition_keys)),
                     len(spans))
-    keys = mapper(keys_task, [KeysTask(g, (lo, hi), tuple(SketchTask(str(p), params, batch_docs, cache)
-                                                          for p in paths[lo:hi]), scopes[lo:hi], layout)
-                              for g, (lo, hi) in enumerate(spans)])
+    # Every map's results are reduced as soon as it ends: workers of later maps are forked
+    # from this process, so what it keeps per task is in every one of them.
+    sketched, reused = _sketched_rows(mapper(keys_task, [
+        KeysTask(g, (lo, hi), tuple(SketchTask(str(p), params, batch_docs, cache) for p in paths[lo:hi]),
+                 scopes[lo:hi], layout) for g, (lo, hi) in enumerate(spans)]))
     edge_files, clusters = _link(layout, spans, tuple(map(str, paths)), params, mapper, batch_docs)
     cc = _components(layout, edge_files, "components", params.partition_keys, mapper)
     final, first = cc.label_urls, ()
@@ -804,22 +859,49 @@ def plan_partitioned(paths: Sequence[str], params: Dedup, work: str, mapper: Map
         extra, semantic_stats = semantic(layout, cc.label_urls)
         first, final = final, _components(layout, edge_files + [extra], "components-all",
                                           params.partition_keys, mapper).label_urls
-    moved = mapper(claim_task, [ClaimTask(g, (lo, hi), slices[lo:hi], layout, final, first)
-                                for g, (lo, hi) in enumerate(spans)])
-    counts = mapper(resolve_task, [ResolveTask(g, (lo, hi), slices[lo:hi], len(names), layout)
-                                   for g, (lo, hi) in enumerate(spans)])
+    moved = _sums(mapper(claim_task, [ClaimTask(g, (lo, hi), slices[lo:hi], layout, final, first)
+                                      for g, (lo, hi) in enumerate(spans)]))
+    counts = _merge_counts(mapper(resolve_task, [ResolveTask(g, (lo, hi), slices[lo:hi], len(names), layout)
+                                                 for g, (lo, hi) in enumerate(spans)]), names)
     if semantic is not None:
         clusters["links"]["semantic"] = semantic_stats.get("pairs", 0)
-        semantic_stats = {**semantic_stats, "removed": sum(m["semantic_moved"] for m in moved)}
-    return PartitionedPlan(layout, tuple(n for k in keys for n in k.rows), sum(k.reused for k in keys),
-                           {**_merge_counts(counts, names), **clusters}, semantic_stats, scratch_bytes(work))
+        semantic_stats = {**semantic_stats, "removed": moved["semantic_moved"]}
+    return PartitionedPlan(layout, sketched, reused, {**counts, **clusters}, semantic_stats,
+                           scratch_bytes(work))
+
+
+def _sketched_rows(keys: list[GroupKeys]) -> tuple[tuple[int, ...], int]:
+    """Documents of every shard, and how many shards reused a cached sketch."""
+    return tuple(n for k in keys for n in k.rows), sum(k.reused for k in keys)
+
+
+def _sums(results: Sequence[dict[str, int]]) -> dict[str, int]:
+    """The tasks' counters added up (every task returns the same keys)."""
+    return {k: sum(r[k] for r in results) for k in results[0]} if results else {}
 
 
 def scratch_bytes(work: str) -> int:
     """Bytes under the plan's work directory (all it wrote, but the rounds of connected
     components, which are removed as they go, at most two rounds of edges at a time)."""
+    path = local_path(work)
+    if path is not None:
+        return _tree_bytes(path) if os.path.isdir(path) else 0
     fs, path = fsspec.core.url_to_fs(work)
     return int(fs.du(path)) if fs.exists(path) else 0
+
+
+def _tree_bytes(folder: str) -> int:
+    """Bytes of the files under a local folder, one directory entry at a time: ``fs.du``
+    lists every file's details at once (about 1 KB each, thousands of files), memory
+    freed afterwards but left fragmented in the driver the write tasks are forked from."""
+    total = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                total += _tree_bytes(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 def _components(layout: Layout, edge_files: list[str], name: str, partition_keys: int,
@@ -837,16 +919,16 @@ def _link(layout: Layout, spans: Sequence[tuple[int, int]], paths: tuple[str, ..
     """Steps 2-4: the edge files, and the link counts for the metrics."""
     verify = params.minhash.enabled and params.minhash.verify
     parts = range(layout.parts)
-    found = mapper(bucket_task, [BucketTask(p, layout, params.exact, verify) for p in parts])
-    links = {"exact": sum(f["links_exact"] for f in found), "minhash": sum(f["links_minhash"] for f in found)}
+    found = _sums(mapper(bucket_task, [BucketTask(p, layout, params.exact, verify) for p in parts]))
+    links = {"exact": found.get("links_exact", 0), "minhash": found.get("links_minhash", 0)}
     edge_files = [layout.edges("keys", p) for p in parts]
     if not verify:
         return edge_files, {"links": links}
     mapper(shingle_task, [ShingleTask(g, (lo, hi), paths[lo:hi], layout, params.minhash, batch_docs)
                           for g, (lo, hi) in enumerate(spans)])
-    judged = mapper(pair_task, [PairTask(p, layout, params.minhash.threshold) for p in parts])
-    verified = mapper(verify_task, [VerifyTask(p, layout, params.minhash.threshold) for p in parts])
-    stats = {k: sum(v[k] for v in judged + verified) for k in verified[0]}
+    judged = _sums(mapper(pair_task, [PairTask(p, layout, params.minhash.threshold) for p in parts]))
+    verified = _sums(mapper(verify_task, [VerifyTask(p, layout, params.minhash.threshold) for p in parts]))
+    stats = {k: judged[k] + verified[k] for k in verified}
     stats["pairs_rejected"] = stats["pairs_checked"] - stats["pairs_accepted"]
     links["minhash"] = stats["pairs_accepted"]
     return edge_files + [layout.edges("verify", p) for p in parts], {"links": links, "minhash_verify": stats}
