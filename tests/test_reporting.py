@@ -154,3 +154,23 @@ def test_fertility_table_most_words_first():
     md = render_report(LANGUAGE_METRICS, None)
     assert "## Tokenizer fertility per language" in md and "| zh | 1 | 40 | 60 | 1.5 | 1.5 |" in md
     assert fertility_rows(METRICS) == []
+
+
+def test_the_languages_ingest_kept_nothing_of_share_one_funnel_row():
+    def counts(docs_in: int, out: int, reason: str = "") -> dict:
+        return {"in": docs_in, "out": out, "removed": docs_in - out, "quarantined": 0,
+                "removed_by_reason": {reason: docs_in - out} if reason else {}}
+
+    metrics = {"ingest": {"accounting": {"slices": {
+        "wikipedia/en": counts(5, 4, "redirect"), "wikipedia/de": counts(1, 1),
+        "wikipedia/fr": counts(2, 0, "language_not_kept"),
+        "wikipedia/it": counts(1, 0, "language_not_kept"), "c4": counts(3, 3)}}},
+        "clean": {"accounting": {"slices": {"wikipedia/en": counts(4, 4),
+                                            "wikipedia/de": counts(1, 0, "short"),
+                                            "c4": counts(3, 2, "short")}}}}
+    rows = {row[0]: row for row in funnel_rows(metrics)}
+    assert sorted(rows) == ["c4", "wikipedia/de", "wikipedia/en", "wikipedia/others"]
+    assert rows["wikipedia/others"][1:3] == [3, "language_not_kept: 3"]
+    assert rows["wikipedia/de"][4:6] == [1, "short: 1"]      # a kept language that clean emptied stays
+    table = [(r["slice"], r["stage"], r["docs"]) for r in funnel_table(metrics)]
+    assert ("wikipedia/others", "read", 3) in table and ("wikipedia/others", "ingest", 0) in table

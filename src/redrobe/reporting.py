@@ -44,6 +44,35 @@ def _slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
     return metrics.get(stage, {}).get("accounting", {}).get("slices", {})
 
 
+def _funnel_slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
+    """A stage's accounting per funnel row: the language partitions of a routed slice
+    that ingest kept nothing of (languages it does not keep) summed into one row
+    ``<slice>/others``, so dozens of rows of zeros do not bury the kept languages."""
+    ingest = _slices(metrics, "ingest")
+    rows: dict[str, Any] = {}
+    for name, counts in _slices(metrics, stage).items():
+        emptied = "/" in name and not ingest.get(name, {}).get("out", 0)
+        key = f"{name.split('/')[0]}/{OTHER_LANGUAGES}" if emptied else name
+        rows[key] = _sum_counts(rows.get(key, {}), counts)
+    return rows
+
+
+#: the funnel row of a routed slice's languages that ingest kept nothing of
+OTHER_LANGUAGES = "others"
+
+
+def _sum_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two accounting entries added up (numbers, and nested counts such as
+    ``removed_by_reason``)."""
+    total = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict):
+            total[key] = _sum_counts(total.get(key, {}), value)
+        elif isinstance(value, (int, float)):
+            total[key] = total.get(key, 0) + value
+    return total
+
+
 def _reasons(counts: dict[str, Any] | None) -> str:
     if not counts or not counts.get("removed_by_reason"):
         return "0"
@@ -52,7 +81,7 @@ def _reasons(counts: dict[str, Any] | None) -> str:
 
 def funnel_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     """One row per slice: ingested, removed by clean (by reason), duplicates, kept, tokens."""
-    ingest, clean, dedup = (_slices(metrics, s) for s in ("ingest", "clean", "dedup"))
+    ingest, clean, dedup = (_funnel_slices(metrics, s) for s in ("ingest", "clean", "dedup"))
     tokens = metrics.get("bucket", {}).get("slice_tokens", {})
     rows = []
     for name in sorted(set(ingest) | set(clean) | set(dedup)):
@@ -146,11 +175,12 @@ def funnel_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
     ``label`` ("c4 · 3 clean") is the bar's axis label: it sorts by slice, then step.
     """
-    slices = sorted(set().union(*(_slices(metrics, stage) for _, stage, _ in FUNNEL_STEPS)))
+    per_stage = {stage: _funnel_slices(metrics, stage) for _, stage, _ in FUNNEL_STEPS}
+    slices = sorted(set().union(*per_stage.values()))
     rows = []
     for name in slices:
         for k, (step, stage, count) in enumerate(FUNNEL_STEPS, 1):
-            docs = _slices(metrics, stage).get(name, {}).get(count, 0)
+            docs = per_stage[stage].get(name, {}).get(count, 0)
             rows.append({"slice": name, "stage": step, "docs": docs, "label": f"{name} · {k} {step}"})
     return rows
 
