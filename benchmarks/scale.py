@@ -9,8 +9,9 @@ What it measures and why. Dedup's global step is a set of partitioned tasks
 and of the driver must stay flat as the corpus grows, and the CPU spent per document
 must stay flat too (no step that grows faster than the corpus). Each rung is a
 synthetic corpus of real sentences with planted near-duplicate families
-(``benchmarks/scale_corpus.py``, cached under ``--work`` per docs and seed), so the
-same run also checks what dedup found against the planted truth.
+(``benchmarks/scale_corpus.py``, cached under ``--work`` per docs, seed and sentence
+pool; the results name the pool's source), so the same run also checks what dedup found
+against the planted truth.
 
 How. Each rung runs the stage in a fresh child process exactly as dvc does (``python -m
 redrobe dedup --params ...``), with the repository's params.yaml except
@@ -96,15 +97,19 @@ redrobe dedup --params params-cluster.yaml --input /mnt/corpus/clean \\
 
 
 # -- corpus ---------------------------------------------------------------------------
-def sentence_pool(args: argparse.Namespace, work: Path) -> list[str]:
-    """Sentences from ``--pool-text`` files, ``--raw`` shards, data/raw, or an ingest (cached)."""
+def sentence_pool(args: argparse.Namespace, work: Path) -> tuple[list[str], str]:
+    """Sentences from ``--pool-text`` files, ``--raw`` shards, data/raw, or an ingest (cached),
+    and where they came from: the corpora depend on it, and data/raw, when a pipeline run
+    has left one, comes before the cached ingest (``--raw`` pins it)."""
     if args.pool_text:
-        return scale_corpus.sentence_pool(p.read_text(encoding="utf-8") for p in args.pool_text)
+        texts = (p.read_text(encoding="utf-8") for p in args.pool_text)
+        return scale_corpus.sentence_pool(texts), " ".join(map(str, args.pool_text))
     from redrobe.documents import list_shards
 
     candidates = [args.raw, ROOT / "data" / "raw", work / "ingested" / "raw"]
     raw = next((p for p in candidates if p is not None and p.exists() and list_shards(p)), None)
-    return scale_corpus.pool_from_shards(raw or scale_corpus.ingested_raw(None, work))
+    raw = raw or scale_corpus.ingested_raw(None, work)
+    return scale_corpus.pool_from_shards(raw), str(raw)
 
 
 def corpus(work: Path, docs: int, args: argparse.Namespace, pool: list[str]) -> tuple[Path, dict[str, Any]]:
@@ -507,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.work = args.work.resolve()  # the stage runs from the repository root
     args.work.mkdir(parents=True, exist_ok=True)
     load = [round(x, 2) for x in os.getloadavg()]
-    pool = sentence_pool(args, args.work)
+    pool, pool_source = sentence_pool(args, args.work)
     rungs = [rung(args, args.work, pool, docs, identity=i == 0) for i, docs in enumerate(args.rungs)]
     identical = rungs[0]["identical_to_one_process"]
     given = list(argv) if argv is not None else sys.argv[1:]
@@ -515,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "machine": machine(), "commit": commit(), "load_average_at_start": load,
               "workers": args.workers, "seed": args.seed, "shard_docs": args.shard_docs,
               "partition_keys": args.partition_keys,
+              "pool": {"source": pool_source, "sentences": len(pool),
+                       "sha256": hashlib.sha256("\n".join(pool).encode()).hexdigest()},
               "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "rungs": rungs, "identical_to_one_process": identical,
               "targets": targets(rungs, identical), "function_rates": function_rates(rungs),

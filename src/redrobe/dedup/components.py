@@ -169,7 +169,8 @@ def _write(task: _Task, a: np.ndarray, b: np.ndarray) -> None:
     a, b = _sorted_unique(a, b)
     records = np.empty(len(a), EDGES)
     records["a"], records["b"] = a, b
-    write_partitioned(task.output, records, partition_of(a, task.parts), task.parts)
+    del a, b   # one copy of the records while the file is written
+    write_partitioned(task.output, records, partition_of(records["a"], task.parts), task.parts)
 
 
 def _sorted_unique(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +192,17 @@ def _runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scatter(task: _Task) -> _Counts:
-    """Input edges (any partitioning) -> both directions keyed by node, for a large-star."""
+    """Input edges (any partitioning) -> both directions keyed by node, for a large-star.
+
+    The edges are distinct and each has its smaller node first, so both directions are
+    distinct too: they are written as they are, without :func:`_write`'s sort (a
+    large-star sorts what it reads), holding one copy of the partition's records."""
     low, high, records = _distinct_links(task)
-    _write(task, np.concatenate([low, high]), np.concatenate([high, low]))
+    out = np.empty(2 * len(low), EDGES)
+    out["a"][:len(low)], out["b"][:len(low)] = low, high
+    out["a"][len(low):], out["b"][len(low):] = high, low
+    del low, high
+    write_partitioned(task.output, out, partition_of(out["a"], task.parts), task.parts)
     return _Counts(records, 0, 0, 0)
 
 
