@@ -44,7 +44,7 @@ def _slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
     return metrics.get(stage, {}).get("accounting", {}).get("slices", {})
 
 
-def _funnel_slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
+def funnel_slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
     """A stage's accounting per funnel row: the language partitions of a routed slice
     that ingest kept nothing of (languages it does not keep) summed into one row
     ``<slice>/others``, so dozens of rows of zeros do not bury the kept languages."""
@@ -53,7 +53,7 @@ def _funnel_slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
     for name, counts in _slices(metrics, stage).items():
         emptied = "/" in name and not ingest.get(name, {}).get("out", 0)
         key = f"{name.split('/')[0]}/{OTHER_LANGUAGES}" if emptied else name
-        rows[key] = _sum_counts(rows.get(key, {}), counts)
+        rows[key] = sum_counts(rows.get(key, {}), counts)
     return rows
 
 
@@ -61,13 +61,13 @@ def _funnel_slices(metrics: dict[str, Any], stage: str) -> dict[str, Any]:
 OTHER_LANGUAGES = "others"
 
 
-def _sum_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def sum_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Two accounting entries added up (numbers, and nested counts such as
     ``removed_by_reason``)."""
     total = dict(a)
     for key, value in b.items():
         if isinstance(value, dict):
-            total[key] = _sum_counts(total.get(key, {}), value)
+            total[key] = sum_counts(total.get(key, {}), value)
         elif isinstance(value, (int, float)):
             total[key] = total.get(key, 0) + value
     return total
@@ -81,7 +81,7 @@ def _reasons(counts: dict[str, Any] | None) -> str:
 
 def funnel_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     """One row per slice: ingested, removed by clean (by reason), duplicates, kept, tokens."""
-    ingest, clean, dedup = (_funnel_slices(metrics, s) for s in ("ingest", "clean", "dedup"))
+    ingest, clean, dedup = (funnel_slices(metrics, s) for s in ("ingest", "clean", "dedup"))
     tokens = metrics.get("bucket", {}).get("slice_tokens", {})
     rows = []
     for name in sorted(set(ingest) | set(clean) | set(dedup)):
@@ -106,23 +106,32 @@ def rule_rows(metrics: dict[str, Any]) -> list[list[Any]]:
 TOP_REASONS = 3
 
 
-def _top_reasons(counts: dict[str, int], top: int = TOP_REASONS) -> str:
-    """The ``top`` largest reasons with their counts (ties by name), the rest as "other"."""
+def top_reasons(counts: dict[str, int], top: int = TOP_REASONS) -> list[tuple[str, int]]:
+    """The ``top`` largest reasons with their counts (ties by name), the rest summed as
+    ``("other", n)``."""
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    parts = [f"{reason}: {n:,}" for reason, n in ranked[:top]]
     rest = sum(n for _, n in ranked[top:])
-    return "<br>".join(parts + ([f"other: {rest:,}"] if rest else [])) or "—"
+    return ranked[:top] + ([("other", rest)] if rest else [])
+
+
+def _top_reasons(counts: dict[str, int], top: int = TOP_REASONS) -> str:
+    return "<br>".join(f"{reason}: {n:,}" for reason, n in top_reasons(counts, top)) or "—"
+
+
+def ranked_languages(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(language, row) of clean's ``removal_by_language`` over all slices, most documents
+    first (ties by code)."""
+    total = metrics.get("clean", {}).get("removal_by_language", {}).get("total", {})
+    return sorted(total.items(), key=lambda kv: (-kv[1].get("docs_in", 0), kv[0]))
 
 
 def language_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     """One row per identified language (clean's ``removal_by_language`` over all slices),
     most documents first: in, kept, removed, quarantined, % removed, top removal reasons."""
-    total = metrics.get("clean", {}).get("removal_by_language", {}).get("total", {})
-    ranked = sorted(total.items(), key=lambda kv: (-kv[1].get("docs_in", 0), kv[0]))
     return [[language, r.get("docs_in", 0), r.get("docs_kept", 0), r.get("docs_removed", 0),
              r.get("docs_quarantined", 0), 100 * r.get("removed_fraction", 0.0),
              _top_reasons(r.get("removed_by_reason", {}))]
-            for language, r in ranked]
+            for language, r in ranked_languages(metrics)]
 
 
 def fertility_rows(metrics: dict[str, Any]) -> list[list[Any]]:
@@ -175,7 +184,7 @@ def funnel_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
     ``label`` ("c4 · 3 clean") is the bar's axis label: it sorts by slice, then step.
     """
-    per_stage = {stage: _funnel_slices(metrics, stage) for _, stage, _ in FUNNEL_STEPS}
+    per_stage = {stage: funnel_slices(metrics, stage) for _, stage, _ in FUNNEL_STEPS}
     slices = sorted(set().union(*per_stage.values()))
     rows = []
     for name in slices:
