@@ -1,5 +1,8 @@
-"""Shared pytest setup: offline hubs, the repository root for contract/e2e tests, and the
-session's tiny pipeline (built once, shared by the end-to-end tests and xdist workers)."""
+"""Shared pytest setup: offline hubs, the repository root for contract/e2e tests, the
+session's tiny pipeline (built once, shared by the end-to-end tests and xdist workers)
+and the S3 server fixtures (defined here once, so every module of a session shares one
+server: a second definition would start a second server, and fsspec's cached S3
+filesystem of the process would still point at the first)."""
 
 import os
 import sys
@@ -7,6 +10,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from s3_server import s3_fixture, s3_server_fixture  # noqa: F401  (fixtures: see above)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -25,7 +25,7 @@ import pytest
 import yaml
 import zstandard
 from pipeline_repo import dvc, git
-from s3_server import S3Server, s3_fixture, s3_server_fixture  # noqa: F401  (fixtures)
+from s3_server import S3Server  # the fixtures s3 and s3_server come from conftest.py
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 import yaml
 from ray_cluster import RayCluster  # tests/ is on sys.path (its conftest)
-from s3_server import s3_server_fixture  # noqa: F401  (fixture)
 
 from redrobe.config import Params, as_dict
 from redrobe.documents import Document, ShardWriter, list_shards, read_documents, shard_path

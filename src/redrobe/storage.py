@@ -184,8 +184,14 @@ def write_entry(file: Path, size: int, sha256: str, rows: int | None) -> None:
 
 
 def read_manifest(root: str | os.PathLike) -> list[Entry] | None:
-    """The entries of the output at ``root``, or None when it has no manifest."""
+    """The entries of the output at ``root``, or None when it has no manifest. Read
+    fresh: a filesystem object that listed ``root`` before (a long-lived process, such
+    as a flow that runs several stages) may cache a listing from before another
+    process committed the output."""
     path = location(root) / MANIFEST
+    if is_url(str(path)):
+        fs, name = _fs(path)
+        fs.invalidate_cache(name)
     try:
         payload = json.loads(get_bytes(str(path)))
     except FileNotFoundError:
