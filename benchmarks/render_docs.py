@@ -577,7 +577,8 @@ def minhash_scurve(acc: Json) -> str:
             bands, rows_ = b.split("x")
             text.append(f"with {bands}×{rows_} a single pair at J = {j} shares a band with "
                         f"probability 1 − (1 − {j}^{rows_})^{bands} = {fixed(curve[j][b], 2)}")
-    best_key = max(acc["ours"], key=lambda k: acc["ours"][k][f"verified_cluster_recall_at_j_ge_{j}"])
+    best_key = max(acc["ours"], key=lambda k: (acc["ours"][k][f"verified_cluster_recall_at_j_ge_{j}"],
+                                               acc["ours"][k][f"pair_recall_at_j_ge_{j}"]))
     best = acc["ours"][best_key]
     bands, rows_ = best_key.split("x")
     after = para(

@@ -294,12 +294,12 @@ def missed_pairs(texts: dict[str, str], missed: list[tuple[str, str, float]], mi
 
     ``banding_recall_j_ge_085``: the mean over the planted J >= 0.85 pairs of the chance
     that ``bands`` x ``rows`` banding puts the two documents in one bucket, 1 - (1 -
-    J^rows)^bands (RedPajama-V2's 14 x 9 gives a J = 0.85 pair 0.975); a pair it misses can
-    still be joined through other members of its family, so the measured recall may be
-    higher. For each missed pair: its Jaccard (measured on the stage's own shingles, word
-    13-grams of the normalized text) and how many band keys the two documents share, from
-    their signatures: none means banding never made them candidates (an LSH miss, not a
-    verification or clustering error)."""
+    J^rows)^bands (the default 16 x 8 gives a J = 0.85 pair 0.994, RedPajama-V2's 14 x 9
+    0.975); a pair it misses can still be joined through other members of its family, so the
+    measured recall may be higher. For each missed pair: its Jaccard (measured on the
+    stage's own shingles, word 13-grams of the normalized text) and how many band keys the
+    two documents share, from their signatures: none means banding never made them
+    candidates (an LSH miss, not a verification or clustering error)."""
     from redrobe.dedup.minhash import MinHasher
 
     hasher = MinHasher.from_params(minhash)

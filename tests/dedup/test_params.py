@@ -5,15 +5,17 @@ import pytest
 from redrobe.config import ConfigError, Params, params_from_dict
 
 
-def test_defaults_are_the_redpajama_v2_recipe():
-    # RedPajama-V2's 0.7 banding for candidates, verified at SlimPajama's Jaccard 0.8
+def test_defaults_are_the_redpajama_v2_signatures_banded_for_recall():
+    # RedPajama-V2's signatures; 16 x 8 bands for candidates (a pair at J = 0.85 shares a
+    # band with probability 0.994), verified at SlimPajama's Jaccard 0.8
     m = Params().dedup.minhash
-    assert (m.ngram, m.num_perm, m.bands, m.rows, m.seed) == (13, 128, 14, 9, 42)
+    assert (m.ngram, m.num_perm, m.bands, m.rows, m.seed) == (13, 128, 16, 8, 42)
+    assert 1 - (1 - 0.85 ** m.rows) ** m.bands >= 0.99
     assert (m.verify, m.threshold) == (True, 0.8)
 
 
 @pytest.mark.parametrize("minhash, problem", [
-    ({"bands": 15}, "dedup.minhash.bands: bands * rows must be <= num_perm"),
+    ({"bands": 17}, "dedup.minhash.bands: bands * rows must be <= num_perm"),
     ({"rows": 0}, "dedup.minhash.rows: must be >= 1"),
     ({"ngram": 0}, "dedup.minhash.ngram: must be >= 1"),
     ({"seed": -1}, "dedup.minhash.seed: must be in [0, 2**32)"),

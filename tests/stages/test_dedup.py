@@ -108,7 +108,7 @@ def test_metrics_accounting(setup):
     assert metrics["clusters"]["duplicate_clusters"] == 3
     assert metrics["clusters"]["cross_slice_clusters"] == 1
     assert metrics["params"]["minhash"] == {"enabled": True, "ngram": 13, "num_perm": 128,
-                                            "bands": 14, "rows": 9, "seed": 42,
+                                            "bands": 16, "rows": 8, "seed": 42,
                                             "verify": True, "threshold": 0.8}
     assert metrics["sketch"] == {"shards_sketched": 3, "shards_reused": 0}
     assert metrics["shards"] == 3

@@ -16,7 +16,7 @@ How it runs (one variant, ``dedup``: deduplication is cross-slice, so it is one 
    masked out), never its text, so memory grows with documents, not bytes.
 2. The pipeline's own near-duplicate clustering, :func:`redrobe.dedup.shards.plan_removals`
    with the dedup stage's passes (exact content digest, then MinHash-LSH on lower-cased,
-   punctuation-free word 13-grams, 14 x 9 bands as candidates, each candidate pair linked
+   punctuation-free word 13-grams, 16 x 8 bands as candidates, each candidate pair linked
    only when its exact 13-gram Jaccard is >= 0.8: settings ``minhash``), runs over all
    slices at once (``cross_slice``, as SlimPajama dedups "within and between corpora") into
    one :class:`redrobe.dedup.clusters.UnionFind` (connected components). One document per cluster is kept: the
@@ -99,7 +99,7 @@ class Settings:
     """Short filter, MinHash near-dup detection and hash-partition sampling."""
 
     min_chars: int = 200           # SlimPajama step 2: < 200 chars w/o punctuation/space is short
-    # the dedup stage's MinHash (params.dedup.minhash): 14 x 9 candidates, exact Jaccard >= 0.8
+    # the dedup stage's MinHash (params.dedup.minhash): 16 x 8 candidates, exact Jaccard >= 0.8
     minhash: MinHashParams = field(default_factory=MinHashParams)
     exact: bool = True             # exact-digest pass first, as the dedup stage runs it
     partitions: int = 1            # sampling: P hash partitions of the first MinHash value ...
@@ -409,7 +409,7 @@ SPEC = TableSpec(
         "Shingles are word 13-grams of the RedPajama-V2 normalized view (lower-cased, ASCII "
         "punctuation removed, NFD); SlimPajama's dedup/to_hash.py joins nltk.ngrams over the "
         "string, i.e. character 13-grams.",
-        "Candidates come from LSH bands (default 14 x 9) and every candidate pair is checked by "
+        "Candidates come from LSH bands (default 16 x 8) and every candidate pair is checked by "
         "exact Jaccard >= 0.8 (the dedup stage's setup); SlimPajama queries a datasketch MinHashLSH "
         "built for threshold 0.8 and links its answers without verification.",
         "NFC normalization without ftfy's fixes (SlimPajama runs ftfy.fix_text with NFC).",
