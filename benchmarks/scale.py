@@ -88,11 +88,10 @@ RECALL_TARGET = 0.99
 CLUSTER_COMMAND = """\
 # NOT RUN HERE: 10^7-10^8 documents on a Ray cluster. params-cluster.yaml = params.yaml with
 # shared.executor: ray, shared.ray_address: auto, shared.workers: <cluster cores> and
-# dedup.semantic.enabled: false. The shards live on object storage mounted at /mnt/corpus on
-# every node (the stage lists and writes shards by local path today, docs/scaling.md); the
-# plan's partitioned scratch files go to s3:// directly (--work-dir).
-redrobe dedup --params params-cluster.yaml --input /mnt/corpus/clean \\
-    --output /mnt/corpus/dedup --removed /mnt/corpus/removed/dedup \\
+# dedup.semantic.enabled: false. Every node reads and writes the bucket directly: the shards,
+# the outputs (each committed by its _manifest.json) and the plan's partitioned scratch.
+redrobe dedup --params params-cluster.yaml --input s3://BUCKET/corpus/clean \\
+    --output s3://BUCKET/corpus/dedup --removed s3://BUCKET/corpus/removed/dedup \\
     --metrics data/metrics/dedup.json --work-dir s3://BUCKET/redrobe/dedup-work"""
 
 

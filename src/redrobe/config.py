@@ -537,8 +537,10 @@ class DedupSemantic(Validated):
     # k-means k = ceil(embedded docs / docs_per_cluster)
     docs_per_cluster: int = bounded(at_least(1), default=2000)
     kmeans_iters: int = bounded(at_least(1), default=20)
-    # k-means trains on at most this many embeddings
+    # k-means trains on this many embeddings (all when fewer) ...
     kmeans_sample: int = bounded(at_least(1), default=20000)
+    # ... or on this many per centroid when more (FAISS's minimum: 39)
+    kmeans_points_per_cluster: int = bounded(at_least(1), default=39)
     # similarity blocks are block_docs x block_docs
     block_docs: int = bounded(at_least(1), default=1024)
     embedding_dtype: Literal["float16", "float32"] = "float16"   # on-disk embeddings

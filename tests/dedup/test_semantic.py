@@ -214,7 +214,8 @@ def test_many_tiny_docs_small_blocks_match_brute_force_without_large_matrices(tm
         return real_rows(self, index)
 
     monkeypatch.setattr(EmbeddingStore, "rows", rows)
-    params = DedupSemantic(block_docs=16, docs_per_cluster=50, kmeans_sample=200)
+    params = DedupSemantic(block_docs=16, docs_per_cluster=50, kmeans_sample=200,
+                           kmeans_points_per_cluster=1)   # the base sample: 200 rows
     result = find_duplicates(shards, params)
     assert result.stats["kmeans_clusters"] == 12
     assert max(largest) <= 200  # the k-means sample; every other read is one block

@@ -9,10 +9,22 @@ import numpy as np
 import pytest
 
 from redrobe.config import DedupSemantic
+from redrobe.dedup import kmeans_tasks as kt
 from redrobe.dedup import semantic_tasks as st
 from redrobe.dedup.clusters import UnionFind
 from redrobe.dedup.components import EDGES, OWNER_SHIFT
-from redrobe.dedup.semantic import EmbeddingStore, ShardEmbedding, assign, kmeans, link_similar
+from redrobe.dedup.kmeans_tasks import train_centroids
+from redrobe.dedup.semantic import (
+    EmbeddingStore,
+    ShardEmbedding,
+    _kmeans_pp,
+    assign,
+    kmeans,
+    link_similar,
+    nearest_centroid,
+    num_clusters,
+    sample_size,
+)
 from redrobe.errors import InputError
 from redrobe.partfile import read_all
 
@@ -116,7 +128,7 @@ def test_kmeans_and_assignment_are_the_one_process_ones(tmp_path):
     centroids = kmeans(store, k, params)
     assert np.array_equal(kmeans(files, k, params), centroids)
     url = str(tmp_path / "c.npy")
-    st.kmeans_task(st.KMeansTask(files, k, params, url))
+    train_centroids(files, k, params, str(tmp_path / "kmeans"), url, Spy())
     assert np.array_equal(np.load(url), centroids)
     tasks = st.assign_tasks(files, k, url, (0,) * 4, params.block_docs, str(tmp_path / "m"))
     for t in tasks:
@@ -129,7 +141,8 @@ def test_kmeans_and_assignment_are_the_one_process_ones(tmp_path):
 def test_an_oversized_cluster_is_split_into_bounded_block_tasks(tmp_path, monkeypatch):
     # one tight topic: k-means puts most documents in one cluster far above the bound
     shards = topic_corpus(3, 5, [60, 45, 3], topics=1, noise=0.35)
-    params = DedupSemantic(threshold=0.8, docs_per_cluster=12, kmeans_sample=100, block_docs=5)
+    params = DedupSemantic(threshold=0.8, docs_per_cluster=12, kmeans_sample=100, block_docs=5,
+                           kmeans_points_per_cluster=1)   # k-means on the base sample
     reads = []
     real = st.read_range
 
@@ -195,7 +208,8 @@ def test_every_step_runs_on_an_fsspec_url(tmp_path):
     from redrobe.partfile import put_bytes
 
     shards = topic_corpus(6, 3, [40, 30], topics=1, noise=0.3)
-    params = DedupSemantic(threshold=0.8, docs_per_cluster=8, kmeans_sample=60, block_docs=6)
+    params = DedupSemantic(threshold=0.8, docs_per_cluster=8, kmeans_sample=60, block_docs=6,
+                           kmeans_points_per_cluster=1)
     local, _, _, _, spy, _, files = run_both(tmp_path, shards, ["c4"] * 3, params)
     assert spy.of(st.BlockTask)
     root = "memory://semantic-test/emb"
@@ -206,3 +220,87 @@ def test_every_step_runs_on_an_fsspec_url(tmp_path):
     stats = st.semantic_edges(remote, (0,) * 3, params, "memory://semantic-test/work", out, 3, Spy())
     assert stats == local
     assert np.array_equal(read_all(out, EDGES), read_all(str(tmp_path / "edges.part"), EDGES))
+
+
+# -- k-means as a partitioned Lloyd loop ------------------------------------------------
+
+def kmeans_before_windows(store, k, params):
+    """k-means as it was before the loop was partitioned: the whole sample summed at once."""
+    rng = np.random.default_rng(params.seed)
+    sample = np.sort(rng.choice(len(store), size=min(len(store), params.kmeans_sample), replace=False))
+    x = store.rows(sample)
+    centroids = _kmeans_pp(x, k, rng)
+    labels = np.full(len(x), -1, dtype=np.int64)
+    for _ in range(params.kmeans_iters):
+        new = nearest_centroid(x, centroids, params.block_docs)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        sums = np.zeros_like(centroids, dtype=np.float64)
+        np.add.at(sums, labels, x)
+        norms = np.linalg.norm(sums, axis=1)
+        centroids[norms > 0] = (sums[norms > 0] / norms[norms > 0, None]).astype(np.float32)
+    return centroids
+
+
+def float32_files(tmp_path, shards):
+    """The shards as float32 embedding files (not exactly summable in float64)."""
+    rng = np.random.default_rng(9)
+    root = tmp_path / "emb32"
+    root.mkdir()
+    for s, vecs in enumerate(shards):
+        x = vecs.astype(np.float32) + rng.normal(scale=1e-3, size=vecs.shape).astype(np.float32)
+        rec = np.empty(len(x), st.embedding_records(x.shape[1], "float32"))
+        rec["row"], rec["vec"] = np.arange(len(x)), x / np.linalg.norm(x, axis=1, keepdims=True)
+        (root / f"{s:06d}.rec").write_bytes(rec.tobytes())
+    return st.EmbeddingFiles(str(root), tuple(len(v) for v in shards), shards[0].shape[1], "float32")
+
+
+@pytest.mark.parametrize("points_per_cluster", [1, 39], ids=["kmeans++ seeds", "random seeds"])
+def test_the_partitioned_lloyd_loop_gives_the_one_process_centroids(tmp_path, monkeypatch,
+                                                                   points_per_cluster):
+    shards = topic_corpus(11, 5, [70, 33, 8], topics=9, noise=0.4)
+    # 214 documents, 11 clusters; 2 rows a block, 32 blocks a window: the sample of 150
+    # (k-means++) or 214 rows (random seeds) in 3 or 4 windows; 3 clusters a range
+    params = DedupSemantic(docs_per_cluster=20, kmeans_sample=150, block_docs=2,
+                           kmeans_points_per_cluster=points_per_cluster)
+    monkeypatch.setattr(kt, "CLUSTERS_PER_PART", 3)
+    files, old, _ = write_both(tmp_path, shards, ["c4"] * 5)
+    k = num_clusters(len(files), params)
+    plan = kt.Plan(len(files), k, files.dim, params, str(tmp_path / "w"))
+    assert k == 11 and plan.windows >= 3 and plan.parts == 4
+    assert kt.seeds_by_kmeans_pp(plan.sample, params) == (points_per_cluster == 1)
+    spy = Spy()
+    iterations = train_centroids(files, k, params, plan.work, str(tmp_path / "c.npy"), spy)
+    centroids = np.load(tmp_path / "c.npy")
+    assert np.array_equal(centroids, kmeans(EmbeddingStore(old), k, params))
+    assert 1 < iterations < params.kmeans_iters                 # converged: the loop stopped early
+    assert len(spy.of(kt.StepTask)) == plan.windows * (iterations + 1)
+    assert len(spy.of(kt.UpdateTask)) == plan.parts * iterations
+    if points_per_cluster == 1:   # the base sample: the same bits as before the loop was partitioned
+        assert np.array_equal(centroids, kmeans_before_windows(EmbeddingStore(old), k, params))
+    # float32 embeddings: the same windows and order of sums in both
+    files32 = float32_files(tmp_path, shards)
+    train_centroids(files32, k, params, str(tmp_path / "w32"), str(tmp_path / "c32.npy"), Spy())
+    assert np.array_equal(np.load(tmp_path / "c32.npy"), kmeans(files32, k, params))
+
+
+def test_the_lloyd_loop_gives_the_same_centroids_from_worker_processes(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    shards = topic_corpus(12, 4, [50, 21], topics=5, noise=0.4)
+    params = DedupSemantic(docs_per_cluster=15, kmeans_sample=40, block_docs=1)
+    files, old, _ = write_both(tmp_path, shards, ["c4"] * 4)
+    k = num_clusters(len(files), params)
+    with ProcessPoolExecutor(2) as pool:
+        train_centroids(files, k, params, str(tmp_path / "w"), str(tmp_path / "c.npy"),
+                        lambda fn, tasks: list(pool.map(fn, tasks)))
+    assert np.array_equal(np.load(tmp_path / "c.npy"), kmeans(EmbeddingStore(old), k, params))
+
+
+def test_k_grows_past_the_base_sample_with_the_sample_per_centroid():
+    params = DedupSemantic()            # 2000 docs a cluster, 20000 rows, 39 rows a centroid
+    assert num_clusters(10**9, params) == 500_000                # no longer capped at 20000
+    assert sample_size(10**6, num_clusters(10**6, params), params) == 20_000
+    assert sample_size(10**8, num_clusters(10**8, params), params) == 39 * 50_000
+    assert sample_size(30, num_clusters(30, params), params) == 30

@@ -19,7 +19,8 @@ order is kept, the others are removed with reason :data:`SEMANTIC_DUPLICATE` and
 In one process (:func:`semantic_pass`, the tasks' test oracle), memory stays bounded as
 the corpus grows: embeddings go to one ``.npy`` file per shard
 (float16 by default, 768 bytes per document) and are read back through memory maps;
-k-means trains on a seeded sample of at most ``kmeans_sample`` rows; similarities are
+k-means trains on a seeded sample (``kmeans_sample`` rows, or
+``kmeans_points_per_cluster`` per centroid when k is large); similarities are
 computed block by block (``block_docs`` x ``block_docs``) within one cluster at a time,
 and links are merged into the union-find as each block is done. No N x N matrix exists.
 
@@ -291,7 +292,25 @@ class EmbeddingStore:
 
 def num_clusters(n: int, params: DedupSemantic) -> int:
     """k grows with the corpus: one cluster per ``docs_per_cluster`` documents."""
-    return max(1, min(n, params.kmeans_sample, math.ceil(n / params.docs_per_cluster)))
+    return max(1, min(n, math.ceil(n / params.docs_per_cluster)))
+
+
+def sample_size(n: int, k: int, params: DedupSemantic) -> int:
+    """Rows k-means trains on: ``kmeans_sample``, raised to ``kmeans_points_per_cluster``
+    per centroid when k is large (fewer points per centroid leave centroids that only
+    echo their seeds), never more than ``n``."""
+    return min(n, max(params.kmeans_sample, params.kmeans_points_per_cluster * k))
+
+
+def seeds_by_kmeans_pp(sample: int, params: DedupSemantic) -> bool:
+    """k-means++ seeding while the sample has its base size (its cost is O(sample x k));
+    above, k seeded random sample rows, as FAISS seeds."""
+    return sample <= params.kmeans_sample
+
+
+#: Lloyd sums are taken per window of WINDOW_BLOCKS x block_docs sample rows and the
+#: windows added in order: the partitioned loop (kmeans_tasks) sums the same way
+WINDOW_BLOCKS = 32
 
 
 def kmeans(store: SizedRows, k: int, params: DedupSemantic) -> np.ndarray:
@@ -299,24 +318,59 @@ def kmeans(store: SizedRows, k: int, params: DedupSemantic) -> np.ndarray:
 
     Lloyd iterations with cosine assignment from a seeded k-means++ start (Arthur &
     Vassilvitskii 2007), which spreads the seeds over the data so that few groups of
-    near-duplicates straddle two clusters; an empty cluster keeps its centroid.
+    near-duplicates straddle two clusters; an empty cluster keeps its centroid. This is
+    the one-process oracle of :mod:`redrobe.dedup.kmeans_tasks`.
     """
     rng = np.random.default_rng(params.seed)
     n = len(store)
-    sample = np.sort(rng.choice(n, size=min(n, params.kmeans_sample), replace=False))
+    sample = np.sort(rng.choice(n, size=sample_size(n, k, params), replace=False))
     x = store.rows(sample)                                    # (s, dim)
-    centroids = _kmeans_pp(x, k, rng)
+    centroids = initial_centroids(x, k, rng, params)
     labels = np.full(len(x), -1, dtype=np.int64)
+    window = WINDOW_BLOCKS * params.block_docs
     for _ in range(params.kmeans_iters):
         new = nearest_centroid(x, centroids, params.block_docs)
         if np.array_equal(new, labels):
             break
         labels = new
         sums = np.zeros_like(centroids, dtype=np.float64)
-        np.add.at(sums, labels, x)
-        norms = np.linalg.norm(sums, axis=1)
-        filled = norms > 0
-        centroids[filled] = (sums[filled] / norms[filled, None]).astype(np.float32)
+        for lo in range(0, len(x), window):
+            clusters, part = window_sums(x[lo:lo + window], labels[lo:lo + window])
+            sums[clusters] += part
+        centroids = updated_centroids(sums, centroids)
+    return centroids
+
+
+def initial_centroids(x: np.ndarray, k: int, rng: np.random.Generator, params: DedupSemantic) -> np.ndarray:
+    """(k, dim) seeds from the sample rows ``x`` (:func:`seeds_by_kmeans_pp`)."""
+    if seeds_by_kmeans_pp(len(x), params):
+        return _kmeans_pp(x, k, rng)
+    return x[random_seeds(len(x), k, rng)].astype(np.float32)
+
+
+def random_seeds(sample: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of the k sample rows that seed k-means above the base sample."""
+    return np.sort(rng.choice(sample, size=k, replace=False))
+
+
+def window_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(clusters present, their float64 row sums) of one window, rows added in order.
+
+    Stored embeddings are float16 unit vectors: every value is a multiple of 2^-24 of
+    magnitude <= 1, so float64 sums of up to 2^29 of them are exact and the same in any
+    order; float32 embeddings are summed in the same windows and order everywhere."""
+    clusters, inverse = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(clusters), x.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse.reshape(-1), x)
+    return clusters, sums
+
+
+def updated_centroids(sums: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """The normalized sums; a cluster without members keeps its previous centroid."""
+    centroids = previous.copy()
+    norms = np.linalg.norm(sums, axis=1)
+    filled = norms > 0
+    centroids[filled] = (sums[filled] / norms[filled, None]).astype(np.float32)
     return centroids
 
 

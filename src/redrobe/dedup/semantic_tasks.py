@@ -7,8 +7,9 @@ tasks that read and write files by URL under a work directory (local or fsspec).
 1. **encode**, one task per shard of a semantic slice: the surviving documents' text
    views are embedded (batched on the GPU when ``device`` resolves to cuda) and written
    as raw ``(row, vec)`` records (:func:`embedding_records`) to one file per shard.
-2. **k-means**, one task: the seeded sample (at most ``kmeans_sample`` rows) is read
-   from the shard files and trained exactly as :func:`~redrobe.dedup.semantic.kmeans`.
+2. **k-means**: the seeded sample is read from the shard files and trained exactly as
+   :func:`~redrobe.dedup.semantic.kmeans`, as a Lloyd loop of maps over sample windows
+   and cluster ranges (:mod:`redrobe.dedup.kmeans_tasks`).
 3. **assign**, one task per shard: every document's nearest centroid, written as
    MEMBERS records ``(cluster, doc, scope, vec)`` partitioned by cluster. Rows are
    assigned in the one-process blocks of ``block_docs`` (global row numbers): BLAS
@@ -22,10 +23,10 @@ tasks that read and write files by URL under a work directory (local or fsspec).
    union-find (EDGES of :mod:`redrobe.dedup.components`); a last **gather** task
    copies them into the one edge file the plan reads.
 
-The driver holds per-shard row counts and per-cluster sizes (k <= ``kmeans_sample``;
-summed from the MEMBERS files' partition headers). A task holds at most one shard's
-embeddings (encode; assign: plus less than one block of the next shards), the k-means
-sample and one shard's span of it, ``BOUND_CLUSTERS x docs_per_cluster`` members (a
+The driver holds per-shard row counts and per-cluster sizes (summed from the MEMBERS
+files' partition headers). A task holds at most one shard's embeddings (encode; assign:
+plus less than one block of the next shards), one window of the k-means sample and the
+centroids (k-means, see its module), ``BOUND_CLUSTERS x docs_per_cluster`` members (a
 cluster task), one MEMBERS partition at a time (split) or ``(1 + PAIR_BLOCKS) x
 block_docs`` members (a block task). The gather task holds the semantic star edges (at
 most one per embedded document): the plan takes one edge file per pass.
@@ -45,11 +46,11 @@ import numpy as np
 from redrobe.config import DedupSemantic
 from redrobe.dedup.clusters import UnionFind
 from redrobe.dedup.components import EDGES, OWNER_SHIFT, read_labels
+from redrobe.dedup.kmeans_tasks import train_centroids
 from redrobe.dedup.semantic import (
     Encoder,
     block_pairs,
     embed_documents,
-    kmeans,
     link_cluster,
     nearest_centroid,
     num_clusters,
@@ -207,29 +208,6 @@ def encode_corpus(paths: Sequence[str], slices: Sequence[str], labels: tuple[str
         raise ValueError(f"embeddings of different dimensions {sorted(dims)}")
     return EmbeddingFiles(root, tuple(done.get(s, (0, 0))[0] for s in range(len(paths))),
                           dims.pop() if dims else 0, params.embedding_dtype)
-
-
-# ----------------------------------------------------------------------------- 2. k-means
-
-@dataclass(frozen=True)
-class KMeansTask:
-    """Step 2: train the centroids on the seeded sample; save them to ``output``."""
-
-    files: EmbeddingFiles
-    k: int
-    params: DedupSemantic
-    output: str
-
-    @property
-    def name(self) -> str:
-        return f"k-means of {len(self.files)} embeddings"
-
-
-def kmeans_task(task: KMeansTask) -> int:
-    buf = io.BytesIO()
-    np.save(buf, kmeans(task.files, task.k, task.params))
-    put_bytes(task.output, buf.getvalue())
-    return task.k
 
 
 # ----------------------------------------------------------------------------- 3. assign
@@ -459,7 +437,7 @@ def semantic_edges(files: EmbeddingFiles, scopes: tuple[int, ...], params: Dedup
         return stats
     centroids = join(work, "centroids.npy") if k > 1 else ""
     if centroids:
-        mapper(kmeans_task, [KMeansTask(files, k, params, centroids)])
+        train_centroids(files, k, params, join(work, "kmeans"), centroids, mapper)
     assigned = assign_tasks(files, k, centroids, scopes, params.block_docs, work)
     mapper(assign_task, assigned)
     records = member_records(files.dim, files.dtype)
