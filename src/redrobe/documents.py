@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -49,6 +50,8 @@ from redrobe.storage import (
     is_url,
     location,
     open_read,
+    process_alive,
+    publish_tree,
     read_manifest,
     relative,
     remove_manifest,
@@ -408,16 +411,6 @@ def _roll_forward(journal: Path) -> None:
     journal.unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # alive, owned by another user
-        pass
-    return True
-
-
 def recover_outputs(*paths: str | os.PathLike) -> None:
     """Clean up after a writer of ``paths`` that was killed (see the comment above)."""
     finals = [Path(p) for p in paths]
@@ -448,7 +441,7 @@ def _remove_dead(folder: Path, pattern: str, unnamed: bool) -> None:
     for stale in folder.glob(pattern):
         pid = stale.name.rsplit("-", 1)[1]
         if (unnamed and not pid.isdigit()) or (pid.isdigit() and (int(pid) == os.getpid()
-                                                                  or not _alive(int(pid)))):
+                                                                  or not process_alive(int(pid)))):
             _remove(stale)
 
 
@@ -480,7 +473,7 @@ def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dirs(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
+def atomic_dirs(*paths: str | os.PathLike, build_locally: bool = False) -> Iterator[tuple[Path, ...]]:
     """Yield an empty directory to write per output; on success commit them all.
 
     Every output gets its manifest (:mod:`redrobe.storage`) once it is complete. A
@@ -490,12 +483,20 @@ def atomic_dirs(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
     first (its manifest deleted, then its old files), written in place and committed by
     its new manifest. On an exception local staging directories are removed and local
     outputs left as they were; an object-store output stays uncommitted, which readers
-    refuse, so a failed stage never leaves a complete-looking output."""
+    refuse, so a failed stage never leaves a complete-looking output.
+
+    ``build_locally``: a stage whose files must be built on a local disk (memory maps,
+    a library's own save, HTML) gets a local staging directory for an object-store
+    output too, in the system temp dir; on success it is published
+    (:func:`redrobe.storage.publish_tree`: the old output uncommitted, the files
+    uploaded and hashed as they go, the manifest last) and deleted. Until then the old
+    remote output stays committed, and on an exception it is left as it was."""
     finals = [location(p) for p in paths]
     local = [f for f in finals if not is_url(str(f))]
     if local:
         recover_outputs(*local)
-    staged = [_prepare_output(final) for final in finals]
+    staged = [_local_build(f) if build_locally and is_url(str(f)) else _prepare_output(f)
+              for f in finals]
     try:
         yield tuple(staged)
     except BaseException:
@@ -503,11 +504,25 @@ def atomic_dirs(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
             if not is_url(str(directory)):
                 shutil.rmtree(directory, ignore_errors=True)
         raise
-    for directory in staged:
-        commit_manifest(directory, count_documents)
+    for directory, final in zip(staged, finals):
+        if is_url(str(directory)) or not is_url(str(final)):
+            commit_manifest(directory, count_documents)
+    try:
+        for directory, final in zip(staged, finals):
+            if is_url(str(final)) and not is_url(str(directory)):
+                publish_tree(directory, final, count_documents)
+    finally:
+        for directory, final in zip(staged, finals):
+            if is_url(str(final)) and not is_url(str(directory)):
+                shutil.rmtree(directory, ignore_errors=True)
     pairs = [(s, f) for s, f in zip(staged, finals) if not is_url(str(f))]
     if pairs:
         _commit(pairs)
+
+
+def _local_build(final: Path) -> Path:
+    """A fresh local directory to build the object-store output ``final`` in."""
+    return Path(tempfile.mkdtemp(prefix=f"redrobe-{final.name}-"))
 
 
 def _prepare_output(final: Path) -> Path:
@@ -538,9 +553,9 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, build_locally: bool = False) -> Iterator[Path]:
     """Yield a staging sibling of ``path``; on success swap it in (:func:`atomic_dirs`)."""
-    with atomic_dirs(path) as (staged,):
+    with atomic_dirs(path, build_locally=build_locally) as (staged,):
         yield staged
 
 

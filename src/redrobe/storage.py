@@ -16,6 +16,12 @@ into the manifest, so nothing is read back from the store to commit it. Readers 
 output from its manifest and nothing else; on object storage an output without one is
 not committed (a stage that died while writing it, or one still running) and is
 refused, naming the location.
+
+An output that must be built on a local disk (token arrays, a tokenizer, an HTML
+site) is built in a local staging directory and published to its URL by
+:func:`publish_tree`, its manifest last. Readers that need local files (memory maps,
+pread) get a committed remote output through :func:`fetch_tree`: a bounded,
+content-addressed cache of verified copies (see the fetch cache section below).
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Iterable, cast
 
 import fsspec
+
+from redrobe.errors import InputError
 
 MANIFEST = "_manifest.json"
 ENTRY_SUFFIX = ".entry"        # a sidecar: ``.<file name>.entry`` beside the file it describes
@@ -210,18 +220,27 @@ def commit_manifest(root: Path, rows_of: Any) -> list[Entry]:
     other way, a digest read now. ``rows_of(file)`` gives a Parquet shard's rows. The
     sidecars are removed once the manifest is written."""
     fs, base = _fs(root)
-    files = sorted(f for f in fs.find(base) if not _hidden(f, base))
     entries, sidecars = [], []
-    for name in files:
-        file = root / name[len(base):].lstrip("/")
+    for rel in _files(fs, base):
+        file = root / rel
         sidecar = entry_sidecar(file)
-        entries.append(_entry(file, name[len(base):].lstrip("/"), sidecar, rows_of, fs))
+        entries.append(_entry(file, rel, sidecar, rows_of, fs))
         sidecars.append(sidecar)
-    payload = {"version": MANIFEST_VERSION, "files": [asdict(e) for e in entries]}
-    put_bytes(str(root / MANIFEST), (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
+    _write_manifest(root, entries)
     for sidecar in sidecars:
         _remove_file(sidecar)
     return entries
+
+
+def _files(fs: Any, base: str) -> list[str]:
+    """The paths, relative to ``base``, of an output's files (hidden ones and the
+    manifest left out), in the manifest's order."""
+    return [f[len(base):].lstrip("/") for f in sorted(fs.find(base)) if not _hidden(f, base)]
+
+
+def _write_manifest(root: Path, entries: list[Entry]) -> None:
+    payload = {"version": MANIFEST_VERSION, "files": [asdict(e) for e in entries]}
+    put_bytes(str(root / MANIFEST), (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _entry(file: Path, rel: str, sidecar: Path, rows_of: Any, fs: Any) -> Entry:
@@ -268,8 +287,180 @@ def _remove_file(path: Path) -> None:
         pass
 
 
+def process_alive(pid: int) -> bool:
+    """Whether the process ``pid`` runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by another user
+        pass
+    return True
+
+
 def remove_tree(path: str | os.PathLike) -> None:
     """Delete ``path`` and everything under it, if it exists."""
     fs, name = _fs(location(path))
     if fs.exists(name):
         fs.rm(name, recursive=True)
+
+
+# ----------------------------------------------------------------------------- local builds
+#
+# Some outputs can only be built on a local disk (memory-mapped token arrays, the BPE
+# trainer's save, Great Expectations' HTML). For a URL output such a stage builds in a
+# local staging directory and publishes it here once it is complete: each file's
+# sha256 is computed from the bytes as they are uploaded, so the manifest, written
+# last, lists exactly what the store received and nothing is read back.
+
+def publish_tree(local: str | os.PathLike, url: str | os.PathLike, rows_of: Any) -> list[Entry]:
+    """Upload the complete directory ``local`` to ``url`` and commit it there by its
+    manifest, last. The old output is uncommitted first (its manifest deleted: readers
+    refuse it from here on, then its files), as for an output written in place. The
+    entries equal those of :func:`commit_manifest` on ``local``: same files, order,
+    sizes, digests and rows (a sidecar's rows, else ``rows_of`` for a Parquet file)."""
+    source, target = location(local), location(url)
+    remove_manifest(target)
+    remove_tree(target)
+    fs, base = _fs(source)
+    entries = [_upload(source / rel, target / rel, rel, rows_of) for rel in _files(fs, base)]
+    _write_manifest(target, entries)
+    return entries
+
+
+def _upload(file: Path, target: Path, rel: str, rows_of: Any) -> Entry:
+    tfs, name = _fs(target)
+    with open(file, "rb") as src, tfs.open(name, "wb") as out:
+        sink = HashingWriter(out)   # (an upload cut short leaves the output uncommitted)
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            sink.write(chunk)
+    rows = None
+    if rel.endswith(".parquet"):
+        try:   # the rows its writer counted, else counted now (a local file: the footer)
+            rows = json.loads(get_bytes(str(entry_sidecar(file))))["rows"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            rows = rows_of(file)
+    return Entry(rel, sink.size, sink.hash.hexdigest(), rows)
+
+
+# ----------------------------------------------------------------------------- fetch cache
+#
+# The model-side readers memory-map and pread their inputs (token arrays, tokenizer
+# files), which needs local files. A committed output on object storage is fetched into
+# a local cache directory laid out by content:
+#
+#     <cache>/objects/<sha256[:2]>/<sha256>    one copy of each file's bytes
+#     <cache>/trees/<url key>-<manifest key>/  the output's tree: hard links to the objects
+#                                              and its manifest
+#
+# A file is downloaded once, its digest checked against the manifest's as it is written;
+# a later version of the output that shares it links the same object. When a new
+# version of a URL is fetched its older trees are deleted and every object no tree
+# links any more with them, so the cache holds one copy of each URL's newest committed
+# version (the bound: the size of the remote inputs). A reader that still has a replaced
+# version's files open keeps reading them (POSIX unlink semantics).
+
+OBJECTS, TREES = "objects", "trees"
+
+
+def fetch_tree(url: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
+    """A local directory holding the committed output at ``url``: ``url`` itself when
+    it is local, else its tree in the fetch cache ``cache_dir`` (fetched when missing).
+    An output without a manifest is refused as uncommitted; a file whose bytes do not
+    match its manifest entry raises InputError naming its URL."""
+    if not is_url(str(url)):
+        return location(url)
+    root = location(url)
+    try:
+        manifest = read_manifest(root)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if manifest is None:
+        raise InputError(f"{root}: no {MANIFEST}: not a committed output (a stage that wrote it "
+                         "died or is still running); rerun the stage that writes it")
+    cache = Path(cache_dir)
+    key = _key(str(root))
+    tree = cache / TREES / f"{key}-{_key(json.dumps([asdict(e) for e in manifest]))}"
+    if not tree.is_dir():
+        _build_tree(root, manifest, cache, tree)
+        _evict(cache, key, keep=tree)
+    return tree
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _build_tree(root: Path, manifest: list[Entry], cache: Path, tree: Path) -> None:
+    """Fill a staging directory with the output's files and rename it into place: a tree
+    in the cache is complete. Another process that built the same tree first wins."""
+    staging = tree.with_name(f".{tree.name}.tmp-{uuid.uuid4().hex}-{os.getpid()}")
+    try:
+        for entry in manifest:
+            _fetch_file(root, entry, cache, staging / entry.path)
+        _write_manifest(staging, manifest)
+        try:
+            os.rename(staging, tree)
+        except OSError:
+            if not tree.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fetch_file(root: Path, entry: Entry, cache: Path, dest: Path) -> None:
+    """Put ``entry``'s bytes at ``dest``: a link to the cached object, else downloaded
+    (digest checked) and then linked into the objects."""
+    obj = cache / OBJECTS / entry.sha256[:2] / entry.sha256
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(obj, dest)
+        return
+    except FileNotFoundError:
+        pass            # not cached, or evicted by another process just now
+    except OSError:     # a filesystem without hard links: a copy
+        if obj.is_file():
+            shutil.copyfile(obj, dest)
+            return
+    _download(root / entry.path, entry, dest)
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(dest, obj)
+    except FileExistsError:
+        pass
+    except OSError:
+        pass            # no hard links here: the tree keeps the only copy
+
+
+def _download(url: Path, entry: Entry, dest: Path) -> None:
+    try:
+        with open_read(url) as src, open(dest, "wb") as out:
+            sink = HashingWriter(out)
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                sink.write(chunk)
+    except FileNotFoundError as exc:
+        raise InputError(f"{url}: listed in its output's {MANIFEST} but missing ({exc}); "
+                         "rerun the stage that writes it") from exc
+    digest = sink.hash.hexdigest()
+    if digest != entry.sha256 or sink.size != entry.bytes:
+        raise InputError(f"{url}: {sink.size} bytes with sha256 {digest}, but its output's "
+                         f"{MANIFEST} lists {entry.bytes} bytes with sha256 {entry.sha256}: "
+                         "changed after it was committed; rerun the stage that writes it")
+
+
+def _evict(cache: Path, key: str, keep: Path) -> None:
+    """Delete the other trees of the URL ``key`` (older versions), then every object
+    that no tree links any more (its link count is 1: the object's own name)."""
+    for old in (cache / TREES).glob(f"{key}-*"):
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for staging in (cache / TREES).glob(f".{key}-*.tmp-*"):   # left by a killed fetch
+        pid = staging.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+    for obj in (cache / OBJECTS).glob("*/*"):
+        try:
+            if obj.stat().st_nlink == 1:
+                obj.unlink()
+        except FileNotFoundError:
+            pass

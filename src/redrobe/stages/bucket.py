@@ -17,6 +17,11 @@
    spill dir (curriculum/partitioned.py): no process holds the corpus' documents.
 3. Documents that tokenize to nothing are removed (reason ``empty_after_tokenize``)
    into ``removed.parquet``. Accounting per partition: in = out (train + val) + removed.
+
+``--tokenizer`` and ``--output`` may be fsspec URLs: the tokenizer is read from a
+verified local copy (``--fetch-cache``), and a URL output is built in a local staging
+directory (the spill and token files are memory-mapped) and published to it, its
+manifest written last (:func:`redrobe.documents.atomic_dirs`, ``build_locally``).
 """
 
 from __future__ import annotations
@@ -39,8 +44,17 @@ from redrobe.documents import atomic_dir, count_documents, list_shards, partitio
 from redrobe.errors import InputError
 from redrobe.parallel import Executor, executor_for
 from redrobe.progress import countable_total, documents_seen, map_tracked
-from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
+from redrobe.stages.common import (
+    add_fetch_cache,
+    execute,
+    fetched,
+    log_lineage,
+    log_output,
+    metrics_payload,
+    parser,
+)
 from redrobe.stages.common import progress as reporter
+from redrobe.storage import location
 from redrobe.tokenizer import document_encoder, special_ids, tokenizer_file
 
 if TYPE_CHECKING:
@@ -53,8 +67,11 @@ SPILL_DIR = ".spill"
 def build_parser() -> argparse.ArgumentParser:
     p = parser(STAGE, __doc__.splitlines()[0])
     p.add_argument("--input", required=True, help="deduplicated shards (<input>/<slice>/part-*.parquet)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer directory (tokenize stage output)")
-    p.add_argument("--output", required=True, help="buckets directory (index.json, *.bin, docs.parquet)")
+    p.add_argument("--tokenizer", required=True,
+                   help="tokenizer directory, tokenize stage output (a path or URL)")
+    p.add_argument("--output", required=True,
+                   help="buckets directory: index.json, *.bin, docs.parquet (a path or URL)")
+    add_fetch_cache(p)
     return p
 
 
@@ -87,11 +104,13 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")
-    tokenizer_json = tokenizer_file(args.tokenizer)
+    tokenizer_json = tokenizer_file(fetched(args, "tokenizer").tokenizer)
     spec = _token_spec(tokenizer_json)
-    output = Path(args.output)
+    output = location(args.output)
     executor = executor_for(params.shared)
-    with atomic_dir(output) as tmp:
+    # token arrays are memory-mapped and concatenated in place: a URL output is built in
+    # a local folder and published to it, committed by its manifest last
+    with atomic_dir(output, build_locally=True) as tmp:
         tasks = _tasks(shards, args.input, tokenizer_json, tmp / SPILL_DIR, spec, params, executor)
         (tmp / SPILL_DIR).mkdir()
         total_docs = countable_total(count_documents, shards)
@@ -103,8 +122,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
                 bp.num_buckets, Work(str(tmp / SPILL_DIR)), _tracked(executor, progress),
                 params.shared.batch_docs, input_name=str(args.input))
         shutil.rmtree(tmp / SPILL_DIR)
-    log_lineage(tracker, STAGE, _lineage_pairs(shards, tokenizer_json, output, built.files_by_shard))
-    tracker.log_artifact(output / INDEX_FILE, "buckets")
+    log_lineage(tracker, STAGE, _lineage_pairs(shards, tokenizer_json, output, built.files_by_shard),
+                committed=[args.input, args.output])
+    log_output(tracker, args.output, "buckets", INDEX_FILE)
     return _metrics(built.ledger, built.index)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ from redrobe.config import ConfigError, Params, as_dict, load_params
 from redrobe.documents import file_digest, scratch_dir, write_json
 from redrobe.errors import GateError, InputError
 from redrobe.stages.registry import STAGES
-from redrobe.storage import join, manifest_digests, remove_tree
+from redrobe.storage import fetch_tree, is_url, join, manifest_digests, read_manifest, remove_tree
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -74,6 +75,55 @@ def work_dir(url: str, beside: str, stage: str) -> Iterator[str]:
         yield work
     finally:
         remove_tree(work)
+
+
+#: where inputs on object storage are fetched to, beside the other caches
+FETCH_CACHE = ".redrobe/cache/fetch"
+
+
+def add_fetch_cache(p: argparse.ArgumentParser) -> None:
+    """``--fetch-cache``: where a stage's model-side inputs given as URLs are fetched to."""
+    p.add_argument("--fetch-cache", default=FETCH_CACHE,
+                   help="local cache for inputs given as object-storage URLs: one verified copy of "
+                        "each URL's newest committed version, files stored once by sha256 "
+                        "(default: %(default)s)")
+
+
+def fetched(args: argparse.Namespace, *names: str) -> argparse.Namespace:
+    """``args`` with each input ``names`` names that is a URL replaced by its local copy
+    in ``args.fetch_cache`` (:func:`redrobe.storage.fetch_tree`): the stage memory-maps
+    and preads local files. Local inputs are left as they are. ``fetched_from`` maps each
+    copy to its URL, for the names lineage and tags record (:func:`source_of`)."""
+    local = {name: str(fetch_tree(getattr(args, name), args.fetch_cache)) for name in names
+             if is_url(getattr(args, name))}
+    sources = {**fetched_sources(args), **{path: getattr(args, name) for name, path in local.items()}}
+    return argparse.Namespace(**{**vars(args), **local, "fetched_from": sources})
+
+
+def fetched_sources(args: argparse.Namespace) -> dict[str, str]:
+    """Local copy -> URL of the inputs :func:`fetched` fetched (none for other args)."""
+    return dict(getattr(args, "fetched_from", {}))
+
+
+def source_of(args: argparse.Namespace, path: str | Path) -> str:
+    """``path`` named as the stage was given it: a file of a fetched copy by its URL."""
+    text = str(path)
+    for copy, url in fetched_sources(args).items():
+        if text == copy or text.startswith(copy + "/"):
+            return url + text[len(copy):]
+    return text
+
+
+def log_output(tracker: Tracker, root: str, artifact_path: str, name: str = "") -> None:
+    """Log the output at ``root`` (or its file ``name``) as an MLflow artifact. One on
+    object storage is logged as its URL and manifest (MLflow uploads local files; the
+    bytes are in the bucket already)."""
+    if not is_url(root):
+        tracker.log_artifact(Path(root) / name if name else Path(root), artifact_path)
+        return
+    files = [dataclasses.asdict(e) for e in read_manifest(root) or [] if not name or e.path == name]
+    tracker.log_dict({"url": join(root, name) if name else root, "files": files},
+                     f"{artifact_path}/{name or 'output'}.remote.json")
 
 
 def log_lineage(tracker: Tracker, stage: str, pairs: Iterable[tuple[str | Path, str | Path]],

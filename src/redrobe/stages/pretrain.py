@@ -11,6 +11,9 @@ section (:mod:`redrobe.train`), and writes ``<output>`` (``save_pretrained`` mod
 and tokenizer: ``AutoModelForCausalLM`` and ``AutoTokenizer`` both load it), the loss
 curve CSV, and the metrics JSON (parameter counts, losses, tokens/s, precision, and
 which bucket each step range trained on). Per-step metrics and the model go to MLflow.
+``--buckets`` and ``--tokenizer`` may be fsspec URLs of committed outputs: they are read
+from verified local copies in ``--fetch-cache`` (:func:`redrobe.storage.fetch_tree`);
+the model, curve and checkpoints stay local.
 
 The batches follow ``pretrain.curriculum`` (stepwise easy -> hard, smooth competence
 pacing, or the shuffled baseline; ``replay`` mixes earlier buckets in): see
@@ -74,12 +77,13 @@ DATA_ORDER_FILE = "data_order.parquet"
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser("pretrain", __doc__.splitlines()[0])
-    p.add_argument("--buckets", required=True, help="bucket stage output (index.json, *.bin)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer directory (HF format)")
+    p.add_argument("--buckets", required=True, help="bucket stage output: index.json, *.bin (a path or URL)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory, HF format (a path or URL)")
     p.add_argument("--output", required=True, help="model directory to write")
     p.add_argument("--curve", required=True, help="loss curve CSV to write")
     p.add_argument("--checkpoint-dir", default=None,
                    help="where to keep resumable checkpoints (not a DVC output); none if omitted")
+    common.add_fetch_cache(p)
     return p
 
 
@@ -157,6 +161,8 @@ def lineage_pairs(buckets: str, tokenizer: str, output: Path) -> list[tuple[Path
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any] | None:
+    # inputs on object storage are read from local copies (token files are pread)
+    args = common.fetched(args, "buckets", "tokenizer")
     buckets = open_buckets(args.buckets)
     try:
         return pretrain(params, args, tracker, buckets)
@@ -236,11 +242,14 @@ def pretrain(params: Params, args: argparse.Namespace, tracker: Tracker,
             write_data_order(out / DATA_ORDER_FILE, batches, table, pt.steps)
     write_curve(args.curve, result.records)
     output = Path(args.output)
-    common.log_lineage(tracker, "pretrain", lineage_pairs(args.buckets, args.tokenizer, output))
+    common.log_lineage(tracker, "pretrain",   # inputs fetched from a URL are named by it
+                       [(common.source_of(args, i), o)
+                        for i, o in lineage_pairs(args.buckets, args.tokenizer, output)],
+                       committed=list(common.fetched_sources(args).values()))
     tracker.log_artifact(args.curve, "curves")
     tracker.log_artifact(output / DATA_ORDER_FILE, "curriculum")
     tracker.log_model(model, "model", tags={
-        "tokenizer": args.tokenizer,
+        "tokenizer": common.source_of(args, args.tokenizer),
         "tokenizer_digest": file_digest(output / "tokenizer.json"),
         "buckets_index_digest": file_digest(Path(args.buckets) / INDEX_FILE),
         "weights_digest": file_digest(output / WEIGHTS_FILE)})

@@ -13,9 +13,10 @@ each suite on a small witness frame of their results.
 Writes ``<output>/validation.json`` (every suite's checks, ``success`` at the top; no
 timestamps, so reruns are byte-identical) and the GE Data Docs site under ``--docs``
 (``index.html``; GE stamps run times into it, so it is kept apart from the gate file
-that ``tokenize`` depends on). Both go to MLflow as artifacts. Exits 1 naming each
-failed expectation when the gate fails, which stops ``dvc repro`` and the Prefect flow
-before any tokenizer or model is trained.
+that ``tokenize`` depends on). Both go to MLflow as artifacts. Either may be an
+fsspec URL: GE builds locally, then the folders are published, manifests last. Exits
+1 naming each failed expectation when the gate fails, which stops ``dvc repro`` and
+the Prefect flow before any tokenizer or model is trained.
 
 The human audit of the same outputs (``redrobe audit``, not a DVC stage: it waits on a
 person) is :mod:`redrobe.stages.audit`.
@@ -39,9 +40,13 @@ from redrobe.progress import countable_total, map_tracked
 from redrobe.quality.partitioned import Checks, StageSummary, summarize_stage, summarize_task, witness_frame
 from redrobe.quality.suite import Validator, failures, removal_rates, shards_frame, stage_suites
 from redrobe.stages import common
+from redrobe.storage import join as store_join
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
+
+#: the gate file tokenize reads (redrobe.stages.tokenize.GATE_FILE)
+VALIDATION_FILE = "validation.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="deduplicated shards (what moves on)")
     p.add_argument("--clean-metrics", required=True)
     p.add_argument("--dedup-metrics", required=True)
-    p.add_argument("--output", required=True, help="directory for validation.json")
-    p.add_argument("--docs", required=True, help="directory for the Data Docs site")
+    p.add_argument("--output", required=True, help="directory for validation.json (a path or URL)")
+    p.add_argument("--docs", required=True, help="directory for the Data Docs site (a path or URL)")
     common.add_work_dir(p)
     return p
 
@@ -124,14 +129,16 @@ def _ledger(summary: StageSummary, partitions: Sequence[str]) -> Ledger:
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
-    with atomic_dirs(args.output, args.docs) as (out, docs_dir):
+    # GE builds its site in a local folder: an output on object storage is built in a
+    # local staging folder and published to it, committed by its manifest last
+    with atomic_dirs(args.output, args.docs, build_locally=True) as (out, docs_dir):
         summary, ledger = _validate(params, args, docs_dir)
-        write_json(out / "validation.json", summary)
-    tracker.log_artifact(Path(args.output) / "validation.json", "quality")
-    tracker.log_artifact(args.docs, "quality/data_docs")
+        write_json(out / VALIDATION_FILE, summary)
+    common.log_output(tracker, args.output, "quality", VALIDATION_FILE)
+    common.log_output(tracker, args.docs, "quality/data_docs")
     if not summary["success"]:
-        raise GateError(f"see {Path(args.output) / 'validation.json'} and "
-                        f"{Path(args.docs) / 'index.html'}:\n  " + "\n  ".join(failures(summary)))
+        raise GateError(f"see {store_join(args.output, VALIDATION_FILE)} and "
+                        f"{store_join(args.docs, 'index.html')}:\n  " + "\n  ".join(failures(summary)))
     checks = sum(len(s["checks"]) for s in summary["suites"].values())
     return common.metrics_payload("quality", ledger, success=True, expectations=checks,
                                   suites=len(summary["suites"]))

@@ -13,6 +13,10 @@ validation split (a slice, or ``<slice>/<language>`` of a slice routed by langua
 and on the same documents ``fertility``: tokens per word and per character for each
 language of the ``language`` column (redrobe.fertility).
 
+``--gate`` and ``--output`` may be fsspec URLs: the gate is read from a verified local
+copy (``--fetch-cache``, :func:`redrobe.storage.fetch_tree`), and a URL output is built
+in a local staging directory and published to it, its manifest written last.
+
 Every pass over the corpus is a map of per-shard tasks (``redrobe.parallel``,
 ``shared.workers``): the split thresholds (curriculum/split.py), the cap's cutoff
 (curriculum/subsample.py), the sample (each task writes its shard's sampled texts to
@@ -51,9 +55,24 @@ from redrobe.errors import GateError, InputError
 from redrobe.fertility import Fertility, document_language
 from redrobe.parallel import executor_for
 from redrobe.progress import map_tracked
-from redrobe.stages.common import execute, log_lineage, metrics_payload, parser
+from redrobe.stages.common import (
+    add_fetch_cache,
+    execute,
+    fetched,
+    log_lineage,
+    log_output,
+    metrics_payload,
+    parser,
+)
 from redrobe.stages.common import progress as reporter
-from redrobe.tokenizer import document_encoder, save_tokenizer, tokenizer_file, train_tokenizer
+from redrobe.storage import join, location
+from redrobe.tokenizer import (
+    TOKENIZER_FILE,
+    document_encoder,
+    save_tokenizer,
+    tokenizer_file,
+    train_tokenizer,
+)
 
 if TYPE_CHECKING:
     from redrobe.tracking import Tracker
@@ -70,16 +89,20 @@ WORK_DIR = ".work"
 def build_parser() -> argparse.ArgumentParser:
     p = parser(STAGE, __doc__.splitlines()[0])
     p.add_argument("--input", required=True, help="deduplicated shards (<input>/<slice>/part-*.parquet)")
-    p.add_argument("--gate", required=True, help="quality stage output dir (holds validation.json)")
-    p.add_argument("--output", required=True, help="tokenizer directory (HF files)")
+    p.add_argument("--gate", required=True,
+                   help="quality stage output dir holding validation.json (a path or URL)")
+    p.add_argument("--output", required=True, help="tokenizer directory, HF files (a path or URL)")
+    add_fetch_cache(p)
     return p
 
 
-def check_gate(gate_dir: str | Path) -> None:
-    """Raise GateError unless ``<gate_dir>/validation.json`` says ``"success": true``."""
-    path = Path(gate_dir) / GATE_FILE
+def check_gate(gate_dir: str | Path, shown: str = "") -> None:
+    """Raise GateError unless ``<gate_dir>/validation.json`` says ``"success": true``;
+    messages name ``<shown>/validation.json`` when given (the URL a local copy came from)."""
+    local = Path(gate_dir) / GATE_FILE
+    path = join(shown, GATE_FILE) if shown else local
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(local.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GateError(f"{path}: not found (run the quality stage first)") from None
     except (OSError, ValueError) as exc:
@@ -167,7 +190,7 @@ def _docs_seen(ledger: Ledger) -> int:
 
 
 def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str, Any]:
-    check_gate(args.gate)
+    check_gate(fetched(args, "gate").gate, shown=args.gate)
     shards = list_shards(args.input)
     if not shards:
         raise InputError(f"{args.input}: no shards (<slice>/part-*.parquet) found")
@@ -177,8 +200,9 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
     thresholds = split_thresholds(shards, sh.val_fraction, sh.seed, sh.min_val_docs, executor.map,
                                   root=args.input)
     docs = sum(count_documents(s) for s in shards)  # cheap: footer only
-    output = Path(args.output)
-    with atomic_dir(output) as tmp:
+    output = location(args.output)
+    # the BPE trainer saves to a local folder: a URL output is built locally, then published
+    with atomic_dir(output, build_locally=True) as tmp:
         work = tmp / WORK_DIR
         cutoff = None
         if docs > cfg.max_train_docs:
@@ -200,11 +224,12 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         with reporter(f"{STAGE} validation", len(tasks)) as progress:
             found = map_tracked(executor, validation_stats, val_tasks, progress)
             validation = _compression(val_tasks, found)
-    digest = file_digest(tokenizer_file(output))
+    digest = file_digest(output / TOKENIZER_FILE)
     files = sorted(output.glob("*.json"))  # tokenizer.json, tokenizer_config.json, ...
-    log_lineage(tracker, STAGE, [(s, f) for s in shards for f in files])
+    log_lineage(tracker, STAGE, [(s, f) for s in shards for f in files],
+                committed=[args.input, args.output])
     tracker.set_tags({"redrobe.tokenizer_digest": digest})
-    tracker.log_artifact(output, "tokenizer")
+    log_output(tracker, args.output, "tokenizer")
     return metrics_payload(
         STAGE, ledger, vocab_size=len(tok), vocab_size_target=cfg.vocab_size,
         train_docs=sum(s.docs_out for s in ledger.slices.values()),
