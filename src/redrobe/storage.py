@@ -378,7 +378,7 @@ def fetch_tree(url: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
     if manifest is None:
         raise InputError(f"{root}: no {MANIFEST}: not a committed output (a stage that wrote it "
                          "died or is still running); rerun the stage that writes it")
-    cache = Path(cache_dir)
+    cache = Path(cache_dir).absolute()   # task processes may start in another directory
     key = _key(str(root))
     tree = cache / TREES / f"{key}-{_key(json.dumps([asdict(e) for e in manifest]))}"
     if not tree.is_dir():
