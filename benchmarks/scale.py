@@ -9,7 +9,7 @@ What it measures and why. Dedup's global step is a set of partitioned tasks
 and of the driver must stay flat as the corpus grows, and the CPU spent per document
 must stay flat too (no step that grows faster than the corpus). Each rung is a
 synthetic corpus of real sentences with planted near-duplicate families
-(``benchmarks/scale_corpus.py``, cached under ``--work`` per docs, seed and sentence
+(``benchmarks/scale_corpus.py``, cached under ``--work`` per docs, seed, generator and sentence
 pool; the results name the pool's source), so the same run also checks what dedup found
 against the planted truth.
 
@@ -112,10 +112,12 @@ def sentence_pool(args: argparse.Namespace, work: Path) -> tuple[list[str], str]
 
 
 def corpus(work: Path, docs: int, args: argparse.Namespace, pool: list[str]) -> tuple[Path, dict[str, Any]]:
-    """The rung's corpus under ``work``, generated once per (docs, seed, shard docs, pool)."""
+    """The rung's corpus under ``work``, generated once per (docs, seed, shard docs, pool,
+    generator source)."""
     path = work / f"corpus-{docs}-seed{args.seed}"
     key = {"docs": docs, "seed": args.seed, "shard_docs": args.shard_docs,
-           "pool_sha256": hashlib.sha256("\n".join(pool).encode()).hexdigest()}
+           "pool_sha256": hashlib.sha256("\n".join(pool).encode()).hexdigest(),
+           "generator_sha256": hashlib.sha256(Path(scale_corpus.__file__).read_bytes()).hexdigest()}
     key_file = path / "scale-key.json"
     if key_file.exists() and json.loads(key_file.read_text()) == key:
         return path, json.loads((path / "corpus.json").read_text())

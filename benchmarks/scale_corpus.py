@@ -72,8 +72,8 @@ MIN_SENTENCE_WORDS = 6
 MAX_SENTENCE_WORDS = 120
 NGRAM = 13
 NEAR_SHARE, CHAIN_SHARE, TEMPLATE_SHARE = 0.10, 0.025, 0.007
-CHAIN_TARGET = 0.88          # J(A,B) = J(B,C) aimed at: J(A,C) then lands near 0.77
 TEMPLATE_WORDS = 420
+CHAIN_EDIT_SHARE = 0.065     # shingles a chain step changes, as a share of the base's
 TRUTH_SCHEMA = pa.schema([("family", pa.int64()), ("kind", pa.string()), ("variant", pa.string()),
                           ("id_a", pa.string()), ("id_b", pa.string()), ("jaccard", pa.float64())])
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
@@ -124,11 +124,16 @@ class Pool:
         vocab = {w for s in self.sentences[:5000] for w in s.split() if w.isalpha()}
         self.vocab = sorted(vocab) or ["word"]
 
-    def draw(self, rng: np.random.Generator, words: int) -> list[str]:
-        """Random sentences (with replacement) until at least ``words`` words."""
+    def draw(self, rng: np.random.Generator, words: int, distinct: bool = False) -> list[str]:
+        """Random sentences until at least ``words`` words (``distinct``: none twice, as
+        long as the pool lasts)."""
         mean = float(self.words.mean())
         picked: list[int] = []
         total = 0
+        if distinct:
+            order = rng.permutation(len(self.sentences))
+            cum = np.cumsum(self.words[order])
+            return [self.sentences[i] for i in order[:int(np.searchsorted(cum, words)) + 1]]
         while total < words:
             idx = rng.integers(0, len(self.sentences), size=int((words - total) / mean) + 4)
             cum = total + np.cumsum(self.words[idx])
@@ -164,6 +169,22 @@ def edits_for(target: float, tokens: int) -> int:
     shingles = max(tokens - NGRAM + 1, 1)
     k = round(shingles * (1 - target) / (NGRAM * (1 + target)))
     return int(min(max(k, 1), tokens // NGRAM - 2))
+
+
+def shingles(text: str) -> set[int]:
+    """The dedup stage's shingle set of ``text`` (word 13-grams of the normalized words)."""
+    from redrobe.dedup.minhash import MinHasher
+
+    return MinHasher(ngram=NGRAM).shingle_set(text)
+
+
+def chain_edits(shingles: int) -> int:
+    """Edits per chain step for a base of ``shingles`` distinct shingles (S): an edit
+    changes 13, so k = 0.065 S / 13 puts J(A,B) = J(B,C) = (S - 13k) / (S + 13k) near 0.88
+    and J(A,C) = (S - 26k) / (S + 26k) near 0.77, each about 0.03 from its threshold (0.85,
+    0.8). A chain base is long (1500..2500 words) so that one edit more or less moves J by
+    under 0.01, and of distinct sentences, so that no edited shingle is repeated elsewhere."""
+    return max(1, round(shingles * CHAIN_EDIT_SHARE / NGRAM))
 
 
 def edit_tokens(rng: np.random.Generator, pool: Pool, tokens: list[str], k: int,
@@ -266,7 +287,7 @@ class Families:
         if kind == 2:
             words = TEMPLATE_WORDS
         elif kind == 1:
-            words = int(rng.integers(600, 1000))
+            return render(rng, self.pool.draw(rng, int(rng.integers(1500, 2500)), distinct=True)).split(" ")
         else:
             words = max(doc_length(rng, self.mean_words), 200)
         return render(rng, self.pool.draw(rng, words)).split(" ")
@@ -293,9 +314,11 @@ class Families:
 
     def _chain(self, family: int, tokens: list[str], member: int) -> str:
         """A (member 0), B = A edited in the first half, C = B edited in the second half."""
-        k = edits_for(CHAIN_TARGET, len(tokens))
+        k = chain_edits(len(shingles(" ".join(tokens))))
         half = len(tokens) // NGRAM // 2
-        for step, slots in ((1, np.arange(1, half)), (2, np.arange(half, 2 * half - 1)))[:member]:
+        # a slot between the halves: an edit of each step in adjacent slots, at their own
+        # offsets, could share shingles, and J(A,C) would then rise above (S - 26k) / (S + 26k)
+        for step, slots in ((1, np.arange(1, half)), (2, np.arange(half + 1, 2 * half)))[:member]:
             tokens = edit_tokens(self._rng(3, family, step), self.pool, tokens, k, slots, ops="r")
         return " ".join(tokens)
 
