@@ -912,10 +912,11 @@ def semantic_scale_intro(d: Json) -> str:
     scope = "one scope (`cross_slice`)" if p["cross_slice"] else "scopes of one slice each"
     return para(
         f"The partitioned semantic pass (`redrobe.dedup.semantic_tasks.semantic_edges`: k-means, "
-        f"assign, cluster and block pair tasks) against brute force on {num(d['docs'])} documents of the "
+        f"assign, cluster and block pair tasks) against brute force on {semantic_scale_docs(d)} of the "
         "dedup ladder's corpus (`benchmarks/scale_corpus.py`: real sentences, planted near-duplicate "
-        "families, chains, a template family; every document embedded, no exact or MinHash pass "
-        "first). Both read the same stored embeddings (all-MiniLM-L6-v2 through the stage's encode "
+        "families, chains, a template family; no exact or MinHash pass first: every document with "
+        "a text view is embedded). Both read the same stored embeddings (all-MiniLM-L6-v2 through "
+        "the stage's encode "
         f"tasks, {p['embedding_dtype']}); the pass runs with the repository's params (threshold "
         f"{plain(p['threshold'])}, {num(p['docs_per_cluster'])} documents per cluster, "
         f"{p['kmeans_iters']} k-means iterations on {num(p['kmeans_sample'])} samples, blocks of "
@@ -935,6 +936,16 @@ def semantic_scale_intro(d: Json) -> str:
            f"on top of commit `{d['commit'][:7]}` (a shared checkout)." if d.get("uncommitted") else ""))
 
 
+def semantic_scale_docs(d: Json) -> str:
+    """The documents in scope, and how many of them were embedded when not all."""
+    scope = d.get("docs_in_scope", d["docs"])
+    if scope == d["docs"]:
+        return f"{num(scope)} documents"
+    return (f"{num(scope)} documents ({num(d['docs'])} embedded: the stage embeds no document whose "
+            "text view is empty, here github documents whose every line reads as a comment, which "
+            "`strip_header` removes whole)")
+
+
 def semantic_scale_rate(d: Json, words: int) -> float | None:
     return next((r["docs_per_s"] for r in d["encode"]["probe"] if r["max_words"] == words), None)
 
@@ -948,11 +959,16 @@ def semantic_scale_table(d: Json) -> str:
     e, ps, b, r = d["encode"], d["pass"], d["brute_force"], d["recall"]
     encoded = "" if e["complete"] else f" (of {num(d['corpus']['docs'])}: encoding stopped at its budget)"
     header = ["docs", "view", "encode", "k", "largest cluster", "brute-force pairs", "found",
-              "pair recall", "component recall", "found, not brute force", "pass", "brute force"]
-    rows = [[num(d["docs"]) + encoded, f"{e['max_words']} words",
+              "pair recall", "outside the largest component", "component recall",
+              "found, not brute force", "pass", "brute force"]
+    outside = (r.get("largest_brute_force_component") or {}).get("pair_recall_outside")
+    scope = d.get("docs_in_scope", d["docs"])
+    docs = num(scope) if scope == d["docs"] else f"{num(scope)} ({num(d['docs'])} embedded)"
+    rows = [[docs + encoded, f"{e['max_words']} words",
              f"{num(e['seconds'])} s ({num(e['docs_per_s'])} docs/s, {e['workers']} worker(s))",
              num(ps["k"]), num(ps["largest_cluster"]), num(r["brute_force_pairs"]), num(r["pairs_found"]),
-             fixed(r["pair_recall"], 4), fixed(r["component_recall"], 4), num(r["found_not_brute_force"]),
+             fixed(r["pair_recall"], 4), fixed(outside, 4), fixed(r["component_recall"], 4),
+             num(r["found_not_brute_force"]),
              f"{num(ps['seconds'])} s", f"{num(b['seconds'])} s"]]
     return table(header, rows)
 
@@ -971,7 +987,17 @@ def semantic_scale_missed(d: Json) -> str:
         "component through other links. Pairs the pass found that brute force did not: "
         f"{num(r['found_not_brute_force'])} ({num(r['found_not_brute_force_within_rounding'])} within "
         f"rounding of the threshold). {num(r['brute_force_docs_in_pairs'])} documents are in some "
-        "brute-force pair.")
+        "brute-force pair." + semantic_scale_largest(r))
+
+
+def semantic_scale_largest(r: Json) -> str:
+    big = r.get("largest_brute_force_component")
+    if not big:
+        return ""
+    return (f" The largest brute-force component ({num(big['docs'])} documents, as many as the planted "
+            f"template family of near copies) holds {num(big['pairs'])} of the pairs; outside it the "
+            "pass finds "
+            f"**{fixed(big['pair_recall_outside'], 4)}** of {num(big['pairs_outside'])} pairs.")
 
 
 def semantic_scale_probe(d: Json) -> str:
@@ -997,7 +1023,7 @@ def semantic_scale_block(d: Json) -> str:
     load = (f"{' / '.join(map(str, d['load_average_at_start']))} at the start, "
             f"{' / '.join(map(str, d['load_average_at_end']))} at the end")
     return join_blocks([
-        para(f"{num(d['docs'])} documents, the first {d['encode']['max_words']} words of each "
+        para(f"{semantic_scale_docs(d)}, the first {d['encode']['max_words']} words of each "
              f"embedded, threshold {plain(d['params']['threshold'])}, k = {d['pass']['k']} "
              f"(commit `{d['commit'][:7]}`, {d['machine']['cpus']} CPUs, load average {load}):"),
         semantic_scale_table(d), semantic_scale_targets(d)])

@@ -85,6 +85,8 @@ def test_a_planted_pair_across_two_clusters_is_missed() -> None:
     assert r["pair_recall"] == pytest.approx((total - r["missed"]) / total)
     assert r["found_not_brute_force"] == 0 and r["component_recall"] == 0.0
     assert r["missed_cosine"]["min"] >= 0.9
+    big = r["largest_brute_force_component"]
+    assert big["pairs"] + big["pairs_outside"] == total and big["docs"] == 2   # planted pairs only
     assert bench.targets(100_000, r)["pair recall vs brute force"]["ok"] == (r["pair_recall"] >= 0.95)
     # everything in one cluster: nothing is missed
     single = np.zeros(len(vecs), np.int64)
