@@ -856,7 +856,17 @@ def _projection_semantic(results: Path, n: float) -> list[list[str]]:
     d = json.loads(path.read_text(encoding="utf-8"))
     per_core = d["semantic_dedup_docs_per_s"] / d["threads"]
     return [["semantic dedup on CPU: MiniLM encoding (`semantic.json`)", num(n / per_core / 3600),
-             "—", "—", f"{num(n * 384 * 2 / 1e12, 2)} TB (float16 embeddings)", "—"]]
+             _centroid_memory(results, n), "—", f"{num(n * 384 * 2 / 1e12, 2)} TB (float16 embeddings)", "—"]]
+
+
+def _centroid_memory(results: Path, n: float) -> str:
+    """What every k-means step and assignment task holds at ``n`` documents: the float32
+    centroids, k = n / docs_per_cluster (the params semantic_scale.json ran with)."""
+    path = results / "semantic_scale.json"
+    if not path.exists():
+        return "—"
+    k = math.ceil(n / json.loads(path.read_text(encoding="utf-8"))["params"]["docs_per_cluster"])
+    return f"{num(k * 384 * 4 / 1e6)} MB of centroids (k = {num(k)})"
 
 
 def scale_rates(d: Json) -> str:
