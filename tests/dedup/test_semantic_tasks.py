@@ -277,6 +277,7 @@ def test_the_partitioned_lloyd_loop_gives_the_one_process_centroids(tmp_path, mo
     assert 1 < iterations < params.kmeans_iters                 # converged: the loop stopped early
     assert len(spy.of(kt.StepTask)) == plan.windows * (iterations + 1)
     assert len(spy.of(kt.UpdateTask)) == plan.parts * iterations
+    assert not (tmp_path / "w").exists()                        # the scratch goes with the loop
     if points_per_cluster == 1:   # the base sample: the same bits as before the loop was partitioned
         assert np.array_equal(centroids, kmeans_before_windows(EmbeddingStore(old), k, params))
     # float32 embeddings: the same windows and order of sums in both

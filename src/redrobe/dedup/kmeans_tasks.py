@@ -24,7 +24,8 @@ files by URL under a work directory (local or fsspec).
 
 The sample task holds the sample's positions (8 bytes a row); a step task one window,
 its labels and the centroids; an update task one range of sums. The driver holds the
-step tasks' counts of changed rows.
+step tasks' counts of changed rows. Each iteration deletes the files no later one reads,
+and the work directory goes once the centroids are joined.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from redrobe.dedup.semantic import (
     window_sums,
 )
 from redrobe.partfile import get_bytes, join, put_bytes, read_partition, write_partitioned
+from redrobe.storage import remove_tree
 
 Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], Sequence[Any]]
 
@@ -276,6 +278,15 @@ def train_centroids(files: SampleSource, k: int, params: DedupSemantic, work: st
         if sum(changed) == 0:
             break
         mapper(update_task, [UpdateTask(plan, p, step, current) for p in range(plan.parts)])
+        _drop(plan, ("sums", step), ("labels", step - 1), ("centroids", current))
         current = step
     mapper(join_task, [JoinTask(plan, current, output)])
+    remove_tree(plan.work)
     return current
+
+
+def _drop(plan: Plan, *steps: tuple[str, int]) -> None:
+    """Delete what no later iteration reads: the scratch stays about two iterations'
+    (sums per window are up to twice the sample in float64 when k is large)."""
+    for kind, step in steps:
+        remove_tree(join(plan.work, kind, f"{step:03d}"))
