@@ -9,26 +9,19 @@ asserted: only the shape and arithmetic of the results.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_script
 
 from redrobe.sources import multilingual
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("langid_bench", REPO / "benchmarks" / "langid.py")
-render_docs = _load("render_docs_for_langid", REPO / "benchmarks" / "render_docs.py")
+bench = load_script("langid", "langid_bench")
+render_docs = load_script("render_docs", "render_docs_for_langid")
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,15 @@ scripts per language are given (the script's ``language_scripts`` replaced).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_script
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("languages_bench", REPO / "benchmarks" / "languages.py")
-render_docs = _load("render_docs_for_languages", REPO / "benchmarks" / "render_docs.py")
+bench = load_script("languages", "languages_bench")
+render_docs = load_script("render_docs", "render_docs_for_languages")
 
 SCRIPTS = {"en": "Latn", "ru": "Cyrl", "fr": "Latn"}
 

@@ -9,13 +9,13 @@ milliseconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
@@ -23,14 +23,7 @@ RESULTS = BENCH / "results"
 DOC = REPO / "docs" / "performance.md"
 
 
-def _load_renderer():
-    spec = importlib.util.spec_from_file_location("render_docs", BENCH / "render_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render_docs = _load_renderer()
+render_docs = load_script("render_docs")
 
 
 def _sections(text: str) -> set[str]:

@@ -8,13 +8,12 @@ identity with the one-process plan, and the docs section, never timings.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from bench_scripts import load_script
 
 from redrobe.documents import list_shards
 
@@ -25,16 +24,8 @@ FUNCTIONS = {"keys_task", "bucket_task", "shingle_task", "verify_task", "claim_t
              "planned_write"}
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-scale = _load("scale")
-render_docs = _load("render_docs")
+scale = load_script("scale")
+render_docs = load_script("render_docs")
 
 
 @pytest.fixture(scope="module")

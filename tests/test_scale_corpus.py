@@ -7,32 +7,21 @@ says what the documents are.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from bench_scripts import load_script
 
 from redrobe.dedup.minhash import MinHasher, exact_jaccard
 from redrobe.documents import Document, ShardWriter, list_shards, read_documents
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS, SHARD_DOCS, MEAN_WORDS = 1200, 100, 150
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("scale_corpus", ROOT / "benchmarks" / "scale_corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scale_corpus"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sc = _load()
+sc = load_script("scale_corpus")
 
 
 def _texts() -> list[str]:

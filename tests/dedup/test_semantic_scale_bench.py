@@ -9,28 +9,16 @@ partitioned pass's replayed pairs must be as many as it reports, none outside br
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_script
 
 from redrobe.config import DedupSemantic
 from redrobe.dedup.semantic_tasks import EmbeddingFiles, embedding_records, member_records
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("semantic_scale")
+bench = load_script("semantic_scale")
 
 
 def planted(n: int = 300, pairs: int = 20, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, set]:
