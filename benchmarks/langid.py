@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import os
 import platform
 import sys
@@ -224,14 +223,12 @@ def main(argv: list[str] | None = None) -> int:
               "recommended": langid.RECOMMENDED_BACKEND, "backends": measured, "skipped": skipped,
               "groups": groups(measured, sorted(corpus["items_per_label"])),
               "machine": machine()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
-    print(f"wrote {args.out}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from render_docs import render, write_results
+
+    write_results(args.out, result)
     if not args.no_render:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from render_docs import render  # regenerate docs/performance.md and docs/languages.md
-        render()
+        render()  # docs/performance.md and docs/languages.md
     return 0
 
 

@@ -233,14 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     result.update(command=command(argv), pipeline=args.pipeline,
                   commit=args.commit or git_commit(),
                   cpus=os.cpu_count())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
-    print(f"wrote {args.out}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from render_docs import render, write_results
+
+    write_results(args.out, result)
     if not args.no_render:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from render_docs import render  # regenerate docs/performance.md and docs/languages.md
-        render()
+        render()  # docs/performance.md and docs/languages.md
     return 0
 
 

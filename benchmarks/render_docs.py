@@ -1767,6 +1767,13 @@ def blocks(results: Path, testing: Path | None) -> list[tuple[Path, str]]:
     return out
 
 
+def write_results(out: Path, result: Json) -> None:
+    """Write a benchmark's results to ``out``: indented UTF-8 JSON, keys sorted."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
 def render(results: Path = RESULTS, output: Path = DOC, scripts: Path = BENCH,
            testing: Path | None = None) -> Path:
     """Write the page (and the testing page's block); benchmark scripts call this after
