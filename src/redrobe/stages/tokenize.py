@@ -46,7 +46,6 @@ from redrobe.documents import (
     ShardWriter,
     atomic_dir,
     count_documents,
-    file_digest,
     list_shards,
     partition_of,
     read_documents,
@@ -65,7 +64,7 @@ from redrobe.stages.common import (
     parser,
 )
 from redrobe.stages.common import progress as reporter
-from redrobe.storage import join, location
+from redrobe.storage import join, location, manifest_digests
 from redrobe.tokenizer import (
     TOKENIZER_FILE,
     document_encoder,
@@ -224,7 +223,7 @@ def run(params: Params, args: argparse.Namespace, tracker: Tracker) -> dict[str,
         with reporter(f"{STAGE} validation", len(tasks)) as progress:
             found = map_tracked(executor, validation_stats, val_tasks, progress)
             validation = _compression(val_tasks, found)
-    digest = file_digest(output / TOKENIZER_FILE)
+    digest = manifest_digests(output)[str(output / TOKENIZER_FILE)]   # not read back from a bucket
     files = sorted(output.glob("*.json"))  # tokenizer.json, tokenizer_config.json, ...
     log_lineage(tracker, STAGE, [(s, f) for s in shards for f in files],
                 committed=[args.input, args.output])
