@@ -182,10 +182,9 @@ def _rows_at(plan: Plan, positions: np.ndarray) -> np.ndarray:
 
 
 def _save_ranges(plan: Plan, centroids: np.ndarray, step: int, first: int = 0) -> None:
-    for p in range(len(centroids) // CLUSTERS_PER_PART + bool(len(centroids) % CLUSTERS_PER_PART)):
-        part = first + p
-        save(plan.url("centroids", part, step=step),
-             centroids[p * CLUSTERS_PER_PART:(p + 1) * CLUSTERS_PER_PART])
+    """``centroids`` as range files ``first``, ``first + 1``, ... of iteration ``step``."""
+    for p, lo in enumerate(range(0, len(centroids), CLUSTERS_PER_PART), start=first):
+        save(plan.url("centroids", p, step=step), centroids[lo:lo + CLUSTERS_PER_PART])
 
 
 def _centroids(plan: Plan, step: int) -> np.ndarray:
